@@ -1,0 +1,1 @@
+"""Cloud providers, one package per cloud, found through the ``ccm.providers`` entry points."""

@@ -1,0 +1,1 @@
+"""AWS provider: NLBs with instance targets on the NodePorts (filled in by the AWS provider work)."""
