@@ -1,0 +1,178 @@
+"""The ``ccm`` command: ``ccm run`` is the controller, as a cloud-controller-manager is started.
+
+Bad flags and bad configuration end with one line on stderr and exit code 2; losing leadership ends
+the process (exit 1) so that the Deployment restarts it as a candidate, as upstream does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import uuid
+from collections.abc import Sequence
+
+from kubernetes import config as kube_config
+
+from ccm import flags, logs
+from ccm.cloudprovider import UnknownProvider, load_provider
+from ccm.controllers.service import ServiceController
+from ccm.health import HealthServer
+from ccm.k8s.clientconfig import new_api_client
+from ccm.k8s.events import EventRecorder
+from ccm.k8s.leader import LeaderElector, validate_timings
+
+logger = logging.getLogger(__name__)
+
+EXIT_USAGE = 2
+
+
+def _fail(message: str) -> int:
+    sys.stderr.write(f"ccm: error: {message}\n")
+    return EXIT_USAGE
+
+
+def run(args: argparse.Namespace) -> int:
+    """``ccm run``: wire the API client, provider, controller, health server and leader election."""
+    logs.setup(verbosity=args.v, fmt=args.logging_format)
+    try:
+        controllers = flags.parse_controllers(args.controllers or ["*"])
+        if args.leader_elect:
+            validate_timings(
+                lease_duration=args.leader_elect_lease_duration,
+                renew_deadline=args.leader_elect_renew_deadline,
+                retry_period=args.leader_elect_retry_period,
+            )
+    except ValueError as exc:
+        return _fail(str(exc))
+    for name in controllers.ignored:
+        logger.warning("--controllers: %s is not implemented here and is ignored", name)
+    if args.cloud_config and not os.path.isfile(args.cloud_config):
+        return _fail(f"--cloud-config={args.cloud_config}: no such file")
+    provider_name = {"gcp": "gce"}.get(args.cloud_provider, args.cloud_provider)
+    try:
+        provider = load_provider(
+            name=provider_name, cluster_name=args.cluster_name, cloud_config=args.cloud_config or None
+        )
+    except (UnknownProvider, ValueError) as exc:
+        return _fail(str(exc))
+    try:
+        api = new_api_client(
+            kubeconfig=args.kubeconfig, master=args.master, qps=args.kube_api_qps, burst=args.kube_api_burst
+        )
+    except (kube_config.ConfigException, OSError) as exc:
+        return _fail(f"--kubeconfig: {exc}")
+
+    stop = threading.Event()
+    exit_code = [0]
+    recorder = EventRecorder(api=api)
+    controller = ServiceController(
+        api=api,
+        provider=provider,
+        cluster_name=args.cluster_name,
+        recorder=recorder,
+        load_balancer_class=args.load_balancer_class,
+        workers=args.concurrent_service_syncs,
+        resync_period=args.load_balancer_resync_period,
+    )
+    started = threading.Event()
+
+    def start_controllers() -> None:
+        if controllers.service and not started.is_set():
+            started.set()
+            controller.start()
+
+    def lost_leadership() -> None:
+        exit_code[0] = 1
+        stop.set()
+
+    elector: LeaderElector | None = None
+    if args.leader_elect:
+        identity = f"{socket.gethostname()}_{uuid.uuid4()}"
+        elector = LeaderElector(
+            api=api,
+            name=args.leader_elect_resource_name,
+            namespace=args.leader_elect_resource_namespace,
+            identity=identity,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+            on_started_leading=start_controllers,
+            on_stopped_leading=lost_leadership,
+        )
+
+    def ready() -> tuple[bool, str]:
+        if elector is not None and not elector.is_leader:
+            return True, "standby"
+        return (
+            controller.has_synced(),
+            "informers synced" if controller.has_synced() else "informers not synced",
+        )
+
+    server = None
+    if args.secure_port:
+        healthz = {"leaderElection": elector.healthy} if elector is not None else {}
+        try:
+            server = HealthServer(
+                bind_address=args.bind_address,
+                port=args.secure_port,
+                cert_file=args.tls_cert_file,
+                key_file=args.tls_private_key_file,
+                healthz=healthz,
+                readyz={"informer-sync": ready},
+                before_metrics=controller.update_metrics,
+            )
+        except OSError as exc:
+            return _fail(
+                f"--secure-port={args.secure_port} on --bind-address={args.bind_address}: {exc.strerror}"
+            )
+        server.start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    logger.info(
+        "starting: provider=%s cluster=%s class=%r workers=%d leader-elect=%s",
+        provider_name,
+        args.cluster_name,
+        args.load_balancer_class,
+        args.concurrent_service_syncs,
+        args.leader_elect,
+    )
+    if elector is not None:
+        elector.start()
+    else:
+        start_controllers()
+    stop.wait()
+    if started.is_set():
+        controller.stop()
+    if elector is not None and exit_code[0] == 0:
+        elector.release()
+    recorder.flush(timeout=5)
+    if server is not None:
+        server.stop()
+    logger.info("stopped")
+    if exit_code[0]:
+        logging.shutdown()
+        os._exit(exit_code[0])  # the election thread cannot be stopped; leave at once
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = flags.new_parser()
+    args = parser.parse_args(argv)
+    if args.command == "run":
+        return run(args)
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

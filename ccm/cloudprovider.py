@@ -1,0 +1,274 @@
+"""The contract between the controller (``ccm``) and the cloud providers (``providers``).
+
+It mirrors the ``LoadBalancer`` interface of upstream ``k8s.io/cloud-provider`` (``cloud.go``) in
+snake_case, with one difference that makes providers testable without Kubernetes: they receive a
+plain, frozen :class:`LoadBalancerRequest` instead of the Service and Node objects. This module is
+the only part of ``ccm`` a provider may import (an import-linter contract enforces it).
+
+Providers are found through the ``ccm.providers`` entry points; each names a factory
+``new(*, cluster_name: str, cloud_config: str | None) -> LoadBalancer``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import MappingProxyType
+from typing import Protocol, runtime_checkable
+
+logger = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "ccm.providers"
+SOURCE_RANGES_ANNOTATION = "service.beta.kubernetes.io/load-balancer-source-ranges"
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+class ImplementedElsewhere(Exception):
+    """Another controller builds this kind of load balancer.
+
+    ``ensure_load_balancer`` and ``update_load_balancer`` raise it for a Service they leave to
+    someone else (for example ``aws-load-balancer-type: external``). The controller then keeps its
+    finalizer but writes no status. ``ensure_load_balancer_deleted`` must never raise it: a type
+    change or a migration still has to tear down what we built.
+    """
+
+
+class RetryAfter(Exception):
+    """Come back after a fixed delay instead of exponential backoff (upstream ``api.RetryError``).
+
+    For states that are expected to resolve by themselves (a load balancer still provisioning, an
+    address still being released). The controller requeues the Service after ``seconds`` without
+    counting a failure.
+    """
+
+    def __init__(self, message: str, *, seconds: float) -> None:
+        super().__init__(message)
+        self.seconds = seconds
+
+
+class InvalidSpec(Exception):
+    """The Service asks for something that cannot be built; retrying will not help.
+
+    ``field`` names what is wrong (an annotation key or a spec path such as ``spec.ports[1].protocol``),
+    ``value`` is what the user wrote and ``accepted`` says what would be valid. The controller shows
+    the message as a Warning event and a status condition, and retries only at the maximum backoff.
+    A provider raises it before creating anything.
+    """
+
+    def __init__(self, *, field: str, value: object, accepted: str, reason: str = "") -> None:
+        self.field = field
+        self.value = value
+        self.accepted = accepted
+        self.reason = reason
+        detail = f": {reason}" if reason else ""
+        super().__init__(f"invalid {field}={value!r}{detail}; accepted: {accepted}")
+
+
+# -- plain data ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ServicePort:
+    """One entry of ``spec.ports``; ``node_port`` is 0 when the apiserver allocated none."""
+
+    name: str
+    protocol: str
+    port: int
+    node_port: int
+    target_port: int | str | None = None
+    app_protocol: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeAddress:
+    type: str
+    address: str
+
+
+@dataclass(frozen=True)
+class Node:
+    """A node that should receive traffic. ``provider_id`` is ``spec.providerID`` ('' if unset)."""
+
+    name: str
+    provider_id: str
+    zone: str = ""
+    addresses: tuple[NodeAddress, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+
+@dataclass(frozen=True)
+class LoadBalancerRequest:
+    """Everything a provider may look at, frozen. Built by the controller from a Service and Nodes."""
+
+    cluster_name: str
+    namespace: str
+    name: str
+    uid: str
+    ports: tuple[ServicePort, ...]
+    nodes: tuple[Node, ...] = ()
+    annotations: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    load_balancer_source_ranges: tuple[str, ...] = ()
+    external_traffic_policy: str = "Cluster"
+    health_check_node_port: int = 0
+    session_affinity: str = "None"
+    session_affinity_timeout_seconds: int | None = None
+    load_balancer_ip: str = ""
+    ip_families: tuple[str, ...] = ("IPv4",)
+    ip_family_policy: str = "SingleStack"
+    load_balancer_class: str | None = None
+    allocate_load_balancer_node_ports: bool = True
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``, the controller's work-queue key."""
+        return f"{self.namespace}/{self.name}"
+
+    def with_nodes(self, nodes: Sequence[Node]) -> LoadBalancerRequest:
+        """The same request for another node set (what a node sync passes to update)."""
+        return dataclasses.replace(self, nodes=tuple(nodes))
+
+
+@dataclass(frozen=True)
+class PortStatus:
+    port: int
+    protocol: str
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class IngressPoint:
+    """One ``status.loadBalancer.ingress`` entry: an ``ip`` or a ``hostname`` (or both)."""
+
+    ip: str = ""
+    hostname: str = ""
+    ip_mode: str = ""
+    ports: tuple[PortStatus, ...] = ()
+
+
+@dataclass(frozen=True)
+class LoadBalancerStatus:
+    """What the controller writes to ``status.loadBalancer``."""
+
+    ingress: tuple[IngressPoint, ...] = ()
+
+
+# -- the provider interface ---------------------------------------------------------------------
+
+
+@runtime_checkable
+class LoadBalancer(Protocol):
+    """A cloud's load balancers (upstream ``cloudprovider.LoadBalancer``).
+
+    Every method may be called concurrently for different Services; the controller never runs two
+    calls for the same Service at once. Requests are read-only. All methods are idempotent.
+    """
+
+    def get_load_balancer_name(self, *, request: LoadBalancerRequest) -> str:
+        """The name of the load balancer; stable for a Service's lifetime and unique per cluster."""
+        ...
+
+    def get_load_balancer(self, *, request: LoadBalancerRequest) -> tuple[LoadBalancerStatus | None, bool]:
+        """``(status, True)`` if the load balancer exists, ``(None, False)`` if it does not.
+
+        Absence is not an error. An error means the state is unknown.
+        """
+        ...
+
+    def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
+        """Create or update the load balancer to match the request and return its status.
+
+        Raises :class:`InvalidSpec` (before creating anything) for what the user must fix,
+        :class:`RetryAfter` to be called again after a fixed delay, :class:`ImplementedElsewhere`
+        when another controller owns this kind of LB. Must never return ``None``.
+        """
+        ...
+
+    def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
+        """Bring the load balancer's backends to ``request.nodes``; change nothing else.
+
+        Called by the node sync when a Service's host set changed. May raise
+        :class:`ImplementedElsewhere`.
+        """
+        ...
+
+    def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
+        """Delete every part of the load balancer; succeed when nothing (or only part) exists.
+
+        Must not raise :class:`ImplementedElsewhere`. Must never delete what this cluster does not own.
+        """
+        ...
+
+
+@runtime_checkable
+class DriftChecker(Protocol):
+    """Optional: a cheap bulk check that a provider offers for the periodic resync.
+
+    ``requests`` is every Service that currently wants a load balancer (the controller's caches are
+    synced when it calls). The provider returns the keys whose load balancer is missing or differs
+    from what the request would build; the controller fully re-ensures only those. It may also
+    delete resources this cluster owns whose Service is not among ``requests`` (the orphan sweep),
+    after its own grace period. Without this method the controller re-ensures every Service.
+    """
+
+    def drifted_load_balancers(self, *, requests: Sequence[LoadBalancerRequest]) -> frozenset[str]: ...
+
+
+ProviderFactory = Callable[..., LoadBalancer]
+
+
+class UnknownProvider(LookupError):
+    """``--cloud-provider`` names no installed provider."""
+
+
+def provider_names() -> list[str]:
+    """Names of the installed providers (entry points in the ``ccm.providers`` group)."""
+    return sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
+
+
+def load_provider(*, name: str, cluster_name: str, cloud_config: str | None) -> LoadBalancer:
+    """Build the provider called ``name`` through its entry point."""
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            factory: ProviderFactory = ep.load()
+            return factory(cluster_name=cluster_name, cloud_config=cloud_config)
+    raise UnknownProvider(
+        f"--cloud-provider={name!r} is not installed; accepted: {', '.join(provider_names()) or '(none)'}"
+    )
+
+
+# -- helpers providers share --------------------------------------------------------------------
+
+
+def source_ranges(request: LoadBalancerRequest) -> tuple[str, ...]:
+    """``spec.loadBalancerSourceRanges``, else the annotation, else allow-all (upstream semantics).
+
+    Allow-all covers each IP family the Service uses (upstream forgets IPv6). Raises
+    :class:`InvalidSpec` for a value that is not a CIDR.
+    """
+    if request.load_balancer_source_ranges:
+        where, raw = "spec.loadBalancerSourceRanges", list(request.load_balancer_source_ranges)
+    elif request.annotations.get(SOURCE_RANGES_ANNOTATION, "").strip():
+        where = f"annotation {SOURCE_RANGES_ANNOTATION}"
+        raw = [part for part in request.annotations[SOURCE_RANGES_ANNOTATION].split(",")]
+    else:
+        families = request.ip_families or ("IPv4",)
+        return tuple(("0.0.0.0/0" if fam == "IPv4" else "::/0") for fam in families)
+    cidrs: list[str] = []
+    for part in raw:
+        value = part.strip()
+        try:
+            cidrs.append(str(ipaddress.ip_network(value, strict=False)))
+        except ValueError:
+            raise InvalidSpec(
+                field=where,
+                value=value,
+                accepted="CIDRs such as 203.0.113.0/24 or 2001:db8::/32",
+                reason="not a CIDR",
+            ) from None
+    return tuple(dict.fromkeys(cidrs))

@@ -1,0 +1,1 @@
+"""Controllers: today the service controller (``service-lb-controller``, alias ``service``)."""

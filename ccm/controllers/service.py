@@ -1,0 +1,520 @@
+"""The service controller (``service-lb-controller``): Services of type LoadBalancer → cloud LBs → status.
+
+Level-triggered, as upstream's ``controllers/service/controller.go``, with the fixes its users asked for:
+
+* ``ensure_load_balancer_deleted`` is always called on cleanup (upstream skips it when Get says
+  "absent", which leaks half-built LBs);
+* one lock per load balancer, held by both the service sync and the node sync, so a slow node sync
+  can never overwrite the host set a newer service sync wrote (upstream #121090);
+* the node sync compares each Service's host set with what was last sent and calls only
+  ``update_load_balancer``, only for the Services whose set changed;
+* status patches only when the normalised ingress changed, and a ``LoadBalancerSynced`` condition
+  that keeps a failure visible;
+* ``InvalidSpec`` (the user's mistake) is retried only at the maximum backoff, never in a hot loop;
+* a periodic drift resync that asks the provider for a cheap bulk check and re-ensures only the
+  Services whose LB is missing or differs (upstream never repairs drift, #34660).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes import client
+
+from ccm.cloudprovider import (
+    DriftChecker,
+    ImplementedElsewhere,
+    InvalidSpec,
+    LoadBalancer,
+    LoadBalancerRequest,
+    RetryAfter,
+)
+from ccm.controllers import metrics, predicates, status
+from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER, Obj
+from ccm.controllers.request import build_request
+from ccm.k8s.events import NORMAL, WARNING, EventRecorder
+from ccm.k8s.patches import ServicePatcher
+from ccm.k8s.reflector import Reflector, object_key
+from ccm.k8s.workqueue import ExponentialBackoff, ShutDown, WorkQueue
+
+logger = logging.getLogger(__name__)
+
+NAME = "service-lb-controller"
+NODE_SYNC_KEY = "nodes"
+MAX_NODE_NAMES_IN_EVENT = 20
+
+
+class SyncError(Exception):
+    """A failed sync, with upstream's wrapping message; ``cause`` is the provider's or API's error."""
+
+    def __init__(self, message: str, *, cause: BaseException) -> None:
+        super().__init__(f"{message}: {cause}")
+        self.cause = cause
+
+
+class ServiceController:
+    """Owns two reflectors (Services, Nodes), two work queues and the worker threads."""
+
+    def __init__(
+        self,
+        *,
+        api: client.ApiClient,
+        provider: LoadBalancer,
+        cluster_name: str,
+        recorder: EventRecorder,
+        load_balancer_class: str = "",
+        workers: int = 1,
+        resync_period: float = 600.0,
+        backoff_base: float = 5.0,
+        backoff_max: float = 300.0,
+    ) -> None:
+        self.provider = provider
+        self.cluster_name = cluster_name
+        self.load_balancer_class = load_balancer_class
+        self.workers = max(1, workers)
+        self.recorder = recorder
+        self.patcher = ServicePatcher(api=api)
+        self.resync_period = resync_period
+        self.backoff_max = backoff_max
+        core = client.CoreV1Api(api)
+        self.service_queue: WorkQueue[str] = WorkQueue(
+            name="service", backoff=ExponentialBackoff(base=backoff_base, cap=backoff_max)
+        )
+        self.node_queue: WorkQueue[str] = WorkQueue(name="node")
+        self.services = Reflector(
+            name="services", list_func=core.list_service_for_all_namespaces, handler=_ServiceHandler(self)
+        )
+        self.nodes = Reflector(name="nodes", list_func=core.list_node, handler=_NodeHandler(self))
+        # What this process last knew of each Service it handled (upstream's cache): lets a Service
+        # deleted without our finalizer still get its LB deleted, and detects a UID change.
+        self._known: dict[str, Obj] = {}
+        self._last_synced_nodes: dict[str, frozenset[tuple[str, str]]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._state_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="nodesync")
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the reflectors, wait for both caches, then start the workers and the resync loop."""
+        self.services.start()
+        self.nodes.start()
+        thread = threading.Thread(target=self._run_after_sync, name="service-controller", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def has_synced(self) -> bool:
+        return self.services.synced.is_set() and self.nodes.synced.is_set()
+
+    def _run_after_sync(self) -> None:
+        while not self.has_synced():
+            if self._stop.wait(0.1):
+                return
+        logger.info(
+            "caches synced: %d services, %d nodes; starting %d workers",
+            len(self.services.store),
+            len(self.nodes.store),
+            self.workers,
+        )
+        for i in range(self.workers):
+            self._spawn(f"service-worker-{i}", self._service_worker)
+        self._spawn("node-worker", self._node_worker)
+        self._spawn("resync", self._resync_loop)
+
+    def _spawn(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.service_queue.shut_down()
+        self.node_queue.shut_down()
+        self.services.stop()
+        self.nodes.stop()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def update_metrics(self) -> None:
+        """Refresh the in-flight work gauges (called on every /metrics scrape)."""
+        self.service_queue.update_unfinished_metrics()
+        self.node_queue.update_unfinished_metrics()
+
+    def _lock_for(self, key: str) -> threading.Lock:
+        with self._state_lock:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
+
+    # -- selection ---------------------------------------------------------------------------------
+
+    def wants_load_balancer(self, service: Obj) -> bool:
+        return predicates.wants_load_balancer(service, load_balancer_class=self.load_balancer_class)
+
+    def needs_cleanup(self, service: Obj) -> bool:
+        return predicates.needs_cleanup(service, load_balancer_class=self.load_balancer_class)
+
+    def target_nodes(self) -> list[Obj]:
+        return [n for n in self.nodes.store.objects() if predicates.is_load_balancer_target(n)]
+
+    def _request(self, service: Obj, nodes: list[Obj]) -> LoadBalancerRequest:
+        return build_request(service=service, nodes=nodes, cluster_name=self.cluster_name)
+
+    # -- service worker ----------------------------------------------------------------------------
+
+    def _service_worker(self) -> None:
+        while True:
+            try:
+                key = self.service_queue.get()
+            except ShutDown:
+                return
+            try:
+                self.process_service(key)
+            finally:
+                self.service_queue.done(key)
+
+    def process_service(self, key: str) -> None:
+        """Sync ``key`` and do the queue bookkeeping for the outcome (upstream ``processNextWorkItem``)."""
+        try:
+            self.sync_service(key)
+        except SyncError as err:
+            cause = err.cause
+            if isinstance(cause, RetryAfter):
+                logger.info("%s: retrying in %.0fs: %s", key, cause.seconds, cause)
+                self.service_queue.add_after(key, cause.seconds)
+            elif isinstance(cause, InvalidSpec):
+                logger.warning("%s: invalid spec, retrying in %.0fs: %s", key, self.backoff_max, cause)
+                self.service_queue.add_after(key, self.backoff_max)
+            else:
+                delay = self.service_queue.add_rate_limited(key)
+                logger.warning("%s: sync failed, retrying in %.0fs: %s", key, delay, err)
+            return
+        except Exception:
+            delay = self.service_queue.add_rate_limited(key)
+            logger.exception("%s: sync failed unexpectedly, retrying in %.0fs", key, delay)
+            return
+        self.service_queue.forget(key)
+
+    def sync_service(self, key: str) -> None:
+        """Reconcile one Service key. Raises :class:`SyncError` on failure."""
+        if key.count("/") != 1:
+            raise ValueError(f"unexpected key format: {key!r}")
+        service = self.services.store.get(key)
+        with self._lock_for(key):
+            if service is None:
+                self._process_deletion(key)
+                return
+            known = self._known.get(key)
+            if known is not None and predicates.meta(known).get("uid") != predicates.meta(service).get("uid"):
+                # Deleted and re-created while we were not looking: the old LB goes first.
+                self._process_deletion(key)
+            if self.needs_cleanup(service) or not self.wants_load_balancer(service):
+                self._ensure_deleted(key, service, known=known)
+            else:
+                self._known[key] = service
+                self._ensure(key, service)
+
+    def _process_deletion(self, key: str) -> None:
+        """A Service gone from the API that we knew wanted an LB (e.g. its finalizer was removed)."""
+        known = self._known.pop(key, None)
+        self._last_synced_nodes.pop(key, None)
+        if known is None or not self.wants_load_balancer(known):
+            return
+        self.recorder.event(
+            known, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
+        )
+        try:
+            self.provider.ensure_load_balancer_deleted(request=self._request(known, []))
+        except Exception as exc:
+            self.recorder.event(
+                known,
+                type=WARNING,
+                reason="DeleteLoadBalancerFailed",
+                message=f"Error deleting load balancer: {exc}",
+            )
+            self._known[key] = known
+            raise SyncError("failed to delete load balancer", cause=exc) from exc
+        self.recorder.event(known, type=NORMAL, reason="DeletedLoadBalancer", message="Deleted load balancer")
+
+    def _ensure(self, key: str, service: Obj) -> None:
+        self.recorder.event(
+            service, type=NORMAL, reason="EnsuringLoadBalancer", message="Ensuring load balancer"
+        )
+        try:
+            patched = self.patcher.add_finalizer(service=service, finalizer=LOAD_BALANCER_CLEANUP_FINALIZER)
+        except Exception as exc:
+            self._failed(service, SyncError("failed to add load balancer cleanup finalizer", cause=exc))
+        if patched is not None:
+            service = patched
+        nodes = self.target_nodes()
+        if not nodes:
+            self.recorder.event(
+                service,
+                type=WARNING,
+                reason="UnAvailableLoadBalancer",
+                message="There are no available nodes for LoadBalancer",
+            )
+        self._last_synced_nodes[key] = predicates.node_fingerprint(nodes)
+        try:
+            lb_status = self.provider.ensure_load_balancer(request=self._request(service, nodes))
+        except ImplementedElsewhere:
+            logger.info("%s: load balancer implemented elsewhere; leaving status alone", key)
+            return
+        except Exception as exc:
+            self._failed(service, SyncError("failed to ensure load balancer", cause=exc))
+        if lb_status is None:
+            self._failed(
+                service,
+                SyncError(
+                    "failed to ensure load balancer",
+                    cause=RuntimeError("service status returned by ensure is nil"),
+                ),
+            )
+        metrics.LOADBALANCER_SYNC.inc()
+        self.recorder.event(
+            service, type=NORMAL, reason="EnsuredLoadBalancer", message="Ensured load balancer"
+        )
+        ingress = status.ingress_to_json(lb_status)
+        cond = self._condition(
+            service, ok=True, reason="EnsuredLoadBalancer", message="The load balancer matches the Service"
+        )
+        ingress_changed = status.current_ingress(service) != status.normalise_ingress(ingress)
+        if ingress_changed or cond is not None:
+            try:
+                self.patcher.patch_status(
+                    service=service, ingress=ingress if ingress_changed else None, condition=cond
+                )
+            except Exception as exc:
+                self._failed(service, SyncError("failed to update load balancer status", cause=exc))
+
+    def _ensure_deleted(self, key: str, service: Obj, *, known: Obj | None) -> None:
+        had_finalizer = predicates.has_finalizer(service)
+        was_ours = known is not None and self.wants_load_balancer(known)
+        if not had_finalizer and not was_ours:
+            return  # never ours: not even a cloud call (upstream test: ClusterIP without finalizer)
+        self.recorder.event(
+            service, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
+        )
+        try:
+            self.provider.ensure_load_balancer_deleted(request=self._request(service, []))
+        except Exception as exc:
+            self._failed(service, SyncError("failed to delete load balancer", cause=exc))
+        metrics.LOADBALANCER_SYNC.inc()
+        self._known.pop(key, None)
+        self._last_synced_nodes.pop(key, None)
+        try:
+            patched = self.patcher.remove_finalizer(
+                service=service, finalizer=LOAD_BALANCER_CLEANUP_FINALIZER
+            )
+        except Exception as exc:
+            self._failed(service, SyncError("failed to remove load balancer cleanup finalizer", cause=exc))
+        self.recorder.event(
+            service, type=NORMAL, reason="DeletedLoadBalancer", message="Deleted load balancer"
+        )
+        if patched is None:
+            return  # the Service is gone (its deletion was only waiting for our finalizer)
+        has_condition = status.current_condition(patched) is not None
+        if status.current_ingress(patched) or has_condition:
+            try:
+                self.patcher.patch_status(
+                    service=patched,
+                    clear_ingress=True,
+                    remove_condition=status.CONDITION_TYPE if has_condition else None,
+                )
+            except Exception as exc:
+                self._failed(service, SyncError("failed to update load balancer status", cause=exc))
+
+    def _condition(self, service: Obj, *, ok: bool, reason: str, message: str) -> dict[str, Any] | None:
+        """The condition to write, or None when the current one already says the same."""
+        old = status.current_condition(service)
+        generation = predicates.meta(service).get("generation")
+        new = status.condition(ok=ok, reason=reason, message=message, generation=generation)
+        if not status.condition_changed(old, new):
+            return None
+        if old is not None and old.get("status") == new["status"] and old.get("lastTransitionTime"):
+            new["lastTransitionTime"] = old["lastTransitionTime"]
+        return new
+
+    def _failed(self, service: Obj, err: SyncError) -> Any:
+        """Report a failed sync (event + condition) and raise it to the queue."""
+        cause = err.cause
+        if isinstance(cause, InvalidSpec):
+            reason = "InvalidSpec"
+        elif isinstance(cause, RetryAfter):
+            reason = "RetryAfter"
+        else:
+            reason = "SyncLoadBalancerFailed"
+        self.recorder.event(
+            service,
+            type=WARNING,
+            reason="SyncLoadBalancerFailed",
+            message=f"Error syncing load balancer: {err}",
+        )
+        cond = self._condition(service, ok=False, reason=reason, message=str(err))
+        if cond is not None:
+            try:
+                self.patcher.patch_status(service=service, condition=cond)
+            except Exception:
+                logger.warning(
+                    "%s: could not write the failure condition", object_key(service), exc_info=True
+                )
+        raise err
+
+    # -- node sync ---------------------------------------------------------------------------------
+
+    def _node_worker(self) -> None:
+        while True:
+            try:
+                key = self.node_queue.get()
+            except ShutDown:
+                return
+            try:
+                self.sync_nodes()
+            except Exception:
+                logger.exception("node sync failed")
+            finally:
+                self.node_queue.done(key)
+
+    def sync_nodes(self) -> None:
+        """Give every LB Service whose host set changed the new set, through ``update_load_balancer``."""
+        started = time.monotonic()
+        keys = [k for k in self._last_synced_nodes if self.services.store.get(k) is not None]
+        list(self._pool.map(self._sync_nodes_for, keys))
+        metrics.NODESYNC_LATENCY.observe(time.monotonic() - started)
+
+    def _sync_nodes_for(self, key: str) -> None:
+        with self._lock_for(key):
+            service = self.services.store.get(key)
+            if service is None or key not in self._last_synced_nodes:
+                return
+            if not self.wants_load_balancer(service) or self.needs_cleanup(service):
+                return
+            nodes = self.target_nodes()
+            fingerprint = predicates.node_fingerprint(nodes)
+            if fingerprint == self._last_synced_nodes.get(key):
+                return
+            self._last_synced_nodes[key] = fingerprint
+            request = self._request(service, nodes)
+            started = time.monotonic()
+            try:
+                self.provider.update_load_balancer(request=request)
+            except ImplementedElsewhere:
+                return
+            except Exception as exc:
+                self._node_update_failed(key, service, request, exc)
+                return
+            finally:
+                metrics.UPDATE_HOST_LATENCY.observe(time.monotonic() - started)
+            metrics.LOADBALANCER_SYNC.inc()
+            self.recorder.event(
+                service,
+                type=NORMAL,
+                reason="UpdatedLoadBalancer",
+                message="Updated load balancer with new hosts",
+            )
+            if not nodes:
+                self.recorder.event(
+                    service,
+                    type=WARNING,
+                    reason="UnAvailableLoadBalancer",
+                    message="There are no available nodes for LoadBalancer",
+                )
+
+    def _node_update_failed(
+        self, key: str, service: Obj, request: LoadBalancerRequest, exc: Exception
+    ) -> None:
+        try:
+            _status, exists = self.provider.get_load_balancer(request=request)
+            if not exists:
+                return
+        except Exception:
+            logger.debug("%s: get after failed update also failed", key, exc_info=True)
+        metrics.NODESYNC_ERRORS.inc()
+        names = [n.name for n in request.nodes]
+        shown = names[:MAX_NODE_NAMES_IN_EVENT] + (
+            [f"<{len(names) - MAX_NODE_NAMES_IN_EVENT} more>"] if len(names) > MAX_NODE_NAMES_IN_EVENT else []
+        )
+        self.recorder.event(
+            service,
+            type=WARNING,
+            reason="UpdateLoadBalancerFailed",
+            message=f"Error updating load balancer with new hosts {shown} [node names limited, "
+            f"total number of nodes: {len(names)}], error: {exc}",
+        )
+        self.service_queue.add(key)  # a full ensure retries it, with the service queue's backoff
+
+    # -- periodic resync ---------------------------------------------------------------------------
+
+    def _resync_loop(self) -> None:
+        while not self._stop.wait(self.resync_period):
+            try:
+                self.resync()
+            except Exception:
+                logger.exception("periodic resync failed")
+
+    def resync(self) -> frozenset[str]:
+        """Drift repair: re-ensure the Services whose LB is missing or differs; returns their keys."""
+        wanted = [
+            s
+            for s in self.services.store.objects()
+            if self.wants_load_balancer(s) and not self.needs_cleanup(s)
+        ]
+        nodes = self.target_nodes()
+        for svc in self.services.store.objects():
+            if self.needs_cleanup(svc):
+                self.service_queue.add(object_key(svc))
+        if isinstance(self.provider, DriftChecker):
+            requests = [self._request(s, nodes) for s in wanted]
+            drifted = self.provider.drifted_load_balancers(requests=requests)
+        else:
+            drifted = frozenset(object_key(s) for s in wanted)
+        for key in drifted:
+            metrics.DRIFT_REPAIRS.inc()
+            self.service_queue.add(key)
+        self.node_queue.add(NODE_SYNC_KEY)  # level-triggered: also catches coalesced node updates
+        if drifted:
+            logger.info("resync: %d of %d load balancers drifted", len(drifted), len(wanted))
+        return drifted
+
+
+class _ServiceHandler:
+    def __init__(self, controller: ServiceController) -> None:
+        self.c = controller
+
+    def on_add(self, obj: Obj) -> None:
+        if self.c.wants_load_balancer(obj) or self.c.needs_cleanup(obj):
+            self.c.service_queue.add(object_key(obj))
+
+    def on_update(self, old: Obj, new: Obj) -> None:
+        if predicates.needs_update(
+            old, new, load_balancer_class=self.c.load_balancer_class
+        ) or self.c.needs_cleanup(new):
+            self.c.service_queue.add(object_key(new))
+
+    def on_delete(self, obj: Obj) -> None:
+        if self.c.wants_load_balancer(obj) or predicates.has_finalizer(obj):
+            self.c.service_queue.add(object_key(obj))
+
+
+class _NodeHandler:
+    def __init__(self, controller: ServiceController) -> None:
+        self.c = controller
+
+    def on_add(self, obj: Obj) -> None:
+        self.c.node_queue.add(NODE_SYNC_KEY)
+
+    def on_update(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if predicates.should_sync_updated_node(old, new):
+            self.c.node_queue.add(NODE_SYNC_KEY)
+
+    def on_delete(self, obj: Obj) -> None:
+        self.c.node_queue.add(NODE_SYNC_KEY)

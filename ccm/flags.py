@@ -1,0 +1,221 @@
+"""Command-line flags of ``ccm run``, spelled and defaulted as upstream's cloud-controller-manager.
+
+Manifests copied from the AWS or GCP CCM must keep working, so values are parsed the Go way:
+``--leader-elect=false``, ``--leader-elect-lease-duration=15s``, ``--v=2``. Flags that only matter to
+other CCM controllers are accepted and ignored with a warning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from dataclasses import dataclass
+
+_GO_BOOL = {
+    "1": True,
+    "t": True,
+    "T": True,
+    "TRUE": True,
+    "true": True,
+    "True": True,
+    "0": False,
+    "f": False,
+    "F": False,
+    "FALSE": False,
+    "false": False,
+    "False": False,
+}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+KNOWN_CONTROLLERS = (
+    "service-lb-controller",
+    "service",
+    "cloud-node-controller",
+    "cloud-node-lifecycle-controller",
+    "node-route-controller",
+    "route",
+    "cloud-node",
+    "cloud-node-lifecycle",
+    "node-ipam-controller",
+)
+
+
+def go_bool(value: str) -> bool:
+    """strconv.ParseBool."""
+    try:
+        return _GO_BOOL[value]
+    except KeyError:
+        raise argparse.ArgumentTypeError(
+            f"invalid boolean {value!r}; accepted: true, false, 1, 0, t, f"
+        ) from None
+
+
+def go_duration(value: str) -> float:
+    """time.ParseDuration, in seconds (a bare number is taken as seconds)."""
+    text = value.strip()
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    sign = -1.0 if text.startswith("-") else 1.0
+    body = text.lstrip("+-")
+    pos, total = 0, 0.0
+    while pos < len(body):
+        match = _DURATION_PART.match(body, pos)
+        if not match:
+            raise argparse.ArgumentTypeError(
+                f"invalid duration {value!r}; accepted: Go durations such as 15s, 2m, 1h30m"
+            )
+        total += float(match.group(1)) * _UNIT[match.group(2)]
+        pos = match.end()
+    if not body:
+        raise argparse.ArgumentTypeError(
+            f"invalid duration {value!r}; accepted: Go durations such as 15s, 2m, 1h30m"
+        )
+    return sign * total
+
+
+def port(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = -1
+    if not 0 <= number <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {value!r}; accepted: 0 (disabled) to 65535")
+    return number
+
+
+def positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; accepted: a whole number of at least 1")
+    return number
+
+
+@dataclass(frozen=True)
+class Controllers:
+    """``--controllers``: ``*`` (all on by default), names, and ``-name`` to disable."""
+
+    service: bool
+    ignored: tuple[str, ...]
+
+
+def parse_controllers(raw: list[str]) -> Controllers:
+    names = [n.strip() for item in raw for n in item.split(",") if n.strip()]
+    for name in names:
+        base = name.lstrip("-")
+        if base != "*" and base not in KNOWN_CONTROLLERS:
+            raise ValueError(
+                f"--controllers: unknown controller {name!r}; accepted: *, "
+                f"{', '.join(KNOWN_CONTROLLERS)} (prefix - to disable)"
+            )
+    service_names = {"service-lb-controller", "service"}
+    disabled = any(n.lstrip("-") in service_names for n in names if n.startswith("-"))
+    enabled = "*" in names or any(n in service_names for n in names)
+    ignored = tuple(n for n in names if not n.startswith("-") and n not in service_names and n != "*")
+    return Controllers(service=enabled and not disabled, ignored=ignored)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        """One line and exit code 2, as Go's pflag does."""
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    generic = parser.add_argument_group("generic")
+    generic.add_argument("--cloud-provider", required=True, help="aws, gce (alias gcp) or fake")
+    generic.add_argument("--cloud-config", default="", help="path to the provider's configuration file")
+    generic.add_argument(
+        "--kubeconfig", default="", help="path to a kubeconfig; in-cluster config when empty"
+    )
+    generic.add_argument("--master", default="", help="API server address; overrides the kubeconfig's")
+    generic.add_argument(
+        "--cluster-name", default="kubernetes", help="name of the cluster, used in cloud names and tags"
+    )
+    generic.add_argument(
+        "--controllers",
+        action="append",
+        default=[],
+        help="controllers to run: * or service-lb-controller (alias service); -name disables",
+    )
+    generic.add_argument("--kube-api-qps", type=float, default=20.0, help="QPS towards the API server")
+    generic.add_argument(
+        "--kube-api-burst", type=positive_int, default=30, help="burst towards the API server"
+    )
+    generic.add_argument("--v", "-v", type=int, default=0, help="log verbosity (0 info, 2 more, 4+ debug)")
+    generic.add_argument("--logging-format", choices=("text", "json"), default="text", help="log format")
+    generic.add_argument(
+        "--use-service-account-credentials",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accepted for compatibility; this controller uses its own credentials",
+    )
+    generic.add_argument(
+        "--configure-cloud-routes",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="accepted and ignored (no route controller)",
+    )
+    generic.add_argument(
+        "--allocate-node-cidrs",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=False,
+        help="accepted and ignored (no IPAM controller)",
+    )
+    generic.add_argument("--cluster-cidr", default="", help="accepted and ignored")
+
+    service = parser.add_argument_group("service controller")
+    service.add_argument(
+        "--concurrent-service-syncs",
+        type=positive_int,
+        default=1,
+        help="services synced at once (upstream default 1)",
+    )
+    service.add_argument(
+        "--load-balancer-class",
+        default="",
+        help="handle only Services with this spec.loadBalancerClass; empty = those without one",
+    )
+    service.add_argument(
+        "--load-balancer-resync-period",
+        type=go_duration,
+        default=600.0,
+        help="how often to check every LB for drift (one bulk cloud listing)",
+    )
+
+    election = parser.add_argument_group("leader election")
+    election.add_argument("--leader-elect", type=go_bool, nargs="?", const=True, default=True)
+    election.add_argument("--leader-elect-lease-duration", type=go_duration, default=15.0)
+    election.add_argument("--leader-elect-renew-deadline", type=go_duration, default=10.0)
+    election.add_argument("--leader-elect-retry-period", type=go_duration, default=2.0)
+    election.add_argument("--leader-elect-resource-lock", default="leases", choices=("leases",))
+    election.add_argument("--leader-elect-resource-name", default="ccm-lb-controller")
+    election.add_argument("--leader-elect-resource-namespace", default="kube-system")
+
+    serving = parser.add_argument_group("secure serving")
+    serving.add_argument(
+        "--secure-port", type=port, default=10258, help="HTTPS port for health and metrics; 0 disables"
+    )
+    serving.add_argument("--bind-address", default="0.0.0.0", help="address for --secure-port")
+    serving.add_argument("--tls-cert-file", default="", help="serving certificate; self-signed when empty")
+    serving.add_argument("--tls-private-key-file", default="", help="key of --tls-cert-file")
+
+
+def new_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="ccm", description="Kubernetes cloud LoadBalancer provisioner", allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    run = sub.add_parser(
+        "run", help="run the controller (flags as upstream's cloud-controller-manager)", allow_abbrev=False
+    )
+    add_run_flags(run)
+    return parser
