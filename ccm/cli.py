@@ -1,7 +1,8 @@
 """The ``ccm`` command: ``ccm run`` is the controller, as a cloud-controller-manager is started.
 
 Bad flags and bad configuration end with one line on stderr and exit code 2; losing leadership ends
-the process (exit 1) so that the Deployment restarts it as a candidate, as upstream does.
+the process at once (exit 1) so that the Deployment restarts it as a candidate, as upstream does.
+SIGTERM or SIGINT stops the controller, releases the Lease and exits 0.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from kubernetes import config as kube_config
 
 from ccm import flags, logs
-from ccm.cloudprovider import UnknownProvider, load_provider
+from ccm.cloudprovider import UnknownProvider, load_provider, provider_names
 from ccm.controllers.service import ServiceController
 from ccm.health import HealthServer
 from ccm.k8s.clientconfig import new_api_client
@@ -39,6 +40,11 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """``ccm run``: wire the API client, provider, controller, health server and leader election."""
     logs.setup(verbosity=args.v, fmt=args.logging_format)
+    if not args.cloud_provider:
+        accepted = ", ".join(provider_names()) or "(none installed)"
+        return _fail(f"--cloud-provider is required; accepted: {accepted}")
+    if args.tls_private_key_file and not args.tls_cert_file:
+        return _fail(f"--tls-private-key-file={args.tls_private_key_file}: needs --tls-cert-file")
     try:
         controllers = flags.parse_controllers(args.controllers or ["*"])
         if args.leader_elect:
@@ -51,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     for name in controllers.ignored:
         logger.warning("--controllers: %s is not implemented here and is ignored", name)
-    if args.cloud_config and not os.path.isfile(args.cloud_config):
+    if args.cloud_config and not os.path.exists(args.cloud_config):
         return _fail(f"--cloud-config={args.cloud_config}: no such file")
+    if args.cloud_config and not os.path.isfile(args.cloud_config):
+        return _fail(f"--cloud-config={args.cloud_config}: not a regular file")
     provider_name = {"gcp": "gce"}.get(args.cloud_provider, args.cloud_provider)
     try:
         provider = load_provider(
@@ -68,7 +76,13 @@ def run(args: argparse.Namespace) -> int:
         return _fail(f"--kubeconfig: {exc}")
 
     stop = threading.Event()
-    exit_code = [0]
+
+    def on_signal(signum: int, _frame: object) -> None:
+        logger.info("received %s, shutting down", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     recorder = EventRecorder(api=api)
     controller = ServiceController(
         api=api,
@@ -87,8 +101,11 @@ def run(args: argparse.Namespace) -> int:
             controller.start()
 
     def lost_leadership() -> None:
-        exit_code[0] = 1
-        stop.set()
+        # As upstream (klog.Fatal): exit at once, without waiting for workers that may be mid-write;
+        # another candidate holds the Lease (or soon will) and must be the only one acting.
+        logger.error("leader election lost; exiting")
+        logging.shutdown()
+        os._exit(1)
 
     elector: LeaderElector | None = None
     if args.leader_elect:
@@ -126,18 +143,14 @@ def run(args: argparse.Namespace) -> int:
                 readyz={"informer-sync": ready},
                 before_metrics=controller.update_metrics,
             )
+        except ValueError as exc:  # the serving certificate or key
+            return _fail(str(exc))
         except OSError as exc:
             return _fail(
-                f"--secure-port={args.secure_port} on --bind-address={args.bind_address}: {exc.strerror}"
+                f"--secure-port={args.secure_port} on --bind-address={args.bind_address}: "
+                f"{exc.strerror or exc}"
             )
         server.start()
-
-    def on_signal(signum: int, _frame: object) -> None:
-        logger.info("received %s, shutting down", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
     logger.info(
         "starting: provider=%s cluster=%s class=%r workers=%d leader-elect=%s",
         provider_name,
@@ -153,15 +166,12 @@ def run(args: argparse.Namespace) -> int:
     stop.wait()
     if started.is_set():
         controller.stop()
-    if elector is not None and exit_code[0] == 0:
-        elector.release()
+    if elector is not None:
+        elector.release()  # the election thread, which cannot be stopped, no longer writes the Lease
     recorder.flush(timeout=5)
     if server is not None:
         server.stop()
     logger.info("stopped")
-    if exit_code[0]:
-        logging.shutdown()
-        os._exit(exit_code[0])  # the election thread cannot be stopped; leave at once
     return 0
 
 

@@ -26,6 +26,7 @@ _GO_BOOL = {
     "False": False,
 }
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_BARE_SECONDS = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 _UNIT = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 KNOWN_CONTROLLERS = (
     "service-lb-controller",
@@ -51,12 +52,10 @@ def go_bool(value: str) -> bool:
 
 
 def go_duration(value: str) -> float:
-    """time.ParseDuration, in seconds (a bare number is taken as seconds)."""
+    """time.ParseDuration, in seconds (a bare number is taken as seconds; nan, inf and 1e3 are not)."""
     text = value.strip()
-    try:
+    if _BARE_SECONDS.fullmatch(text):
         return float(text)
-    except ValueError:
-        pass
     sign = -1.0 if text.startswith("-") else 1.0
     body = text.lstrip("+-")
     pos, total = 0, 0.0
@@ -73,6 +72,14 @@ def go_duration(value: str) -> float:
             f"invalid duration {value!r}; accepted: Go durations such as 15s, 2m, 1h30m"
         )
     return sign * total
+
+
+def positive_duration(value: str) -> float:
+    """A Go duration greater than zero (a period of 0 would be a busy loop)."""
+    seconds = go_duration(value)
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}; accepted: greater than 0, such as 10m")
+    return seconds
 
 
 def port(value: str) -> int:
@@ -127,7 +134,9 @@ class _Parser(argparse.ArgumentParser):
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
     generic = parser.add_argument_group("generic")
-    generic.add_argument("--cloud-provider", required=True, help="aws, gce (alias gcp) or fake")
+    # Not required=True: argparse would then report a missing --cloud-provider before an unknown flag
+    # given with it; ``ccm run`` rejects an empty one itself, as upstream does.
+    generic.add_argument("--cloud-provider", default="", help="aws, gce (alias gcp) or fake; required")
     generic.add_argument("--cloud-config", default="", help="path to the provider's configuration file")
     generic.add_argument(
         "--kubeconfig", default="", help="path to a kubeconfig; in-cluster config when empty"
@@ -188,7 +197,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     )
     service.add_argument(
         "--load-balancer-resync-period",
-        type=go_duration,
+        type=positive_duration,
         default=600.0,
         help="how often to check every LB for drift (one bulk cloud listing)",
     )

@@ -12,11 +12,13 @@ import datetime
 import ipaddress
 import logging
 import os
+import socket
 import ssl
 import tempfile
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -27,6 +29,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 logger = logging.getLogger(__name__)
 
 Check = Callable[[], tuple[bool, str]]
+CONNECTION_TIMEOUT = 10.0  # seconds a client may take for the TLS handshake and its request
 
 
 def self_signed_context(*, host: str) -> ssl.SSLContext:
@@ -87,14 +90,18 @@ class HealthServer:
         self.before_metrics = before_metrics
         if cert_file:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(cert_file, key_file or None)
+            try:
+                context.load_cert_chain(cert_file, key_file or None)
+            except OSError as exc:  # ssl.SSLError is one too
+                flags = f"--tls-cert-file={cert_file}" + (
+                    f" --tls-private-key-file={key_file}" if key_file else ""
+                )
+                raise ValueError(f"{flags}: {exc.strerror or exc}") from None
         else:
             context = self_signed_context(host=bind_address)
         server = self
         handler = type("Handler", (_Handler,), {"server_state": server})
-        self._httpd = ThreadingHTTPServer((bind_address, port), handler)
-        self._httpd.daemon_threads = True
-        self._httpd.socket = context.wrap_socket(self._httpd.socket, server_side=True)
+        self._httpd = _TLSServer((bind_address, port), handler, context=context)
         self.port = int(self._httpd.server_address[1])
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="health-server", daemon=True)
 
@@ -107,8 +114,42 @@ class HealthServer:
         self._httpd.server_close()
 
 
+class _TLSServer(ThreadingHTTPServer):
+    """TLS per connection, with the handshake on the connection's own thread.
+
+    Wrapping the listening socket would run every handshake inside ``accept()`` on the one serving
+    thread: a client that connects and sends nothing (a TCP probe, a port scan, a stuck peer) would
+    then block every other probe. A connection that is idle for :data:`CONNECTION_TIMEOUT` is closed.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[BaseHTTPRequestHandler],
+        *,
+        context: ssl.SSLContext,
+    ) -> None:
+        self._context = context
+        super().__init__(address, handler)
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, address = self.socket.accept()
+        sock.settimeout(CONNECTION_TIMEOUT)
+        return self._context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False), address
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        request.do_handshake()
+        super().finish_request(request, client_address)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        logger.debug("health: connection from %s failed", client_address, exc_info=True)
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_state: HealthServer
+    timeout = CONNECTION_TIMEOUT
 
     def log_message(self, format: str, *args: object) -> None:
         logger.debug("health: " + format, *args)

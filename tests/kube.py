@@ -39,7 +39,9 @@ def raw(
     resp = api.call_api(method, api.configuration.host + path, header_params=headers, body=body)
     resp.read()
     if not 200 <= resp.status <= 299:
-        raise ApiException.from_response(http_resp=resp, body=(resp.data or b"").decode(errors="replace"), data=None)
+        raise ApiException.from_response(
+            http_resp=resp, body=(resp.data or b"").decode(errors="replace"), data=None
+        )
     return json.loads(resp.data) if resp.data else None
 
 
@@ -133,18 +135,20 @@ def create_node(
     api: client.ApiClient,
     name: str,
     *,
-    provider_id: str = "",
+    provider_id: str | None = None,
     zone: str = "zone-a",
     labels: Mapping[str, str] | None = None,
     taints: list[dict[str, str]] | None = None,
     ready: bool = True,
 ) -> dict[str, Any]:
-    body = {
+    body: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Node",
         "metadata": {"name": name, "labels": {"topology.kubernetes.io/zone": zone, **(labels or {})}},
-        "spec": {"providerID": provider_id or f"fake://{zone}/{name}", "taints": taints or []},
+        "spec": {"taints": taints or []},
     }
+    if provider_id != "":  # "" means: not initialised by a cloud yet
+        body["spec"]["providerID"] = provider_id or f"fake://{zone}/{name}"
     node: dict[str, Any] = raw(api, "POST", "/api/v1/nodes", body)
     set_node_ready(api, name, ready)
     return node

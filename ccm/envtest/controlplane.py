@@ -9,6 +9,7 @@ process groups, and :meth:`ControlPlane.stop` removes all of them.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -100,6 +101,7 @@ class ControlPlane:
         self.extra_apiserver_args = extra_apiserver_args
         self._procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.port = 0
+        self.etcd_url = ""
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self._ca: pki.CertificateAuthority | None = None
 
@@ -131,7 +133,7 @@ class ControlPlane:
             serving = self._ca.issue_server(stem="apiserver")
             admin = self._ca.issue_client(user=ADMIN_USER, groups=("system:masters",))
             sa_key = pki.write_service_account_key(path=self.pki_dir / "sa.key")
-            etcd_url = self._start_etcd()
+            etcd_url = self.etcd_url = self._start_etcd()
             self._start_apiserver(etcd_url=etcd_url, serving=serving, sa_key=sa_key, admin=admin)
             self.kubeconfig.write_text(
                 kubeconfig_text(
@@ -244,6 +246,22 @@ class ControlPlane:
         raise ControlPlaneError(
             f"kube-apiserver exited at start; last log lines:\n{_tail(self.workdir / 'kube-apiserver.log')}"
         )
+
+    def compact_etcd(self) -> int:
+        """Compact etcd's history up to now, so watches from older resourceVersions get 410 Gone."""
+
+        def post(path: str, body: dict[str, object]) -> dict[str, object]:
+            req = urllib.request.Request(
+                f"{self.etcd_url}{path}", data=json.dumps(body).encode(), method="POST"
+            )
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                result: dict[str, object] = json.loads(resp.read())
+                return result
+
+        header = post("/v3/kv/range", {"key": "AA=="})["header"]
+        revision = int(header["revision"])  # type: ignore[index]
+        post("/v3/kv/compaction", {"revision": revision, "physical": True})
+        return revision
 
     # -- identities -------------------------------------------------------------------------------
 
