@@ -6,6 +6,7 @@ an empty account because the fixture resets moto's state before the test.
 
 from __future__ import annotations
 
+import logging
 import urllib.request
 from collections.abc import Iterator
 
@@ -15,6 +16,7 @@ from moto.server import ThreadedMotoServer
 from ccm.envtest.controlplane import free_port
 
 REGION = "us-east-1"
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,925 @@
+"""Build the desired AWS resources of one Service: request + config + network facts → :class:`Stack`.
+
+Why a pure function: every decision the provider makes about a Service (names, subnets, listeners,
+health checks, security-group rules, tags) happens here, without one AWS call, so it is tested with
+golden JSON and a malformed Service is rejected with :class:`InvalidSpec` before anything is
+created. The deployer then only compares this model with what AWS has.
+
+Naming follows the aws-load-balancer-controller: ``k8s-<ns:8>-<name:8>-<hash10>``, where the hash
+covers the cluster, so two clusters in one account never share a name, and the Service UID, so a
+re-created Service gets new resources. A target group's hash also covers everything AWS cannot
+change on an existing target group (protocol, port, target type), so such a change yields a new
+name and the deployer replaces the group instead of failing to modify it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from ccm.cloudprovider import ImplementedElsewhere, InvalidSpec, LoadBalancerRequest, Node, source_ranges
+from providers.aws import annotations as ann
+from providers.aws.config import AWSConfig
+from providers.aws.model import (
+    OWNED,
+    RESOURCE_FRONTEND_SG,
+    RESOURCE_LOAD_BALANCER,
+    RESOURCE_TAG,
+    SERVICE_NAME_TAG,
+    SERVICE_UID_TAG,
+    SPEC_HASH_TAG,
+    TARGET_GROUP_PREFIX,
+    ClusterInfo,
+    HealthCheck,
+    Listener,
+    LoadBalancer,
+    Rule,
+    SecurityGroup,
+    Stack,
+    Subnet,
+    SubnetMapping,
+    Tags,
+    TargetGroup,
+    cluster_tag,
+)
+
+LISTENER_PREFIX: Final = "listener:"  # + "<port>": the ccm-lb/resource tag of a listener
+TARGET_TYPE_INSTANCE: Final = "instance"
+MAX_LISTENERS: Final = 50  # NLB quota: listeners per load balancer
+MAX_TAGS: Final = 50  # per AWS resource
+MAX_NAME: Final = 32  # LB and target-group names
+MAX_SG_NAME: Final = 255
+
+ROLE_ELB_TAG: Final = "kubernetes.io/role/elb"
+ROLE_INTERNAL_ELB_TAG: Final = "kubernetes.io/role/internal-elb"
+CLUSTER_TAG_PREFIX: Final = "kubernetes.io/cluster/"
+LEGACY_CLUSTER_TAG: Final = "KubernetesCluster"
+NAME_TAG: Final = "Name"
+RESERVED_TAG_PREFIXES: Final = ("aws:", CLUSTER_TAG_PREFIX, "ccm-lb/")
+RESERVED_TAG_KEYS: Final = frozenset({SERVICE_NAME_TAG, SERVICE_UID_TAG, RESOURCE_TAG, SPEC_HASH_TAG})
+
+SCHEME_INTERNET_FACING: Final = "internet-facing"
+SCHEME_INTERNAL: Final = "internal"
+
+_CLASSIC_TYPES: Final = frozenset({"classic", "clb", "elb"})
+_ELSEWHERE_TYPES: Final = frozenset({"external", "nlb-ip"})
+_INSTANCE_ID: Final = re.compile(r"i-[0-9a-f]+")
+_CERT_ARN: Final = re.compile(
+    r"arn:aws(?:-[a-z]+)*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+"
+    r"|arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:server-certificate/[\w+=,.@/-]+"
+)
+_SSL_POLICY: Final = re.compile(r"[A-Za-z0-9._-]{1,128}")
+_SG_ID: Final = re.compile(r"sg-[0-9a-f]+")
+_EIP_ID: Final = re.compile(r"eipalloc-[0-9a-f]+")
+_BUCKET: Final = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_TAG_CHARS: Final = re.compile(r"[\w\s.:/=+\-@]*")
+_MAX_TAG_KEY: Final = 128
+_MAX_TAG_VALUE: Final = 256
+
+# Health-check defaults: (interval, healthy threshold, unhealthy threshold); the timeout follows the
+# protocol (AWS's own defaults: 10 s for TCP, 6 s for HTTP(S)).
+_HC_CLUSTER: Final = (10, 3, 3)
+_HC_LOCAL: Final = (10, 2, 2)
+_TIMEOUT_TCP: Final = 10
+_TIMEOUT_HTTP: Final = 6
+TRAFFIC_PORT: Final = "traffic-port"
+
+
+# -- names --------------------------------------------------------------------------------------------
+
+
+def _hash10(*parts: object) -> str:
+    return hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).hexdigest()[:10]
+
+
+def _sanitise(value: str, *, limit: int) -> str:
+    """Lower-case ``[a-z0-9-]``, cut to ``limit``, no leading, trailing or repeated hyphens."""
+    cleaned = re.sub(r"[^a-z0-9-]", "-", value.lower())[:limit]
+    return re.sub(r"-{2,}", "-", cleaned).strip("-")
+
+
+def _name(*, namespace: str, name: str, digest: str, limit: int) -> str:
+    parts = ["k8s", _sanitise(namespace, limit=limit), _sanitise(name, limit=limit), digest]
+    return "-".join(p for p in parts if p)
+
+
+def load_balancer_name(*, cluster_name: str, namespace: str, name: str, uid: str) -> str:
+    """``k8s-<ns:8>-<name:8>-<hash10>`` (≤ 32 characters), unique per cluster and Service UID."""
+    digest = _hash10(cluster_name, namespace, name, uid)
+    return _name(namespace=namespace, name=name, digest=digest, limit=8)
+
+
+def target_group_name(
+    *,
+    cluster_name: str,
+    namespace: str,
+    name: str,
+    uid: str,
+    port: int,
+    protocol: str,
+    node_port: int,
+    target_type: str = TARGET_TYPE_INSTANCE,
+) -> str:
+    """``k8s-<ns:8>-<name:8>-<hash10>`` (≤ 32 characters); the hash covers what AWS cannot modify.
+
+    ``port`` is the Service (listener) port, ``protocol`` the target group's protocol, ``node_port``
+    its target port: changing any of them (or the target type) gives a new name.
+    """
+    digest = _hash10(cluster_name, namespace, name, uid, port, protocol, node_port, target_type)
+    return _name(namespace=namespace, name=name, digest=digest, limit=8)
+
+
+def frontend_security_group_name(*, cluster_name: str, namespace: str, name: str, uid: str) -> str:
+    """``k8s-<ns>-<name>-<hash10>`` (≤ 255 characters), the managed frontend security group's name."""
+    digest = _hash10(cluster_name, namespace, name, uid)
+    return _name(namespace=namespace, name=name, digest=digest, limit=120)[:MAX_SG_NAME]
+
+
+def instance_id(provider_id: str) -> str:
+    """The EC2 instance ID of a node's ``spec.providerID``.
+
+    Accepts ``aws:///<zone>/i-…``, ``aws:////i-…`` and a bare ``i-…`` (as upstream's
+    ``MapToAWSInstanceID``). Raises :class:`ValueError` for anything else (an empty ID, another
+    cloud, a Fargate pseudo-node).
+    """
+    value = provider_id.strip()
+    if value.startswith("aws://"):
+        tokens = value.removeprefix("aws://").strip("/").split("/")
+        if len(tokens) not in (1, 2):
+            raise ValueError(f"not an AWS instance providerID: {provider_id!r}")
+        value = tokens[-1]
+    elif "://" in value:
+        raise ValueError(f"not an AWS providerID: {provider_id!r}")
+    if not _INSTANCE_ID.fullmatch(value):
+        raise ValueError(f"not an AWS instance providerID: {provider_id!r}")
+    return value
+
+
+# -- the builder --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Port:
+    """Service ports that share one listener: one entry, or a TCP and a UDP entry (TCP_UDP)."""
+
+    port: int
+    protocol: str  # TCP | UDP | TCP_UDP
+    node_port: int
+    names: tuple[str, ...]
+
+
+def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: ClusterInfo) -> Stack:
+    """The desired stack for ``request``; pure and deterministic.
+
+    Raises :class:`ImplementedElsewhere` for ``aws-load-balancer-type: external`` or ``nlb-ip``
+    (checked first, so the other controller's annotations are never judged here), and
+    :class:`InvalidSpec` for anything that cannot be built, before the caller creates anything.
+    """
+    annotations = request.annotations
+    _check_type(annotations)
+    _check_spec(request)
+    if ann.text(annotations=annotations, key=ann.EXTRA_SECURITY_GROUPS) is not None:
+        raise ann.invalid(
+            key=ann.EXTRA_SECURITY_GROUPS,
+            value=annotations[ann.EXTRA_SECURITY_GROUPS],
+            reason="extra security groups are a Classic ELB feature",
+        )
+    cluster_id = config.cluster_id or request.cluster_name
+
+    ports = _group_ports(request)
+    tls_ports, certificate, ssl_policy = _tls(annotations, ports)
+    backend_ssl = _backend_ssl(annotations)
+    health_check = _health_check(request, config)
+    tg_attributes = _target_group_attributes(annotations)
+    extra_tags = _additional_tags(annotations)
+    internal = _internal(annotations)
+    subnets = _subnets(annotations, cluster, cluster_id, internal)
+    mappings = _subnet_mappings(annotations, subnets, internal)
+    lb_attributes = _load_balancer_attributes(annotations)
+    byo_groups = _byo_security_groups(annotations)
+    ranges = source_ranges(request)
+    targets = _targets(request)
+
+    def tags(resource: str) -> Tags:
+        base = {
+            cluster_tag(cluster_id): OWNED,
+            SERVICE_NAME_TAG: request.key,
+            SERVICE_UID_TAG: request.uid,
+            RESOURCE_TAG: resource,
+        }
+        return tuple(sorted({**dict(extra_tags), **base}.items()))
+
+    target_groups: list[TargetGroup] = []
+    listeners: list[Listener] = []
+    for group in ports:
+        tls = group.port in tls_ports
+        tg_protocol = "TLS" if tls and backend_ssl else group.protocol
+        resource = f"{TARGET_GROUP_PREFIX}{group.port}/{group.protocol}"
+        target_groups.append(
+            TargetGroup(
+                resource_id=resource,
+                name=target_group_name(
+                    cluster_name=cluster_id,
+                    namespace=request.namespace,
+                    name=request.name,
+                    uid=request.uid,
+                    port=group.port,
+                    protocol=tg_protocol,
+                    node_port=group.node_port,
+                ),
+                protocol=tg_protocol,
+                port=group.node_port,
+                health_check=_udp_health_check(health_check, request, config)
+                if tg_protocol == "UDP"
+                else health_check,
+                attributes=tg_attributes,
+                tags=tags(resource),
+            )
+        )
+        listeners.append(
+            Listener(
+                port=group.port,
+                protocol="TLS" if tls else group.protocol,
+                target_group=resource,
+                certificate_arn=certificate if tls else "",
+                ssl_policy=ssl_policy if tls else "",
+                tags=tags(f"{LISTENER_PREFIX}{group.port}"),
+            )
+        )
+
+    load_balancer = LoadBalancer(
+        name=load_balancer_name(
+            cluster_name=cluster_id, namespace=request.namespace, name=request.name, uid=request.uid
+        ),
+        scheme=SCHEME_INTERNAL if internal else SCHEME_INTERNET_FACING,
+        subnet_mappings=mappings,
+        ip_address_type="dualstack" if "IPv6" in request.ip_families else "ipv4",
+        attributes=lb_attributes,
+        tags=tags(RESOURCE_LOAD_BALANCER),
+    )
+    frontend: SecurityGroup | None = None
+    if not byo_groups:
+        frontend = SecurityGroup(
+            resource_id=RESOURCE_FRONTEND_SG,
+            name=frontend_security_group_name(
+                cluster_name=cluster_id, namespace=request.namespace, name=request.name, uid=request.uid
+            ),
+            description=f"Frontend of the load balancer of Service {request.key} (cluster {cluster_id})"[
+                :255
+            ],
+            rules=_frontend_rules(listeners, ranges),
+            tags=tags(RESOURCE_FRONTEND_SG),
+        )
+    return Stack(
+        load_balancer=load_balancer,
+        target_groups=tuple(target_groups),
+        listeners=tuple(listeners),
+        frontend_security_group=frontend,
+        byo_security_groups=byo_groups,
+        targets=targets,
+    )
+
+
+# -- type and spec ------------------------------------------------------------------------------------
+
+
+def _check_type(annotations: Mapping[str, str]) -> None:
+    value = ann.text(annotations=annotations, key=ann.TYPE)
+    if value is None or value == "nlb":
+        return
+    if value in _ELSEWHERE_TYPES:
+        raise ImplementedElsewhere(f"{ann.TYPE}={value}: left to the AWS Load Balancer Controller")
+    if value.lower() in _CLASSIC_TYPES:
+        raise ann.invalid(
+            key=ann.TYPE,
+            value=annotations[ann.TYPE],
+            reason="Classic ELBs are not supported; use nlb or remove the annotation",
+        )
+    raise ann.invalid(key=ann.TYPE, value=annotations[ann.TYPE], reason="unknown load balancer type")
+
+
+def _check_spec(request: LoadBalancerRequest) -> None:
+    if request.load_balancer_ip:
+        raise InvalidSpec(
+            field="spec.loadBalancerIP",
+            value=request.load_balancer_ip,
+            accepted=f"empty; pin addresses with {ann.EIP_ALLOCATIONS} or {ann.PRIVATE_IPV4_ADDRESSES}",
+            reason="an NLB's addresses cannot be chosen through spec.loadBalancerIP",
+        )
+    if request.session_affinity not in ("", "None"):
+        raise InvalidSpec(
+            field="spec.sessionAffinity",
+            value=request.session_affinity,
+            accepted="None",
+            reason=(
+                "not supported on AWS load balancers (as upstream); for source-IP stickiness set "
+                f"{ann.TARGET_GROUP_ATTRIBUTES}: stickiness.enabled=true,stickiness.type=source_ip"
+            ),
+        )
+
+
+def _group_ports(request: LoadBalancerRequest) -> tuple[_Port, ...]:
+    """Validate ``spec.ports`` and merge a TCP and a UDP entry of one port number into TCP_UDP."""
+    if not request.ports:
+        raise InvalidSpec(
+            field="spec.ports", value=[], accepted="1 to 50 TCP or UDP ports", reason="no ports"
+        )
+    by_port: dict[int, list[tuple[int, str, int, str]]] = {}
+    for index, port in enumerate(request.ports):
+        if port.protocol not in ("TCP", "UDP"):
+            raise InvalidSpec(
+                field=f"spec.ports[{index}].protocol",
+                value=port.protocol,
+                accepted="TCP or UDP",
+                reason="NLBs forward only TCP and UDP",
+            )
+        if port.node_port == 0:
+            if not request.allocate_load_balancer_node_ports:
+                raise InvalidSpec(
+                    field="spec.allocateLoadBalancerNodePorts",
+                    value=False,
+                    accepted="true (or unset)",
+                    reason=f"spec.ports[{index}] has no nodePort, and NLB instance targets need NodePorts",
+                )
+            raise InvalidSpec(
+                field=f"spec.ports[{index}].nodePort",
+                value=0,
+                accepted="an allocated NodePort",
+                reason="NLB instance targets need NodePorts",
+            )
+        entries = by_port.setdefault(port.port, [])
+        if any(protocol == port.protocol for _, protocol, _, _ in entries):
+            raise InvalidSpec(
+                field=f"spec.ports[{index}].port",
+                value=port.port,
+                accepted="each port number at most once per protocol",
+                reason="duplicate port",
+            )
+        entries.append((index, port.protocol, port.node_port, port.name))
+    groups: list[_Port] = []
+    for number in sorted(by_port):
+        entries = by_port[number]
+        node_ports = {node_port for _, _, node_port, _ in entries}
+        if len(node_ports) > 1:
+            index = entries[1][0]
+            raise InvalidSpec(
+                field=f"spec.ports[{index}].nodePort",
+                value=entries[1][2],
+                accepted=f"the nodePort of spec.ports[{entries[0][0]}] ({entries[0][2]})",
+                reason=f"port {number} is served on TCP and UDP by one TCP_UDP target group, on one NodePort",
+            )
+        protocol = "TCP_UDP" if len(entries) == 2 else entries[0][1]
+        names = tuple(name for _, _, _, name in entries if name)
+        groups.append(_Port(port=number, protocol=protocol, node_port=entries[0][2], names=names))
+    if len(groups) > MAX_LISTENERS:
+        raise InvalidSpec(
+            field="spec.ports",
+            value=f"{len(groups)} listeners",
+            accepted=f"at most {MAX_LISTENERS} listeners (distinct port numbers) per NLB",
+            reason="too many ports",
+        )
+    return tuple(groups)
+
+
+# -- TLS ----------------------------------------------------------------------------------------------
+
+
+def _describe_ports(ports: Iterable[_Port]) -> str:
+    shown = [f"{p.port} ({', '.join(p.names)})" if p.names else str(p.port) for p in ports]
+    return ", ".join(shown) or "(none)"
+
+
+def _tls(annotations: Mapping[str, str], ports: Sequence[_Port]) -> tuple[frozenset[int], str, str]:
+    """``(ports that get TLS listeners, certificate ARN, SSL policy)``; nothing without ssl-cert."""
+    certificate = ann.text(annotations=annotations, key=ann.SSL_CERT)
+    if certificate is None:
+        return frozenset(), "", ""
+    if not _CERT_ARN.fullmatch(certificate):
+        raise ann.invalid(
+            key=ann.SSL_CERT, value=annotations[ann.SSL_CERT], reason="not an ACM or IAM certificate ARN"
+        )
+    tcp_ports = [p for p in ports if p.protocol == "TCP"]
+    entries = ann.parse_list(annotations=annotations, key=ann.SSL_PORTS) or ("*",)
+    selected: set[int] = set()
+    for entry in entries:
+        accepted = f"*, or numbers or names of the Service's TCP ports: {_describe_ports(tcp_ports)}"
+        if entry == "*":
+            selected.update(p.port for p in tcp_ports)
+            continue
+        if entry.isdigit():
+            match = next((p for p in ports if p.port == int(entry)), None)
+        else:
+            match = next((p for p in ports if entry in p.names), None)
+        if match is None:
+            raise ann.invalid(
+                key=ann.SSL_PORTS,
+                value=annotations[ann.SSL_PORTS],
+                reason=f"{entry!r} is not a port of the Service",
+                accepted=accepted,
+            )
+        if match.protocol != "TCP":
+            raise ann.invalid(
+                key=ann.SSL_PORTS,
+                value=annotations[ann.SSL_PORTS],
+                reason=f"port {match.port} is {match.protocol}; TLS listeners need TCP",
+                accepted=accepted,
+            )
+        selected.add(match.port)
+    if not selected:
+        raise ann.invalid(
+            key=ann.SSL_CERT,
+            value=annotations[ann.SSL_CERT],
+            reason="the certificate would be used on no port: TLS listeners need TCP, this Service has "
+            f"only {_describe_ports(ports)} ({', '.join(sorted({p.protocol for p in ports}))})",
+            accepted="a certificate only on Services with TCP ports",
+        )
+    policy = ann.text(annotations=annotations, key=ann.SSL_NEGOTIATION_POLICY) or ""
+    if policy and not _SSL_POLICY.fullmatch(policy):
+        raise ann.invalid(
+            key=ann.SSL_NEGOTIATION_POLICY,
+            value=annotations[ann.SSL_NEGOTIATION_POLICY],
+            reason="not a security policy name",
+        )
+    return frozenset(selected), certificate, policy
+
+
+def _backend_ssl(annotations: Mapping[str, str]) -> bool:
+    value = ann.text(annotations=annotations, key=ann.BACKEND_PROTOCOL)
+    if value is None:
+        return False
+    if value.lower() not in ann.BACKEND_PROTOCOLS:
+        raise ann.invalid(
+            key=ann.BACKEND_PROTOCOL, value=annotations[ann.BACKEND_PROTOCOL], reason="unknown protocol"
+        )
+    return value.lower() == "ssl"
+
+
+# -- health checks ------------------------------------------------------------------------------------
+
+
+def _udp_health_check(check: HealthCheck, request: LoadBalancerRequest, config: AWSConfig) -> HealthCheck:
+    """A UDP NodePort cannot answer a TCP probe: without an explicit port, ask kube-proxy instead.
+
+    Upstream sends a TCP check to the UDP traffic port, which never succeeds. For Cluster policy
+    (without shared probe mode and without a health-check-port annotation) a UDP target group is
+    checked over HTTP on kube-proxy's healthz port, which says whether the node forwards traffic.
+    """
+    explicit = ann.text(annotations=request.annotations, key=ann.HEALTHCHECK_PORT) is not None
+    if check.protocol != "TCP" or check.port != TRAFFIC_PORT or explicit:
+        return check
+    return HealthCheck(
+        protocol="HTTP",
+        port=str(config.shared_probe_port),
+        path=config.shared_probe_path,
+        interval_seconds=check.interval_seconds,
+        timeout_seconds=_TIMEOUT_HTTP,
+        healthy_threshold=check.healthy_threshold,
+        unhealthy_threshold=check.unhealthy_threshold,
+    )
+
+
+def _health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthCheck:
+    """aws-provider.md §4 defaults; each health-check annotation overrides one field."""
+    annotations = request.annotations
+    local = request.external_traffic_policy == "Local"
+    if local:
+        if not 1 <= request.health_check_node_port <= 65535:
+            raise InvalidSpec(
+                field="spec.healthCheckNodePort",
+                value=request.health_check_node_port,
+                accepted="a port from 1 to 65535, allocated by the apiserver for externalTrafficPolicy Local",
+                reason="externalTrafficPolicy Local needs a health-check NodePort",
+            )
+        protocol, port, path = "HTTP", str(request.health_check_node_port), "/healthz"
+        interval, healthy, unhealthy = _HC_LOCAL
+    elif config.health_probe_mode == "Shared":
+        protocol, port, path = "HTTP", str(config.shared_probe_port), config.shared_probe_path
+        interval, healthy, unhealthy = _HC_LOCAL
+    else:
+        protocol, port, path = "TCP", TRAFFIC_PORT, "/"
+        interval, healthy, unhealthy = _HC_CLUSTER
+
+    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PROTOCOL)
+    if wanted is not None:
+        if wanted.upper() not in ann.HEALTHCHECK_PROTOCOLS:
+            raise ann.invalid(
+                key=ann.HEALTHCHECK_PROTOCOL,
+                value=annotations[ann.HEALTHCHECK_PROTOCOL],
+                reason="unknown health-check protocol",
+            )
+        protocol = wanted.upper()
+    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PORT)
+    if wanted is not None:
+        if wanted == TRAFFIC_PORT:
+            port = TRAFFIC_PORT
+        else:
+            number = ann.parse_int(
+                annotations=annotations,
+                key=ann.HEALTHCHECK_PORT,
+                low=1,
+                high=65535,
+                accepted=ann.BY_KEY[ann.HEALTHCHECK_PORT].accepted,
+            )
+            port = str(number)
+    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PATH)
+    if wanted is not None:
+        if protocol == "TCP":
+            raise ann.invalid(
+                key=ann.HEALTHCHECK_PATH,
+                value=annotations[ann.HEALTHCHECK_PATH],
+                reason="a path applies only to HTTP and HTTPS health checks, and the protocol is TCP",
+                accepted=f"a path starting with / together with {ann.HEALTHCHECK_PROTOCOL}: HTTP or HTTPS",
+            )
+        if not wanted.startswith("/") or len(wanted) > 1024 or not wanted.isprintable():
+            raise ann.invalid(
+                key=ann.HEALTHCHECK_PATH,
+                value=annotations[ann.HEALTHCHECK_PATH],
+                reason="not an absolute path",
+            )
+        path = wanted
+
+    def seconds_or_count(key: str, bounds: tuple[int, int], default: int) -> int:
+        value = ann.parse_int(annotations=annotations, key=key, low=bounds[0], high=bounds[1])
+        return default if value is None else value
+
+    return HealthCheck(
+        protocol=protocol,
+        port=port,
+        path="" if protocol == "TCP" else path,
+        interval_seconds=seconds_or_count(ann.HEALTHCHECK_INTERVAL, ann.INTERVAL_RANGE, interval),
+        timeout_seconds=seconds_or_count(
+            ann.HEALTHCHECK_TIMEOUT, ann.TIMEOUT_RANGE, _TIMEOUT_TCP if protocol == "TCP" else _TIMEOUT_HTTP
+        ),
+        healthy_threshold=seconds_or_count(
+            ann.HEALTHCHECK_HEALTHY_THRESHOLD, ann.HEALTHY_THRESHOLD_RANGE, healthy
+        ),
+        unhealthy_threshold=seconds_or_count(
+            ann.HEALTHCHECK_UNHEALTHY_THRESHOLD, ann.HEALTHY_THRESHOLD_RANGE, unhealthy
+        ),
+    )
+
+
+# -- attributes ---------------------------------------------------------------------------------------
+
+
+def _target_group_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    pairs = ann.parse_key_values(annotations=annotations, key=ann.TARGET_GROUP_ATTRIBUTES) or ()
+    attributes: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in ann.TARGET_GROUP_ATTRIBUTE_VALUES:
+            raise ann.invalid(
+                key=ann.TARGET_GROUP_ATTRIBUTES,
+                value=annotations[ann.TARGET_GROUP_ATTRIBUTES],
+                reason=f"unknown target-group attribute {key!r}",
+            )
+        rule = ann.TARGET_GROUP_ATTRIBUTE_VALUES[key]
+        if key.endswith(".enabled") and value.lower() in ("true", "false"):
+            value = value.lower()  # noqa: PLW2901 - True/TRUE are spelled as AWS wants them
+        if not rule.accepts(value):
+            raise ann.invalid(
+                key=ann.TARGET_GROUP_ATTRIBUTES,
+                value=annotations[ann.TARGET_GROUP_ATTRIBUTES],
+                reason=f"{key}={value!r}: accepted values are {rule}",
+            )
+        attributes[key] = value
+    proxy = ann.text(annotations=annotations, key=ann.PROXY_PROTOCOL)
+    if proxy is not None:
+        if proxy != "*":
+            raise ann.invalid(
+                key=ann.PROXY_PROTOCOL,
+                value=annotations[ann.PROXY_PROTOCOL],
+                reason="only '*' (every port) is supported",
+            )
+        if attributes.get("proxy_protocol_v2.enabled", "true") != "true":
+            raise ann.invalid(
+                key=ann.PROXY_PROTOCOL,
+                value=annotations[ann.PROXY_PROTOCOL],
+                reason=f"conflicts with proxy_protocol_v2.enabled=false in {ann.TARGET_GROUP_ATTRIBUTES}",
+                accepted="* without proxy_protocol_v2.enabled=false in target-group-attributes",
+            )
+        attributes["proxy_protocol_v2.enabled"] = "true"
+    return tuple(sorted(attributes.items()))
+
+
+def _load_balancer_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Only the attributes whose annotation is present: the default Service needs no attribute call."""
+    attributes: dict[str, str] = {}
+    cross_zone = ann.parse_bool(annotations=annotations, key=ann.CROSS_ZONE)
+    if cross_zone is not None:
+        attributes["load_balancing.cross_zone.enabled"] = str(cross_zone).lower()
+    enabled = ann.parse_bool(annotations=annotations, key=ann.ACCESS_LOG_ENABLED)
+    bucket = ann.text(annotations=annotations, key=ann.ACCESS_LOG_BUCKET)
+    prefix = ann.text(annotations=annotations, key=ann.ACCESS_LOG_PREFIX)
+    if enabled and bucket is None:
+        raise ann.invalid(
+            key=ann.ACCESS_LOG_ENABLED,
+            value=annotations[ann.ACCESS_LOG_ENABLED],
+            reason=f"access logs need a bucket: set {ann.ACCESS_LOG_BUCKET}",
+            accepted=f"false, or true together with {ann.ACCESS_LOG_BUCKET}",
+        )
+    if enabled is not None:
+        attributes["access_logs.s3.enabled"] = str(enabled).lower()
+    if bucket is not None:
+        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
+            raise ann.invalid(
+                key=ann.ACCESS_LOG_BUCKET,
+                value=annotations[ann.ACCESS_LOG_BUCKET],
+                reason="not a valid S3 bucket name",
+                accepted="3 to 63 lower-case letters, digits, dots and hyphens",
+            )
+        attributes["access_logs.s3.bucket"] = bucket
+    if prefix is not None:
+        attributes["access_logs.s3.prefix"] = prefix
+    return tuple(sorted(attributes.items()))
+
+
+# -- tags ---------------------------------------------------------------------------------------------
+
+
+def _additional_tags(annotations: Mapping[str, str]) -> Tags:
+    pairs = ann.parse_key_values(annotations=annotations, key=ann.ADDITIONAL_RESOURCE_TAGS) or ()
+    raw = annotations.get(ann.ADDITIONAL_RESOURCE_TAGS, "")
+    for key, value in pairs:
+        problem = ""
+        if key.lower().startswith(RESERVED_TAG_PREFIXES) or key in RESERVED_TAG_KEYS:
+            problem = f"the key {key!r} is reserved (aws:, kubernetes.io/cluster/, ccm-lb/, service-name)"
+        elif len(key) > _MAX_TAG_KEY:
+            problem = f"the key {key[:20]!r}... is longer than {_MAX_TAG_KEY} characters"
+        elif len(value) > _MAX_TAG_VALUE:
+            problem = f"the value of {key!r} is longer than {_MAX_TAG_VALUE} characters"
+        elif not _TAG_CHARS.fullmatch(key) or not _TAG_CHARS.fullmatch(value):
+            problem = f"{key}={value} has characters AWS does not allow in tags"
+        if problem:
+            raise ann.invalid(key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=problem)
+    limit = MAX_TAGS - len(RESERVED_TAG_KEYS) - 1  # ours, the spec hash, and the cluster tag
+    if len(pairs) > limit:
+        raise ann.invalid(
+            key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=f"{len(pairs)} tags; at most {limit} fit"
+        )
+    return tuple(pairs)
+
+
+# -- scheme, subnets, addresses -----------------------------------------------------------------------
+
+
+def _internal(annotations: Mapping[str, str]) -> bool:
+    value = ann.text(annotations=annotations, key=ann.INTERNAL)
+    return value is not None and value != "false"
+
+
+def _tag_map(subnet: Subnet) -> dict[str, str]:
+    return dict(subnet.tags)
+
+
+def _ours(tags: Mapping[str, str], cluster_id: str) -> bool:
+    return cluster_tag(cluster_id) in tags or tags.get(LEGACY_CLUSTER_TAG) == cluster_id
+
+
+def _tagged_for_a_cluster(tags: Mapping[str, str]) -> bool:
+    return any(k.startswith(CLUSTER_TAG_PREFIX) for k in tags) or LEGACY_CLUSTER_TAG in tags
+
+
+def _subnets(
+    annotations: Mapping[str, str], cluster: ClusterInfo, cluster_id: str, internal: bool
+) -> tuple[Subnet, ...]:
+    in_vpc = [s for s in cluster.subnets if s.vpc_id == cluster.vpc_id]
+    wanted = ann.parse_list(annotations=annotations, key=ann.SUBNETS)
+    if wanted:
+        return _named_subnets(annotations[ann.SUBNETS], wanted, in_vpc, cluster.vpc_id)
+    role = ROLE_INTERNAL_ELB_TAG if internal else ROLE_ELB_TAG
+    best: dict[str, tuple[tuple[bool, bool, str], Subnet]] = {}
+    for subnet in in_vpc:
+        tags = _tag_map(subnet)
+        if subnet.zone_type != "availability-zone":
+            continue
+        ours = _ours(tags, cluster_id)
+        if not ours and _tagged_for_a_cluster(tags):
+            continue  # tagged for another cluster only
+        rank = (role not in tags, not ours, subnet.subnet_id)
+        current = best.get(subnet.availability_zone)
+        if current is None or rank < current[0]:
+            best[subnet.availability_zone] = (rank, subnet)
+    if not best:
+        raise ann.invalid(
+            key=ann.SUBNETS,
+            value="",
+            reason=(
+                f"no subnet of {cluster.vpc_id} can be used: tag one subnet per availability zone "
+                f"with {role}=1 and {cluster_tag(cluster_id)}=shared (or owned), "
+                "or list subnets in this annotation"
+            ),
+        )
+    return tuple(best[zone][1] for zone in sorted(best))
+
+
+def _named_subnets(
+    raw: str, wanted: Sequence[str], in_vpc: Sequence[Subnet], vpc_id: str
+) -> tuple[Subnet, ...]:
+    chosen: list[Subnet] = []
+    for entry in wanted:
+        if entry.startswith("subnet-"):
+            matches = [s for s in in_vpc if s.subnet_id == entry]
+        else:
+            matches = [s for s in in_vpc if _tag_map(s).get(NAME_TAG) == entry]
+        if not matches:
+            raise ann.invalid(key=ann.SUBNETS, value=raw, reason=f"no subnet {entry!r} in {vpc_id}")
+        if len(matches) > 1:
+            raise ann.invalid(
+                key=ann.SUBNETS,
+                value=raw,
+                reason=f"the Name {entry!r} matches {', '.join(s.subnet_id for s in matches)}; use an ID",
+            )
+        subnet = matches[0]
+        if subnet in chosen:
+            raise ann.invalid(key=ann.SUBNETS, value=raw, reason=f"{entry!r} is listed twice")
+        twin = next((s for s in chosen if s.availability_zone == subnet.availability_zone), None)
+        if twin is not None:
+            raise ann.invalid(
+                key=ann.SUBNETS,
+                value=raw,
+                reason=(
+                    f"{twin.subnet_id} and {subnet.subnet_id} are both in {subnet.availability_zone}; "
+                    "an NLB takes one subnet per availability zone"
+                ),
+            )
+        chosen.append(subnet)
+    return tuple(chosen)
+
+
+def _contains(cidr: str, ip: ipaddress.IPv4Address) -> bool:
+    """Whether ``ip`` is inside ``cidr``; False for a subnet without an IPv4 CIDR (IPv6-only)."""
+    try:
+        return ip in ipaddress.IPv4Network(cidr, strict=False)
+    except ValueError:
+        return False
+
+
+def _subnet_mappings(
+    annotations: Mapping[str, str], subnets: Sequence[Subnet], internal: bool
+) -> tuple[SubnetMapping, ...]:
+    allocations = ann.parse_list(annotations=annotations, key=ann.EIP_ALLOCATIONS)
+    addresses = ann.parse_list(annotations=annotations, key=ann.PRIVATE_IPV4_ADDRESSES)
+    ids = ", ".join(s.subnet_id for s in subnets)
+    if allocations:
+        raw = annotations[ann.EIP_ALLOCATIONS]
+        if internal:
+            raise ann.invalid(
+                key=ann.EIP_ALLOCATIONS,
+                value=raw,
+                reason="Elastic IPs need an internet-facing NLB, and this one is internal",
+                accepted=f"no EIPs on internal NLBs; use {ann.PRIVATE_IPV4_ADDRESSES}",
+            )
+        accepted = f"exactly {len(subnets)} eipalloc-... IDs, one for each subnet ({ids}), in that order"
+        bad = next((a for a in allocations if not _EIP_ID.fullmatch(a)), None)
+        if bad is not None:
+            raise ann.invalid(
+                key=ann.EIP_ALLOCATIONS,
+                value=raw,
+                reason=f"{bad!r} is not an allocation ID",
+                accepted=accepted,
+            )
+        if len(set(allocations)) != len(allocations):
+            raise ann.invalid(
+                key=ann.EIP_ALLOCATIONS, value=raw, reason="an allocation is listed twice", accepted=accepted
+            )
+        if len(allocations) != len(subnets):
+            raise ann.invalid(
+                key=ann.EIP_ALLOCATIONS,
+                value=raw,
+                reason=f"{len(allocations)} allocations for {len(subnets)} subnets",
+                accepted=accepted,
+            )
+        return tuple(
+            SubnetMapping(subnet_id=s.subnet_id, allocation_id=a)
+            for s, a in zip(subnets, allocations, strict=True)
+        )
+    if addresses:
+        raw = annotations[ann.PRIVATE_IPV4_ADDRESSES]
+        cidrs = ", ".join(f"{s.subnet_id} {s.cidr_block}" for s in subnets)
+        accepted = f"exactly {len(subnets)} IPv4 addresses, one inside each subnet: {cidrs}"
+        if not internal:
+            raise ann.invalid(
+                key=ann.PRIVATE_IPV4_ADDRESSES,
+                value=raw,
+                reason=f"static private addresses need an internal NLB (set {ann.INTERNAL}: 'true')",
+                accepted=accepted,
+            )
+        if len(addresses) != len(subnets):
+            raise ann.invalid(
+                key=ann.PRIVATE_IPV4_ADDRESSES,
+                value=raw,
+                reason=f"{len(addresses)} addresses for {len(subnets)} subnets",
+                accepted=accepted,
+            )
+        by_subnet: dict[str, str] = {}
+        for address in addresses:
+            try:
+                ip = ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ann.invalid(
+                    key=ann.PRIVATE_IPV4_ADDRESSES,
+                    value=raw,
+                    reason=f"{address!r} is not an IPv4 address",
+                    accepted=accepted,
+                ) from None
+            home = next((s for s in subnets if _contains(s.cidr_block, ip)), None)
+            if home is None:
+                raise ann.invalid(
+                    key=ann.PRIVATE_IPV4_ADDRESSES,
+                    value=raw,
+                    reason=f"{address} is in none of the load balancer's subnets",
+                    accepted=accepted,
+                )
+            if home.subnet_id in by_subnet:
+                raise ann.invalid(
+                    key=ann.PRIVATE_IPV4_ADDRESSES,
+                    value=raw,
+                    reason=f"{by_subnet[home.subnet_id]} and {address} are both in {home.subnet_id}",
+                    accepted=accepted,
+                )
+            by_subnet[home.subnet_id] = str(ip)
+        return tuple(
+            SubnetMapping(subnet_id=s.subnet_id, private_ipv4_address=by_subnet[s.subnet_id]) for s in subnets
+        )
+    return tuple(SubnetMapping(subnet_id=s.subnet_id) for s in subnets)
+
+
+# -- security groups ----------------------------------------------------------------------------------
+
+
+def _byo_security_groups(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    groups = ann.parse_list(annotations=annotations, key=ann.SECURITY_GROUPS) or ()
+    bad = next((g for g in groups if not _SG_ID.fullmatch(g)), None)
+    if bad is not None:
+        raise ann.invalid(
+            key=ann.SECURITY_GROUPS,
+            value=annotations[ann.SECURITY_GROUPS],
+            reason=f"{bad!r} is not a security group ID",
+        )
+    return tuple(dict.fromkeys(groups))
+
+
+def _frontend_rules(listeners: Sequence[Listener], ranges: Sequence[str]) -> tuple[Rule, ...]:
+    """Each listener port from each source range, plus path-MTU discovery ICMP from each range."""
+    rules: list[Rule] = []
+    for listener in listeners:
+        protocols = {"TCP": ("tcp",), "TLS": ("tcp",), "UDP": ("udp",), "TCP_UDP": ("tcp", "udp")}
+        for protocol in protocols[listener.protocol]:
+            for cidr in ranges:
+                rules.append(
+                    Rule(
+                        protocol=protocol,
+                        from_port=listener.port,
+                        to_port=listener.port,
+                        cidr=cidr,
+                        description=f"listener {listener.port}/{listener.protocol}",
+                    )
+                )
+    for cidr in ranges:
+        if ipaddress.ip_network(cidr, strict=False).version == 4:
+            rules.append(
+                Rule(protocol="icmp", from_port=3, to_port=4, cidr=cidr, description="path MTU discovery")
+            )
+        else:
+            rules.append(
+                Rule(protocol="icmpv6", from_port=2, to_port=0, cidr=cidr, description="path MTU discovery")
+            )
+    return tuple(dict.fromkeys(rules))
+
+
+# -- targets ------------------------------------------------------------------------------------------
+
+
+def _node_selector(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    pairs = ann.parse_key_values(annotations=annotations, key=ann.TARGET_NODE_LABELS) or ()
+    for key, _value in pairs:
+        if not re.fullmatch(r"([a-z0-9.-]+/)?[A-Za-z0-9]([A-Za-z0-9_.-]*[A-Za-z0-9])?", key):
+            raise ann.invalid(
+                key=ann.TARGET_NODE_LABELS,
+                value=annotations[ann.TARGET_NODE_LABELS],
+                reason=f"{key!r} is not a label key",
+            )
+    return pairs
+
+
+def _selected(node: Node, selector: Sequence[tuple[str, str]]) -> bool:
+    return all(key in node.labels and (not value or node.labels[key] == value) for key, value in selector)
+
+
+def _targets(request: LoadBalancerRequest) -> tuple[str, ...]:
+    """Instance IDs of the selected nodes, sorted; nodes without an AWS instance providerID are skipped."""
+    selector = _node_selector(request.annotations)
+    ids: set[str] = set()
+    for node in request.nodes:
+        if not _selected(node, selector):
+            continue
+        try:
+            ids.add(instance_id(node.provider_id))
+        except ValueError:
+            continue
+    return tuple(sorted(ids))

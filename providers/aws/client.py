@@ -1,0 +1,110 @@
+"""The boto3 clients the AWS provider uses, with every call counted.
+
+Standard boto3 configuration only: the credential chain (environment, shared config, IRSA web
+identity, instance profile), the region, and ``AWS_ENDPOINT_URL`` / ``AWS_ENDPOINT_URL_<SERVICE>``
+(so tests point the same code at moto). Throttling is retried by botocore's adaptive mode, which
+also rate-limits the client when AWS pushes back. Counting uses botocore's event hooks:
+
+* ``calls``: one per API operation the provider issued (what the budgets count);
+* ``cloudprovider_aws_api_requests_total{operation}``: one per HTTP attempt, retries included;
+* ``cloudprovider_aws_api_request_errors_total{operation}`` and
+  ``cloudprovider_aws_api_throttled_requests_total{operation_name}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter as CallCounter
+from typing import Any
+
+import boto3
+import botocore.config
+from prometheus_client import Counter
+
+logger = logging.getLogger(__name__)
+
+REQUESTS = Counter("cloudprovider_aws_api_requests", "AWS API requests sent, retries included", ["operation"])
+ERRORS = Counter(
+    "cloudprovider_aws_api_request_errors", "AWS API requests that returned an error", ["operation"]
+)
+THROTTLES = Counter(
+    "cloudprovider_aws_api_throttled_requests", "AWS API requests that were throttled", ["operation_name"]
+)
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "SlowDown",
+    }
+)
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        return str(response.get("Error", {}).get("Code", ""))
+    return ""
+
+
+class AWSClients:
+    """elbv2, ec2 and the resource groups tagging API, sharing one session and one call counter."""
+
+    def __init__(self, *, region: str = "", max_attempts: int = 8) -> None:
+        session = boto3.session.Session(region_name=region or None)
+        config = botocore.config.Config(
+            retries={"mode": "adaptive", "max_attempts": max_attempts}, user_agent_extra="ccm-lb"
+        )
+        self.region = session.region_name or ""
+        self.elbv2: Any = session.client("elbv2", config=config)
+        self.ec2: Any = session.client("ec2", config=config)
+        self.tagging: Any = session.client("resourcegroupstaggingapi", config=config)
+        self.calls: CallCounter[str] = CallCounter()
+        self._lock = threading.Lock()
+        for client in (self.elbv2, self.ec2, self.tagging):
+            events = client.meta.events
+            events.register("before-call.*.*", self._count_call)
+            events.register("before-send.*.*", self._count_request)
+            events.register("needs-retry.*.*", self._count_outcome)
+
+    # -- counting -----------------------------------------------------------------------------------
+
+    def _count_call(self, *, model: Any, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name] += 1
+
+    def _count_request(self, *, event_name: str, **_: Any) -> None:
+        REQUESTS.labels(event_name.rsplit(".", 1)[-1]).inc()
+
+    def _count_outcome(self, *, event_name: str, response: Any = None, **_: Any) -> None:
+        operation = event_name.rsplit(".", 1)[-1]
+        if response is None:
+            return
+        parsed = response[1] if isinstance(response, tuple) and len(response) > 1 else {}
+        code = str((parsed or {}).get("Error", {}).get("Code", "")) if isinstance(parsed, dict) else ""
+        if code:
+            ERRORS.labels(operation).inc()
+            if code in THROTTLING_CODES:
+                THROTTLES.labels(operation).inc()
+
+    def total_calls(self) -> int:
+        with self._lock:
+            return sum(self.calls.values())
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self.calls)
+
+    def reset_counts(self) -> None:
+        with self._lock:
+            self.calls.clear()
+
+    def register(self, event: str, handler: Any) -> None:
+        """Register a botocore event handler on all three clients (tests inject faults this way)."""
+        for client in (self.elbv2, self.ec2, self.tagging):
+            client.meta.events.register(event, handler)

@@ -1,0 +1,957 @@
+"""Deploying a :class:`~providers.aws.model.Stack`: find what exists by tags, then create, update, delete.
+
+The aws-load-balancer-controller pattern, tuned for few calls:
+
+* one Resource Groups Tagging API listing (``GetResources``) finds a Service's load balancer, target
+  groups and security group *with their tags*, so ownership is read back before any change, and a
+  spec-hash tag says whether a part needs any attention at all;
+* parts are matched by their ``ccm-lb/resource`` tag, never by name alone; nothing without this
+  cluster's ``owned`` tag is ever modified or deleted;
+* every create is idempotent (AWS returns the existing load balancer or target group for the same
+  name and settings; a duplicate listener or security group is looked up), so a process killed
+  between two calls converges on the next try;
+* deleting is deploying nothing: the same listing, then deletes, in dependency order.
+
+Cluster-wide state (subnets, the shared backend security group, which node security groups carry our
+rule) and per-Service state (ARNs, registered targets, DNS name) is cached in memory; the cache is
+only an optimisation, every path works from an empty one.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ccm.cloudprovider import RetryAfter
+from providers.aws import model
+from providers.aws.client import AWSClients, error_code
+from providers.aws.config import AWSConfig
+
+logger = logging.getLogger(__name__)
+
+LB_TYPE = "elasticloadbalancing:loadbalancer"
+TG_TYPE = "elasticloadbalancing:targetgroup"
+SG_TYPE = "ec2:security-group"
+MANAGED_LB_ATTRIBUTES = {"load_balancing.cross_zone.enabled": "false", "access_logs.s3.enabled": "false"}
+TG_ATTRIBUTE_DEFAULTS = {
+    "preserve_client_ip.enabled": "true",
+    "proxy_protocol_v2.enabled": "false",
+    "deregistration_delay.timeout_seconds": "300",
+    "deregistration_delay.connection_termination.enabled": "false",
+    "stickiness.enabled": "false",
+    "stickiness.type": "source_ip",
+    "load_balancing.cross_zone.enabled": "use_load_balancer_configuration",
+    "target_health_state.unhealthy.connection_termination.enabled": "true",
+    "target_health_state.unhealthy.draining_interval_seconds": "0",
+}
+BACKEND_RULE_DESCRIPTION = "ccm-lb: NodePorts from the load balancers of cluster {cluster}"
+
+
+@dataclass
+class Found:
+    """One tagged resource from the tagging API."""
+
+    arn: str
+    tags: dict[str, str]
+
+    @property
+    def resource_id(self) -> str:
+        return self.tags.get(model.RESOURCE_TAG, "")
+
+    @property
+    def sg_id(self) -> str:
+        return self.arn.rsplit("/", 1)[-1]
+
+
+@dataclass
+class ActualStack:
+    load_balancer: Found | None = None
+    target_groups: list[Found] = field(default_factory=list)
+    security_groups: list[Found] = field(default_factory=list)
+
+    @property
+    def empty(self) -> bool:
+        return self.load_balancer is None and not self.target_groups and not self.security_groups
+
+
+@dataclass
+class StackCache:
+    """What we know of one Service's stack from our own calls."""
+
+    lb_arn: str = ""
+    dns_name: str = ""
+    spec_hash: str = ""
+    listeners_hash: str = ""  # the spec hash whose listeners were seen complete
+    tg_arns: dict[str, str] = field(default_factory=dict)  # resource id → ARN
+    tg_ports: dict[str, int] = field(default_factory=dict)  # ARN → NodePort
+    targets: dict[str, frozenset[str]] = field(default_factory=dict)  # TG ARN → instance IDs
+
+
+def _tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in tags]
+
+
+def _hash_of(part: Any) -> str:
+    return hashlib.sha256(json.dumps(asdict(part), sort_keys=True).encode()).hexdigest()[:16]
+
+
+class Deployer:
+    """Creates, updates and deletes the AWS resources of Services; thread-safe across Services."""
+
+    def __init__(self, *, clients: AWSClients, config: AWSConfig, cluster_name: str) -> None:
+        self.clients = clients
+        self.config = config
+        self.cluster_name = config.cluster_id or cluster_name
+        self.cluster_tag = model.cluster_tag(self.cluster_name)
+        self._lock = threading.Lock()
+        self._cluster: model.ClusterInfo | None = None
+        self._backend_sg = ""
+        self._node_sgs_done: set[str] = set()
+        self._instance_sgs: dict[str, tuple[str, ...]] = {}
+        self._stacks: dict[str, StackCache] = {}
+        self._orphans_seen: dict[str, float] = {}
+
+    # -- discovery ----------------------------------------------------------------------------------
+
+    def cluster_info(self) -> model.ClusterInfo:
+        """The VPC and its subnets: one DescribeSubnets, cached for the life of the process."""
+        with self._lock:
+            if self._cluster is not None:
+                return self._cluster
+        ec2 = self.clients.ec2
+        vpc = self.config.vpc
+        if not vpc and self.config.subnet_id:
+            vpc = ec2.describe_subnets(SubnetIds=[self.config.subnet_id])["Subnets"][0]["VpcId"]
+        filters = (
+            [{"Name": "vpc-id", "Values": [vpc]}]
+            if vpc
+            else [{"Name": "tag-key", "Values": [self.cluster_tag]}]
+        )
+        subnets = []
+        for page in ec2.get_paginator("describe_subnets").paginate(Filters=filters):
+            subnets.extend(page["Subnets"])
+        if not vpc:
+            vpcs = sorted({s["VpcId"] for s in subnets})
+            if len(vpcs) != 1:
+                raise RuntimeError(
+                    f"cannot tell the cluster's VPC: subnets tagged {self.cluster_tag} are in "
+                    f"{vpcs or 'no VPC'}; set VPC (or SubnetID) in [Global] of --cloud-config"
+                )
+            vpc = vpcs[0]
+            subnets = []
+            for page in ec2.get_paginator("describe_subnets").paginate(
+                Filters=[{"Name": "vpc-id", "Values": [vpc]}]
+            ):
+                subnets.extend(page["Subnets"])
+        info = model.ClusterInfo(
+            cluster_name=self.cluster_name,
+            vpc_id=vpc,
+            subnets=tuple(
+                sorted(
+                    (
+                        model.Subnet(
+                            subnet_id=s["SubnetId"],
+                            vpc_id=s["VpcId"],
+                            availability_zone=s["AvailabilityZone"],
+                            cidr_block=s.get("CidrBlock", ""),
+                            zone_type=s.get("AvailabilityZoneType", "availability-zone")
+                            if "AvailabilityZoneType" in s
+                            else "availability-zone",
+                            tags=tuple(sorted((t["Key"], t["Value"]) for t in s.get("Tags", []))),
+                        )
+                        for s in subnets
+                    ),
+                    key=lambda s: s.subnet_id,
+                )
+            ),
+        )
+        with self._lock:
+            self._cluster = info
+        return info
+
+    def list_owned(
+        self, *, uid: str | None = None, types: Sequence[str] = (LB_TYPE, TG_TYPE, SG_TYPE)
+    ) -> list[Found]:
+        """Resources with this cluster's ``owned`` tag (and the Service UID, if given), with tags."""
+        filters = [{"Key": self.cluster_tag, "Values": [model.OWNED]}]
+        if uid is not None:
+            filters.append({"Key": model.SERVICE_UID_TAG, "Values": [uid]})
+        found: list[Found] = []
+        token = ""
+        while True:
+            kwargs: dict[str, Any] = {
+                "TagFilters": filters,
+                "ResourceTypeFilters": list(types),
+                "ResourcesPerPage": 100,
+            }
+            if token:
+                kwargs["PaginationToken"] = token
+            page = self.clients.tagging.get_resources(**kwargs)
+            for item in page.get("ResourceTagMappingList", []):
+                tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+                if tags.get(self.cluster_tag) == model.OWNED:  # read back: never trust the filter alone
+                    found.append(Found(arn=item["ResourceARN"], tags=tags))
+            token = page.get("PaginationToken", "")
+            if not token:
+                return found
+
+    def _actual(self, uid: str) -> ActualStack:
+        actual = ActualStack()
+        for item in self.list_owned(uid=uid):
+            rid = item.resource_id
+            if rid == model.RESOURCE_LOAD_BALANCER and ":loadbalancer/" in item.arn:
+                actual.load_balancer = item
+            elif rid.startswith(model.TARGET_GROUP_PREFIX):
+                actual.target_groups.append(item)
+            elif rid == model.RESOURCE_FRONTEND_SG:
+                actual.security_groups.append(item)
+        return actual
+
+    # -- ensure -------------------------------------------------------------------------------------
+
+    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> tuple[str, str]:
+        """Make AWS match ``stack``; returns (DNS name, LB ARN).
+
+        Creation order makes every crash point recoverable: security group and its rules, target
+        groups (and attributes), then the load balancer (carrying the spec hash), its listeners, and
+        the targets. A load balancer whose hash matches is trusted only once its listeners were seen
+        complete (by this process, or by one DescribeListeners after a restart).
+        """
+        backend_sg = self.ensure_backend(instance_ids=stack.targets)
+        actual = self._actual(uid)
+        cache = self._stacks.setdefault(key, StackCache())
+        desired_hash = stack.spec_hash()
+        lb = actual.load_balancer
+        if (
+            lb is not None
+            and lb.tags.get(model.SPEC_HASH_TAG) == desired_hash
+            and self._parts_match(stack, actual)
+            and self._listeners_complete(lb_arn=lb.arn, stack=stack, actual=actual, cache=cache)
+        ):
+            cache.lb_arn = lb.arn
+            cache.spec_hash = desired_hash
+            cache.tg_arns = {tg.resource_id: tg.arn for tg in actual.target_groups}
+            self._sync_targets(cache=cache, stack=stack)
+            return self._dns_name(cache), cache.lb_arn
+
+        frontend = self._ensure_frontend_sg(stack=stack, actual=actual)
+        sg_ids = [*([frontend] if frontend else []), *stack.byo_security_groups]
+        if frontend or not stack.byo_security_groups:
+            sg_ids.append(backend_sg)
+        tg_arns = self._ensure_target_groups(stack=stack, actual=actual, cache=cache)
+        lb_arn, created = self._ensure_load_balancer(
+            stack=stack, actual=actual, sg_ids=sg_ids, desired_hash=desired_hash, cache=cache
+        )
+        self._ensure_listeners(stack=stack, lb_arn=lb_arn, tg_arns=tg_arns, created=created)
+        cache.listeners_hash = desired_hash
+        desired_tgs = set(tg_arns.values())
+        for tg in actual.target_groups:
+            if tg.arn not in desired_tgs:
+                self._delete_target_group(tg.arn)
+                cache.targets.pop(tg.arn, None)
+        for sg in actual.security_groups:
+            if sg.sg_id != frontend:
+                self._delete_security_group(sg.sg_id)
+        self._sync_targets(cache=cache, stack=stack)
+        if not created and (lb is None or lb.tags.get(model.SPEC_HASH_TAG) != desired_hash):
+            self.clients.elbv2.add_tags(
+                ResourceArns=[lb_arn], Tags=[{"Key": model.SPEC_HASH_TAG, "Value": desired_hash}]
+            )
+        cache.spec_hash = desired_hash
+        return self._dns_name(cache), lb_arn
+
+    def _listeners_complete(
+        self, *, lb_arn: str, stack: model.Stack, actual: ActualStack, cache: StackCache
+    ) -> bool:
+        desired_hash = stack.spec_hash()
+        if cache.lb_arn == lb_arn and cache.listeners_hash == desired_hash:
+            return True
+        tg_arns = {tg.resource_id: tg.arn for tg in actual.target_groups}
+        want = {
+            (spec.port, spec.protocol, tg_arns.get(spec.target_group, "?"), spec.certificate_arn)
+            for spec in stack.listeners
+        }
+        have = set()
+        for page in self.clients.elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
+            for listener in page["Listeners"]:
+                tg = (listener.get("DefaultActions") or [{}])[0].get("TargetGroupArn", "")
+                cert = (listener.get("Certificates") or [{}])[0].get("CertificateArn", "")
+                have.add((int(listener["Port"]), listener["Protocol"], tg, cert))
+        if have != want:
+            return False
+        cache.lb_arn, cache.listeners_hash = lb_arn, desired_hash
+        return True
+
+    def _parts_match(self, stack: model.Stack, actual: ActualStack) -> bool:
+        want_tgs = {tg.resource_id: (tg.name, _hash_of(tg)) for tg in stack.target_groups}
+        have_tgs = {
+            tg.resource_id: (tg.arn.split("/")[-2], tg.tags.get(model.SPEC_HASH_TAG, ""))
+            for tg in actual.target_groups
+        }
+        if want_tgs != have_tgs:
+            return False
+        want_sg = _hash_of(stack.frontend_security_group) if stack.frontend_security_group else ""
+        have_sg = [sg.tags.get(model.SPEC_HASH_TAG, "") for sg in actual.security_groups]
+        return have_sg == ([want_sg] if want_sg else [])
+
+    def _dns_name(self, cache: StackCache) -> str:
+        if not cache.dns_name:
+            lb = self.clients.elbv2.describe_load_balancers(LoadBalancerArns=[cache.lb_arn])["LoadBalancers"][
+                0
+            ]
+            cache.dns_name = lb["DNSName"]
+        return cache.dns_name
+
+    # security groups
+
+    def ensure_backend(self, *, instance_ids: Sequence[str]) -> str:
+        """The cluster's shared backend security group, and its rule on every node security group."""
+        with self._lock:
+            backend = self._backend_sg
+        if not backend:
+            backend = self._find_or_create_backend_sg()
+            with self._lock:
+                self._backend_sg = backend
+        if self.config.disable_security_group_ingress:
+            return backend
+        unknown = [i for i in instance_ids if i not in self._instance_sgs]
+        if unknown:
+            self._learn_instance_sgs(unknown)
+        wanted = {sg for i in instance_ids for sg in self._instance_sgs.get(i, ())}
+        todo = sorted(wanted - self._node_sgs_done)
+        for sg in todo:
+            self._authorize_backend_on_node_sg(node_sg=sg, backend_sg=backend)
+            with self._lock:
+                self._node_sgs_done.add(sg)
+        return backend
+
+    def _find_or_create_backend_sg(self) -> str:
+        info = self.cluster_info()
+        ec2 = self.clients.ec2
+        found = ec2.describe_security_groups(
+            Filters=[
+                {"Name": "vpc-id", "Values": [info.vpc_id]},
+                {"Name": f"tag:{self.cluster_tag}", "Values": [model.OWNED]},
+                {"Name": f"tag:{model.RESOURCE_TAG}", "Values": [model.RESOURCE_BACKEND_SG]},
+            ]
+        )["SecurityGroups"]
+        if found:
+            return str(sorted(g["GroupId"] for g in found)[0])
+        digest = hashlib.sha256(f"{self.cluster_name}/{info.vpc_id}".encode()).hexdigest()[:10]
+        name = f"k8s-traffic-{self.cluster_name[:200]}-{digest}"
+        tags = [(self.cluster_tag, model.OWNED), (model.RESOURCE_TAG, model.RESOURCE_BACKEND_SG)]
+        try:
+            created = ec2.create_security_group(
+                GroupName=name,
+                VpcId=info.vpc_id,
+                Description=f"ccm-lb: shared backend security group of cluster {self.cluster_name}"[:255],
+                TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(tags)}],
+            )
+            return str(created["GroupId"])
+        except ClientError as exc:
+            if error_code(exc) != "InvalidGroup.Duplicate":
+                raise
+        return self._owned_sg_by_name(name=name, vpc_id=info.vpc_id)
+
+    def _owned_sg_by_name(self, *, name: str, vpc_id: str) -> str:
+        groups = self.clients.ec2.describe_security_groups(
+            Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]}]
+        )["SecurityGroups"]
+        for group in groups:
+            tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+            if tags.get(self.cluster_tag) == model.OWNED:
+                return str(group["GroupId"])
+        raise RuntimeError(
+            f"security group {name} exists in {vpc_id} but is not owned by cluster "
+            f"{self.cluster_name} (no {self.cluster_tag}=owned tag); refusing to use it"
+        )
+
+    def _learn_instance_sgs(self, instance_ids: Sequence[str]) -> None:
+        """Which security group of each instance gets our rule (upstream's choice: the cluster-tagged one)."""
+        reservations = []
+        for page in self.clients.ec2.get_paginator("describe_instances").paginate(
+            InstanceIds=list(instance_ids)
+        ):
+            reservations.extend(page["Reservations"])
+        groups_of: dict[str, list[str]] = {}
+        for reservation in reservations:
+            for instance in reservation["Instances"]:
+                groups_of[instance["InstanceId"]] = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
+        all_groups = sorted({g for gs in groups_of.values() for g in gs})
+        tagged: set[str] = set()
+        if all_groups:
+            for group in self.clients.ec2.describe_security_groups(GroupIds=all_groups)["SecurityGroups"]:
+                keys = {t["Key"] for t in group.get("Tags", [])}
+                if self.cluster_tag in keys:
+                    tagged.add(group["GroupId"])
+        with self._lock:
+            for instance_id, groups in groups_of.items():
+                chosen = [g for g in groups if g in tagged] or (groups if len(groups) == 1 else [])
+                if not chosen:
+                    logger.warning(
+                        "instance %s has %d security groups and none is tagged %s: not adding the "
+                        "load balancer rule to any",
+                        instance_id,
+                        len(groups),
+                        self.cluster_tag,
+                    )
+                self._instance_sgs[instance_id] = tuple(chosen[:1])
+
+    def _backend_permissions(self, backend_sg: str) -> list[dict[str, Any]]:
+        lo, hi = self.config.node_port_range
+        description = BACKEND_RULE_DESCRIPTION.format(cluster=self.cluster_name)[:255]
+        pair = [{"GroupId": backend_sg, "Description": description}]
+        perms = [
+            {"IpProtocol": proto, "FromPort": lo, "ToPort": hi, "UserIdGroupPairs": pair}
+            for proto in ("tcp", "udp")
+        ]
+        probe = self.config.shared_probe_port
+        if not lo <= probe <= hi:  # kube-proxy's healthz: shared probe mode and UDP target groups
+            perms.append({"IpProtocol": "tcp", "FromPort": probe, "ToPort": probe, "UserIdGroupPairs": pair})
+        return perms
+
+    def _authorize_backend_on_node_sg(self, *, node_sg: str, backend_sg: str) -> None:
+        try:
+            self.clients.ec2.authorize_security_group_ingress(
+                GroupId=node_sg, IpPermissions=self._backend_permissions(backend_sg)
+            )
+        except ClientError as exc:
+            if error_code(exc) != "InvalidPermission.Duplicate":
+                raise
+
+    def _ensure_frontend_sg(self, *, stack: model.Stack, actual: ActualStack) -> str:
+        spec = stack.frontend_security_group
+        if spec is None:
+            return ""
+        want_hash = _hash_of(spec)
+        existing = next((sg for sg in actual.security_groups), None)
+        ec2 = self.clients.ec2
+        if existing is None:
+            info = self.cluster_info()
+            tags = [*spec.tags, (model.SPEC_HASH_TAG, want_hash)]
+            try:
+                sg_id = str(
+                    ec2.create_security_group(
+                        GroupName=spec.name,
+                        Description=spec.description,
+                        VpcId=info.vpc_id,
+                        TagSpecifications=[{"ResourceType": "security-group", "Tags": _tag_list(tags)}],
+                    )["GroupId"]
+                )
+            except ClientError as exc:
+                if error_code(exc) != "InvalidGroup.Duplicate":
+                    raise
+                sg_id = self._owned_sg_by_name(name=spec.name, vpc_id=info.vpc_id)
+                self._sync_rules(sg_id=sg_id, rules=spec.rules)
+                ec2.create_tags(Resources=[sg_id], Tags=_tag_list(tags))
+                return sg_id
+            self._authorize(sg_id, spec.rules)
+            return sg_id
+        # Reconciling: the rules are checked even when the hash tag matches, because a crash between
+        # CreateSecurityGroup (which carries the tag) and the authorize call leaves a tagged, empty group.
+        self._sync_rules(sg_id=existing.sg_id, rules=spec.rules)
+        if existing.tags.get(model.SPEC_HASH_TAG) != want_hash:
+            want_tags = {**dict(spec.tags), model.SPEC_HASH_TAG: want_hash}
+            stale = [k for k in existing.tags if k not in want_tags and not k.startswith("aws:")]
+            if stale:
+                ec2.delete_tags(Resources=[existing.sg_id], Tags=[{"Key": k} for k in stale])
+            changed = [(k, v) for k, v in want_tags.items() if existing.tags.get(k) != v]
+            ec2.create_tags(Resources=[existing.sg_id], Tags=_tag_list(changed))
+        return existing.sg_id
+
+    @staticmethod
+    def _permission(rule: model.Rule) -> dict[str, Any]:
+        perm: dict[str, Any] = {
+            "IpProtocol": rule.protocol,
+            "FromPort": rule.from_port,
+            "ToPort": rule.to_port,
+        }
+        if ":" in rule.cidr:
+            perm["Ipv6Ranges"] = [{"CidrIpv6": rule.cidr, "Description": rule.description}]
+        else:
+            perm["IpRanges"] = [{"CidrIp": rule.cidr, "Description": rule.description}]
+        return perm
+
+    def _authorize(self, sg_id: str, rules: Iterable[model.Rule]) -> None:
+        perms = [self._permission(r) for r in rules]
+        if perms:
+            self.clients.ec2.authorize_security_group_ingress(GroupId=sg_id, IpPermissions=perms)
+
+    def _sync_rules(self, *, sg_id: str, rules: Sequence[model.Rule]) -> None:
+        group = self.clients.ec2.describe_security_groups(GroupIds=[sg_id])["SecurityGroups"][0]
+        have: set[tuple[str, int, int, str]] = set()
+        for perm in group.get("IpPermissions", []):
+            for r in perm.get("IpRanges", []):
+                have.add((perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIp"]))
+            for r in perm.get("Ipv6Ranges", []):
+                have.add(
+                    (perm["IpProtocol"], perm.get("FromPort", -1), perm.get("ToPort", -1), r["CidrIpv6"])
+                )
+        want = {(r.protocol, r.from_port, r.to_port, r.cidr): r for r in rules}
+        extra = have - set(want)
+        missing = [rule for k, rule in want.items() if k not in have]
+        if extra:
+            self.clients.ec2.revoke_security_group_ingress(
+                GroupId=sg_id,
+                IpPermissions=[
+                    self._permission(model.Rule(protocol=p, from_port=f, to_port=t, cidr=c))
+                    for p, f, t, c in sorted(extra)
+                ],
+            )
+        if missing:
+            self._authorize(sg_id, missing)
+
+    # load balancer
+
+    def _ensure_load_balancer(
+        self,
+        *,
+        stack: model.Stack,
+        actual: ActualStack,
+        sg_ids: list[str],
+        desired_hash: str,
+        cache: StackCache,
+    ) -> tuple[str, bool]:
+        spec = stack.load_balancer
+        elbv2 = self.clients.elbv2
+        existing = actual.load_balancer
+        if existing is not None:
+            described = elbv2.describe_load_balancers(LoadBalancerArns=[existing.arn])["LoadBalancers"][0]
+            if described.get("Scheme") != spec.scheme:
+                logger.info(
+                    "%s: scheme changes from %s to %s: replacing the load balancer",
+                    spec.name,
+                    described.get("Scheme"),
+                    spec.scheme,
+                )
+                elbv2.delete_load_balancer(LoadBalancerArn=existing.arn)
+                cache.dns_name = ""
+                existing = None
+        if existing is None:
+            kwargs: dict[str, Any] = {
+                "Name": spec.name,
+                "Type": "network",
+                "Scheme": spec.scheme,
+                "IpAddressType": spec.ip_address_type,
+                "SubnetMappings": [self._mapping(m) for m in spec.subnet_mappings],
+                "SecurityGroups": sg_ids,
+                "Tags": _tag_list([*spec.tags, (model.SPEC_HASH_TAG, desired_hash)]),
+            }
+            started = datetime.datetime.now(datetime.UTC)
+            try:
+                lb = elbv2.create_load_balancer(**kwargs)["LoadBalancers"][0]
+            except ClientError as exc:
+                if error_code(exc) == "DuplicateLoadBalancerName":
+                    raise RuntimeError(
+                        f"a load balancer named {spec.name} already exists with other settings and is not "
+                        f"this Service's (no {self.cluster_tag}=owned and {model.SERVICE_UID_TAG} tags); "
+                        "refusing to touch it"
+                    ) from exc
+                raise
+            created = lb.get("CreatedTime")
+            if isinstance(created, datetime.datetime) and created < started - datetime.timedelta(minutes=1):
+                # AWS handed back an existing LB of the same name: use it only if it is ours.
+                self._require_owned(lb["LoadBalancerArn"], what=f"load balancer {spec.name}")
+            cache.lb_arn, cache.dns_name = lb["LoadBalancerArn"], lb["DNSName"]
+            if spec.attributes:
+                self._apply_lb_attributes(lb["LoadBalancerArn"], spec.attributes, described=None)
+            return cache.lb_arn, True
+        cache.lb_arn, cache.dns_name = existing.arn, described["DNSName"]
+        if sorted(described.get("SecurityGroups", [])) != sorted(sg_ids):
+            elbv2.set_security_groups(LoadBalancerArn=existing.arn, SecurityGroups=sg_ids)
+        want_subnets = sorted(m.subnet_id for m in spec.subnet_mappings)
+        have_subnets = sorted(z["SubnetId"] for z in described.get("AvailabilityZones", []))
+        if want_subnets != have_subnets:
+            elbv2.set_subnets(
+                LoadBalancerArn=existing.arn, SubnetMappings=[self._mapping(m) for m in spec.subnet_mappings]
+            )
+        self._apply_lb_attributes(existing.arn, spec.attributes, described=True)
+        self._retag(existing.arn, have=existing.tags, want=dict(spec.tags))
+        return existing.arn, False
+
+    @staticmethod
+    def _mapping(mapping: model.SubnetMapping) -> dict[str, str]:
+        out = {"SubnetId": mapping.subnet_id}
+        if mapping.allocation_id:
+            out["AllocationId"] = mapping.allocation_id
+        if mapping.private_ipv4_address:
+            out["PrivateIPv4Address"] = mapping.private_ipv4_address
+        return out
+
+    def _apply_lb_attributes(
+        self, arn: str, attributes: Sequence[tuple[str, str]], *, described: bool | None
+    ) -> None:
+        want = dict(attributes)
+        if described:
+            have = {
+                a["Key"]: a["Value"]
+                for a in self.clients.elbv2.describe_load_balancer_attributes(LoadBalancerArn=arn)[
+                    "Attributes"
+                ]
+            }
+            for key, default in MANAGED_LB_ATTRIBUTES.items():
+                want.setdefault(key, default)
+            changes = {k: v for k, v in want.items() if have.get(k, MANAGED_LB_ATTRIBUTES.get(k)) != v}
+        else:
+            changes = want
+        if changes:
+            self.clients.elbv2.modify_load_balancer_attributes(
+                LoadBalancerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in sorted(changes.items())]
+            )
+
+    def _retag(self, arn: str, *, have: Mapping[str, str], want: Mapping[str, str]) -> None:
+        """Keep our tags and the user's additional-resource-tags current (added and removed)."""
+        stale = [k for k in have if k not in want and k != model.SPEC_HASH_TAG and not k.startswith("aws:")]
+        changed = [(k, v) for k, v in want.items() if have.get(k) != v]
+        if stale:
+            self.clients.elbv2.remove_tags(ResourceArns=[arn], TagKeys=stale)
+        if changed:
+            self.clients.elbv2.add_tags(ResourceArns=[arn], Tags=_tag_list(changed))
+
+    # target groups and listeners
+
+    def _ensure_target_groups(
+        self, *, stack: model.Stack, actual: ActualStack, cache: StackCache
+    ) -> dict[str, str]:
+        elbv2 = self.clients.elbv2
+        info = self.cluster_info()
+        by_id = {tg.resource_id: tg for tg in actual.target_groups}
+        arns: dict[str, str] = {}
+        for spec in stack.target_groups:
+            want_hash = _hash_of(spec)
+            existing = by_id.get(spec.resource_id)
+            if existing is not None and existing.arn.split("/")[-2] == spec.name:
+                if existing.tags.get(model.SPEC_HASH_TAG) != want_hash:
+                    self._modify_target_group(existing.arn, spec)
+                    self._retag(existing.arn, have=existing.tags, want=dict(spec.tags))
+                    elbv2.add_tags(
+                        ResourceArns=[existing.arn], Tags=[{"Key": model.SPEC_HASH_TAG, "Value": want_hash}]
+                    )
+                elif spec.attributes:  # a crash may have come between create and the attributes
+                    self._sync_target_group_attributes(existing.arn, spec)
+                arns[spec.resource_id] = existing.arn
+                cache.tg_ports[existing.arn] = spec.port
+                continue
+            hc = spec.health_check
+            kwargs: dict[str, Any] = {
+                "Name": spec.name,
+                "Protocol": spec.protocol,
+                "Port": spec.port,
+                "VpcId": info.vpc_id,
+                "TargetType": "instance",
+                "HealthCheckProtocol": hc.protocol,
+                "HealthCheckPort": hc.port,
+                "HealthCheckEnabled": True,
+                "HealthCheckIntervalSeconds": hc.interval_seconds,
+                "HealthCheckTimeoutSeconds": hc.timeout_seconds,
+                "HealthyThresholdCount": hc.healthy_threshold,
+                "UnhealthyThresholdCount": hc.unhealthy_threshold,
+                "Tags": _tag_list([*spec.tags, (model.SPEC_HASH_TAG, want_hash)]),
+            }
+            if hc.path:
+                kwargs["HealthCheckPath"] = hc.path
+            created_new = True
+            try:
+                arn = elbv2.create_target_group(**kwargs)["TargetGroups"][0]["TargetGroupArn"]
+            except ClientError as exc:
+                if error_code(exc) != "DuplicateTargetGroupName":
+                    raise
+                arn = self._owned_target_group_by_name(spec.name)
+                created_new = False
+            if spec.attributes:
+                elbv2.modify_target_group_attributes(
+                    TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in spec.attributes]
+                )
+            arns[spec.resource_id] = arn
+            cache.tg_ports[arn] = spec.port
+            if created_new:
+                cache.targets[arn] = frozenset()  # a new target group has no targets: no describe needed
+            else:
+                cache.targets.pop(arn, None)
+        cache.tg_arns = dict(arns)
+        return arns
+
+    def _require_owned(self, arn: str, *, what: str) -> None:
+        described = self.clients.elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
+        tags = {t["Key"]: t["Value"] for t in (described[0]["Tags"] if described else [])}
+        if tags.get(self.cluster_tag) != model.OWNED:
+            raise RuntimeError(
+                f"{what} exists but is not owned by cluster {self.cluster_name} (no "
+                f"{self.cluster_tag}=owned tag); refusing to use or change it"
+            )
+
+    def _owned_target_group_by_name(self, name: str) -> str:
+        tg = self.clients.elbv2.describe_target_groups(Names=[name])["TargetGroups"][0]
+        self._require_owned(tg["TargetGroupArn"], what=f"target group {name}")
+        return str(tg["TargetGroupArn"])
+
+    def _modify_target_group(self, arn: str, spec: model.TargetGroup) -> None:
+        elbv2 = self.clients.elbv2
+        hc = spec.health_check
+        kwargs: dict[str, Any] = {
+            "TargetGroupArn": arn,
+            "HealthCheckProtocol": hc.protocol,
+            "HealthCheckPort": hc.port,
+            "HealthCheckEnabled": True,
+            "HealthCheckIntervalSeconds": hc.interval_seconds,
+            "HealthCheckTimeoutSeconds": hc.timeout_seconds,
+            "HealthyThresholdCount": hc.healthy_threshold,
+            "UnhealthyThresholdCount": hc.unhealthy_threshold,
+        }
+        if hc.path:
+            kwargs["HealthCheckPath"] = hc.path
+        elbv2.modify_target_group(**kwargs)
+        self._sync_target_group_attributes(arn, spec)
+
+    def _sync_target_group_attributes(self, arn: str, spec: model.TargetGroup) -> None:
+        elbv2 = self.clients.elbv2
+        described = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        have = {a["Key"]: a["Value"] for a in described}
+        want = dict(spec.attributes)
+        changes = {k: v for k, v in want.items() if have.get(k) != v}
+        for key, default in TG_ATTRIBUTE_DEFAULTS.items():  # an annotation removed: back to AWS's default
+            if key not in want and key in have and have[key] != default:
+                changes[key] = default
+        if changes:
+            elbv2.modify_target_group_attributes(
+                TargetGroupArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in sorted(changes.items())]
+            )
+
+    def _ensure_listeners(
+        self, *, stack: model.Stack, lb_arn: str, tg_arns: Mapping[str, str], created: bool
+    ) -> None:
+        elbv2 = self.clients.elbv2
+        have: dict[int, dict[str, Any]] = {}
+        if not created:
+            for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
+                for listener in page["Listeners"]:
+                    have[int(listener["Port"])] = listener
+        for port, listener in sorted(have.items()):
+            spec = next((w for w in stack.listeners if w.port == port), None)
+            if spec is None or spec.protocol != listener["Protocol"]:
+                elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
+                have.pop(port)
+        for spec in stack.listeners:
+            action = [{"Type": "forward", "TargetGroupArn": tg_arns[spec.target_group]}]
+            existing = have.get(spec.port)
+            certs = [{"CertificateArn": spec.certificate_arn}] if spec.certificate_arn else []
+            if existing is None:
+                kwargs: dict[str, Any] = {
+                    "LoadBalancerArn": lb_arn,
+                    "Port": spec.port,
+                    "Protocol": spec.protocol,
+                    "DefaultActions": action,
+                    "Tags": _tag_list(spec.tags),
+                }
+                if certs:
+                    kwargs["Certificates"] = certs
+                if spec.ssl_policy:
+                    kwargs["SslPolicy"] = spec.ssl_policy
+                try:
+                    elbv2.create_listener(**kwargs)
+                except ClientError as exc:
+                    if error_code(exc) != "DuplicateListener":
+                        raise
+                    logger.info(
+                        "listener %d of %s already exists (an earlier attempt made it)", spec.port, lb_arn
+                    )
+                    self._modify_listener(lb_arn=lb_arn, spec=spec, action=action, certs=certs)
+                continue
+            have_tg = (existing.get("DefaultActions") or [{}])[0].get("TargetGroupArn")
+            have_cert = [c["CertificateArn"] for c in existing.get("Certificates", [])]
+            if (
+                have_tg != tg_arns[spec.target_group]
+                or have_cert != [c["CertificateArn"] for c in certs]
+                or (spec.ssl_policy and existing.get("SslPolicy") != spec.ssl_policy)
+            ):
+                kwargs = {"ListenerArn": existing["ListenerArn"], "DefaultActions": action}
+                if certs:
+                    kwargs["Certificates"] = certs
+                if spec.ssl_policy:
+                    kwargs["SslPolicy"] = spec.ssl_policy
+                elbv2.modify_listener(**kwargs)
+
+    def _modify_listener(
+        self, *, lb_arn: str, spec: model.Listener, action: list[dict[str, Any]], certs: list[dict[str, str]]
+    ) -> None:
+        elbv2 = self.clients.elbv2
+        for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
+            for listener in page["Listeners"]:
+                if int(listener["Port"]) == spec.port:
+                    kwargs: dict[str, Any] = {
+                        "ListenerArn": listener["ListenerArn"],
+                        "DefaultActions": action,
+                    }
+                    if certs:
+                        kwargs["Certificates"] = certs
+                    elbv2.modify_listener(**kwargs)
+
+    # targets
+
+    def _sync_targets(self, *, cache: StackCache, stack: model.Stack) -> None:
+        want = frozenset(stack.targets)
+        for arn in cache.tg_arns.values():
+            have = cache.targets.get(arn)
+            if have is None:
+                health = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)[
+                    "TargetHealthDescriptions"
+                ]
+                have = frozenset(
+                    h["Target"]["Id"] for h in health if h.get("TargetHealth", {}).get("State") != "draining"
+                )
+            add, remove = sorted(want - have), sorted(have - want)
+            for chunk in _chunks(add, 100):
+                self.clients.elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
+            for chunk in _chunks(remove, 100):
+                self.clients.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
+            cache.targets[arn] = want
+
+    def update_targets(self, *, key: str, uid: str, stack: model.Stack) -> bool:
+        """Only the targets (node sync). Returns False if the stack is unknown (the caller ensures)."""
+        cache = self._stacks.get(key)
+        if cache is None or not cache.tg_arns:
+            actual = self._actual(uid)
+            if actual.load_balancer is None or not actual.target_groups:
+                return False
+            cache = self._stacks.setdefault(key, StackCache())
+            cache.lb_arn = actual.load_balancer.arn
+            cache.tg_arns = {tg.resource_id: tg.arn for tg in actual.target_groups}
+        self._sync_targets(cache=cache, stack=stack)
+        return True
+
+    # -- delete -------------------------------------------------------------------------------------
+
+    def delete(self, *, key: str, uid: str) -> None:
+        """Delete everything of the Service's stack that this cluster owns."""
+        actual = self._actual(uid)
+        self._stacks.pop(key, None)
+        if actual.load_balancer is not None:
+            try:
+                self.clients.elbv2.delete_load_balancer(LoadBalancerArn=actual.load_balancer.arn)
+            except ClientError as exc:
+                if error_code(exc) != "LoadBalancerNotFound":
+                    raise
+        for tg in actual.target_groups:
+            self._delete_target_group(tg.arn)
+        for sg in actual.security_groups:
+            self._delete_security_group(sg.sg_id)
+
+    def _delete_target_group(self, arn: str) -> None:
+        try:
+            self.clients.elbv2.delete_target_group(TargetGroupArn=arn)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "TargetGroupNotFound":
+                return
+            if code == "ResourceInUse":
+                raise RetryAfter(
+                    f"target group {arn} is still in use by a deleting load balancer", seconds=10
+                ) from exc
+            raise
+
+    def _delete_security_group(self, sg_id: str) -> bool:
+        """Delete an owned SG; one still attached (DependencyViolation) is left to the orphan sweep."""
+        try:
+            self.clients.ec2.delete_security_group(GroupId=sg_id)
+            return True
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "InvalidGroup.NotFound":
+                return True
+            if code == "DependencyViolation":
+                logger.info(
+                    "security group %s is still in use (network interfaces of a deleted load "
+                    "balancer take a few minutes to go); the orphan sweep will delete it",
+                    sg_id,
+                )
+                return False
+            raise
+
+    # -- drift and orphans ---------------------------------------------------------------------------
+
+    def drifted(
+        self, *, stacks: Mapping[str, tuple[str, model.Stack]], full: bool, orphan_grace: float, now: float
+    ) -> frozenset[str]:
+        """Keys (of ``stacks``: key → (uid, stack)) whose LB is missing or differs; deletes orphans.
+
+        A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target
+        groups and security groups, so a missing part or a leaked one (left by a failure midway) is
+        found too. Resources of UIDs not in ``stacks`` are deleted once they have been orphans for
+        ``orphan_grace`` seconds (a Service created a moment ago may not be in ``stacks`` yet).
+        """
+        types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
+        found = self.list_owned(types=types)
+        by_uid: dict[str, list[Found]] = {}
+        for item in found:
+            by_uid.setdefault(item.tags.get(model.SERVICE_UID_TAG, ""), []).append(item)
+        drifted: set[str] = set()
+        for key, (uid, stack) in stacks.items():
+            items = by_uid.get(uid, [])
+            lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+            if not lbs or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
+                drifted.add(key)
+                continue
+            if full:
+                have = {i.resource_id: i for i in items}
+                want = {tg.resource_id: _hash_of(tg) for tg in stack.target_groups}
+                if stack.frontend_security_group is not None:
+                    want[model.RESOURCE_FRONTEND_SG] = _hash_of(stack.frontend_security_group)
+                if any(
+                    rid not in have or have[rid].tags.get(model.SPEC_HASH_TAG) != h for rid, h in want.items()
+                ):
+                    drifted.add(key)
+        live = {uid for uid, _stack in stacks.values()}
+        orphans = [item for uid, items in by_uid.items() if uid and uid not in live for item in items]
+        with self._lock:
+            seen = self._orphans_seen
+            current = {o.arn for o in orphans}
+            for arn in list(seen):
+                if arn not in current:
+                    del seen[arn]
+            due = [o for o in orphans if now - seen.setdefault(o.arn, now) >= orphan_grace]
+        self._delete_orphans(due)
+        return frozenset(drifted)
+
+    def _delete_orphans(self, orphans: Sequence[Found]) -> None:
+        order = {model.RESOURCE_LOAD_BALANCER: 0, model.RESOURCE_FRONTEND_SG: 2}
+        for item in sorted(orphans, key=lambda i: order.get(i.resource_id, 1)):
+            logger.info(
+                "deleting orphaned %s %s of Service %s (uid %s)",
+                item.resource_id,
+                item.arn,
+                item.tags.get(model.SERVICE_NAME_TAG, "?"),
+                item.tags.get(model.SERVICE_UID_TAG, "?"),
+            )
+            try:
+                if item.resource_id == model.RESOURCE_LOAD_BALANCER:
+                    self.clients.elbv2.delete_load_balancer(LoadBalancerArn=item.arn)
+                elif item.resource_id.startswith(model.TARGET_GROUP_PREFIX):
+                    self._delete_target_group(item.arn)
+                elif item.resource_id == model.RESOURCE_FRONTEND_SG and self._delete_security_group(
+                    item.sg_id
+                ):
+                    pass
+                with self._lock:
+                    self._orphans_seen.pop(item.arn, None)
+            except (ClientError, RetryAfter) as exc:
+                logger.warning("could not delete orphaned %s yet: %s", item.arn, exc)
+
+    def forget(self, key: str) -> None:
+        self._stacks.pop(key, None)
+
+    def cached_spec_hash(self, key: str) -> str:
+        cache = self._stacks.get(key)
+        return cache.spec_hash if cache else ""
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]

@@ -1,0 +1,160 @@
+"""The desired state of one Service's AWS resources, as plain frozen data.
+
+The builder (:mod:`providers.aws.builder`) makes a :class:`Stack` from a request without any AWS
+call; the deployer (:mod:`providers.aws.deployer`) compares it with what AWS has (found by tags) and
+creates, updates or deletes. Each part carries a ``resource_id`` that is also written as a tag, so
+desired and actual parts are matched by identity, never by name alone.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# -- tags -------------------------------------------------------------------------------------------
+
+SERVICE_NAME_TAG = "kubernetes.io/service-name"
+SERVICE_UID_TAG = "ccm-lb/service-uid"
+RESOURCE_TAG = "ccm-lb/resource"
+SPEC_HASH_TAG = "ccm-lb/spec-hash"
+OWNED = "owned"
+
+RESOURCE_LOAD_BALANCER = "load-balancer"
+RESOURCE_FRONTEND_SG = "frontend-security-group"
+RESOURCE_BACKEND_SG = "backend-security-group"  # one per cluster, shared by all its load balancers
+TARGET_GROUP_PREFIX = "target-group:"  # + "<port>/<protocol>"
+
+Tags = tuple[tuple[str, str], ...]
+
+
+def cluster_tag(cluster_name: str) -> str:
+    """The ownership tag key; its value is ``owned`` on everything this cluster created."""
+    return f"kubernetes.io/cluster/{cluster_name}"
+
+
+def tags_dict(tags: Tags) -> dict[str, str]:
+    return dict(tags)
+
+
+# -- what the builder needs to know of the account ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Subnet:
+    subnet_id: str
+    vpc_id: str
+    availability_zone: str
+    cidr_block: str
+    zone_type: str = "availability-zone"  # local-zone and wavelength-zone subnets are never chosen
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """Facts about the cluster's network, discovered once and cached by the provider."""
+
+    cluster_name: str
+    vpc_id: str
+    subnets: tuple[Subnet, ...]  # every subnet of the VPC
+
+
+# -- parts ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SubnetMapping:
+    subnet_id: str
+    allocation_id: str = ""  # eip-allocations
+    private_ipv4_address: str = ""  # private-ipv4-addresses (internal LBs)
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Target-group health check. ``port`` is ``traffic-port`` or a number as a string."""
+
+    protocol: str  # TCP | HTTP | HTTPS
+    port: str
+    path: str = ""  # only for HTTP(S)
+    interval_seconds: int = 10
+    timeout_seconds: int = 10
+    healthy_threshold: int = 3
+    unhealthy_threshold: int = 3
+
+
+@dataclass(frozen=True)
+class TargetGroup:
+    """One target group per Service port: instance targets on the port's NodePort."""
+
+    resource_id: str  # TARGET_GROUP_PREFIX + "<service port>/<protocol>"
+    name: str  # ≤ 32 characters; changes when an immutable property changes
+    protocol: str  # TCP | UDP | TCP_UDP | TLS
+    port: int  # the NodePort
+    health_check: HealthCheck
+    attributes: tuple[tuple[str, str], ...] = ()
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class Listener:
+    port: int
+    protocol: str  # TCP | UDP | TCP_UDP | TLS
+    target_group: str  # the TargetGroup's resource_id
+    certificate_arn: str = ""
+    ssl_policy: str = ""
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One ingress rule from a CIDR (IPv4 or IPv6)."""
+
+    protocol: str  # tcp | udp | icmp | icmpv6
+    from_port: int
+    to_port: int
+    cidr: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class SecurityGroup:
+    resource_id: str
+    name: str
+    description: str
+    rules: tuple[Rule, ...]
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class LoadBalancer:
+    name: str  # ≤ 32 characters
+    scheme: str  # internet-facing | internal
+    subnet_mappings: tuple[SubnetMapping, ...]
+    ip_address_type: str = "ipv4"  # ipv4 | dualstack
+    attributes: tuple[
+        tuple[str, str], ...
+    ] = ()  # only the keys the user set, besides the defaults we enforce
+    tags: Tags = ()
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Everything one Service needs. ``security_groups`` (BYO) replaces the managed frontend group."""
+
+    load_balancer: LoadBalancer
+    target_groups: tuple[TargetGroup, ...]
+    listeners: tuple[Listener, ...]
+    frontend_security_group: SecurityGroup | None
+    byo_security_groups: tuple[str, ...] = ()
+    targets: tuple[str, ...] = field(default=(), compare=False)  # instance IDs; not part of the spec
+
+    def spec_hash(self) -> str:
+        """A short hash of everything but the targets: equal hashes mean nothing to change."""
+        data = asdict(self)
+        data.pop("targets", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        """For golden files: the whole stack as JSON-able data."""
+        return asdict(self)

@@ -1,0 +1,1 @@
+"""Provider tests (no cloud, pure code, or a local fake of the cloud)."""

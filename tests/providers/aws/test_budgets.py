@@ -1,0 +1,149 @@
+"""The AWS call budgets of the issue, asserted by counting calls (moto over HTTP, real boto3)."""
+
+from __future__ import annotations
+
+import math
+
+import boto3
+
+from providers.aws.provider import AWSProvider
+from tests.providers.aws.conftest import Network, RequestFactory, add_instance, service_resources
+
+MUTATIONS = (
+    "Create",
+    "Register",
+    "Deregister",
+    "Modify",
+    "Delete",
+    "Authorize",
+    "Revoke",
+    "Add",
+    "Remove",
+    "Set",
+)
+
+
+def _warm_up(provider: AWSProvider, make_request: RequestFactory) -> None:
+    """The one-time cluster set-up (subnets, shared backend SG, node SG rule) on a first Service."""
+    provider.ensure_load_balancer(request=make_request("warm-up"))
+    provider.clients.reset_counts()
+
+
+def test_creating_two_tcp_ports_on_three_nodes_takes_at_most_ten_calls(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    _warm_up(provider, make_request)
+    request = make_request("web")
+    status = provider.ensure_load_balancer(request=request)
+    calls = provider.clients.snapshot()
+    assert sum(calls.values()) <= 10, calls
+    assert calls.get("CreateLoadBalancer") == 1 and calls.get("CreateTargetGroup") == 2
+    assert calls.get("CreateListener") == 2 and calls.get("RegisterTargets") == 2
+    assert status.ingress[0].hostname.endswith(".elb.amazonaws.com")
+    elbv2 = boto3.client("elbv2")
+    lbs = [
+        lb
+        for lb in elbv2.describe_load_balancers()["LoadBalancers"]
+        if lb["DNSName"] == status.ingress[0].hostname
+    ]
+    assert len(lbs) == 1 and lbs[0]["Type"] == "network" and len(lbs[0]["SecurityGroups"]) == 2
+    listeners = elbv2.describe_listeners(LoadBalancerArn=lbs[0]["LoadBalancerArn"])["Listeners"]
+    assert sorted(listener["Port"] for listener in listeners) == [80, 443]
+    for listener in listeners:
+        tg = listener["DefaultActions"][0]["TargetGroupArn"]
+        targets = elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        assert sorted(t["Target"]["Id"] for t in targets) == sorted(i for i, _ in network.instances)
+
+
+def test_first_service_pays_the_cluster_set_up_once(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    provider.ensure_load_balancer(request=make_request("first"))
+    first = provider.clients.total_calls()
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer(request=make_request("second"))
+    second = provider.clients.total_calls()
+    # Once per process: DescribeSubnets ×2 (find the VPC by the cluster tag, then its subnets), backend SG
+    # describe + create, DescribeInstances, DescribeSecurityGroups of the node SGs, one authorize.
+    assert first - second <= 7, (first, second)
+    groups = boto3.client("ec2").describe_security_groups(GroupIds=[network.node_sg])["SecurityGroups"]
+    rules = groups[0]["IpPermissions"]
+    assert len(rules) == 2  # tcp and udp NodePort range from the backend SG, whatever the number of LBs
+    assert all(r["UserIdGroupPairs"] and not r.get("IpRanges") for r in rules)
+
+
+def test_rechecking_unchanged_services_is_one_tag_listing_per_hundred(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    requests = [make_request(ports=((80, "TCP"),)) for _ in range(7)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    drifted = provider.drifted_load_balancers(requests=requests)
+    assert drifted == frozenset()
+    assert provider.clients.total_calls() <= math.ceil(len(requests) / 100) + 1
+    assert set(provider.clients.snapshot()) == {"GetResources"}
+
+
+def test_ensuring_an_unchanged_service_again_makes_one_read_and_no_write(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("steady")
+    provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer(request=request)
+    assert provider.clients.snapshot() == {"GetResources": 1}
+
+
+def test_adding_a_node_is_one_register_targets_per_target_group_and_nothing_else(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    requests = [make_request() for _ in range(3)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    add_instance(network)
+    provider.clients.reset_counts()
+    for request in requests:
+        provider.update_load_balancer(request=request.with_nodes(network.nodes()))
+    assert provider.clients.snapshot() == {"RegisterTargets": 3 * 2}
+
+
+def test_removing_a_node_is_one_deregister_targets_per_target_group(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    request = make_request()
+    provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(network.nodes(2)))
+    assert provider.clients.snapshot() == {"DeregisterTargets": 2}
+
+
+def test_delete_takes_at_most_six_calls_plus_one_per_target_group_and_leaves_nothing(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request()
+    provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer_deleted(request=request)
+    assert provider.clients.total_calls() <= 6 + 2, provider.clients.snapshot()
+    assert service_resources() == []
+    assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+
+
+def test_delete_of_a_service_that_has_nothing_is_one_listing(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    provider.ensure_load_balancer_deleted(request=make_request())
+    assert provider.clients.snapshot() == {"GetResources": 1}
