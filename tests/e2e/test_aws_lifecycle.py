@@ -106,7 +106,7 @@ def _health_check_of(port: int) -> dict[str, Any]:
 def _frontend_cidrs() -> set[str]:
     lb = _lb()
     assert lb is not None
-    cidrs = set()
+    cidrs: set[str] = set()
     for group in boto3.client("ec2").describe_security_groups(GroupIds=lb["SecurityGroups"])[
         "SecurityGroups"
     ]:
