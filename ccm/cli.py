@@ -55,8 +55,6 @@ def run(args: argparse.Namespace) -> int:
             )
     except ValueError as exc:
         return _fail(str(exc))
-    for name in controllers.ignored:
-        logger.warning("--controllers: %s is not implemented here and is ignored", name)
     if args.cloud_config and not os.path.exists(args.cloud_config):
         return _fail(f"--cloud-config={args.cloud_config}: no such file")
     if args.cloud_config and not os.path.isfile(args.cloud_config):
@@ -72,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         api = new_api_client(
             kubeconfig=args.kubeconfig, master=args.master, qps=args.kube_api_qps, burst=args.kube_api_burst
         )
-    except (kube_config.ConfigException, OSError) as exc:
-        return _fail(f"--kubeconfig: {exc}")
+    except Exception as exc:  # ConfigException, OSError, YAML errors, and TypeError etc. on odd YAML
+        where = f"--kubeconfig={args.kubeconfig}" if args.kubeconfig else "--kubeconfig"
+        detail = " ".join(str(exc).split())
+        if not isinstance(exc, kube_config.ConfigException | OSError):
+            detail = f"not a usable kubeconfig ({type(exc).__name__}: {detail})"
+        return _fail(f"{where}: {detail}")
 
     stop = threading.Event()
 
@@ -151,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
                 f"{exc.strerror or exc}"
             )
         server.start()
+    # Warnings only once every flag is known good: a bad flag gets its one line of stderr alone.
+    for name in controllers.ignored:
+        logger.warning("--controllers: %s is not implemented here and is ignored", name)
     logger.info(
         "starting: provider=%s cluster=%s class=%r workers=%d leader-elect=%s",
         provider_name,

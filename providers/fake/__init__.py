@@ -7,8 +7,10 @@ can assert exactly what the controller asked the cloud to do.
 
 from __future__ import annotations
 
+import configparser
 import hashlib
 import logging
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -56,7 +58,7 @@ class FakeCloud:
     """The in-memory cloud. Thread-safe; the controller's workers call it concurrently."""
 
     cluster_name: str = "kubernetes"
-    hostname_suffix: str = "lb.fake.invalid"
+    hostname_suffix: str = "lb.fake.invalid"  # DEFAULT_HOSTNAME_SUFFIX
     calls: list[Call] = field(default_factory=list)
     balancers: dict[str, FakeLoadBalancer] = field(default_factory=dict)
     _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
@@ -191,7 +193,67 @@ class FakeCloud:
 
 
 def new(*, cluster_name: str, cloud_config: str | None = None) -> FakeCloud:
-    """Entry point for ``--cloud-provider=fake``. ``cloud_config`` is ignored."""
+    """Entry point for ``--cloud-provider=fake``.
+
+    ``cloud_config`` is optional: a gcfg/INI file as upstream providers read, of which only
+    ``[Global] hostname-suffix`` (default ``lb.fake.invalid``) is used, so that two processes can be
+    told apart by the hostnames they write. An unreadable or malformed file raises ``ValueError``
+    naming the file and the problem, on one line.
+    """
+    suffix = DEFAULT_HOSTNAME_SUFFIX
     if cloud_config:
-        logger.info("the fake provider ignores --cloud-config=%s", cloud_config)
-    return FakeCloud(cluster_name=cluster_name)
+        suffix = _read_config(cloud_config).get("hostname-suffix", suffix)
+    return FakeCloud(cluster_name=cluster_name, hostname_suffix=suffix)
+
+
+DEFAULT_HOSTNAME_SUFFIX = "lb.fake.invalid"
+_KNOWN_KEYS = ("hostname-suffix",)
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _read_config(path: str) -> dict[str, str]:
+    """``[Global]`` of a gcfg file (section and key names are case-insensitive there, as in gcfg)."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except OSError as exc:
+        raise ValueError(f"--cloud-config={path}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--cloud-config={path}: not UTF-8 text") from None
+    parser = configparser.ConfigParser(
+        interpolation=None, comment_prefixes=("#", ";"), inline_comment_prefixes=("#", ";"), strict=True
+    )
+    try:
+        parser.read_string(text, source=path)
+    except configparser.MissingSectionHeaderError as exc:
+        raise ValueError(
+            f"--cloud-config={path}: line {exc.lineno}: expected a section header such as [Global]"
+        ) from None
+    except configparser.ParsingError as exc:
+        lineno = exc.errors[0][0]
+        line = text.splitlines()[lineno - 1].strip()
+        raise ValueError(
+            f"--cloud-config={path}: line {lineno}: expected key = value, got {line!r}"
+        ) from None
+    except configparser.Error as exc:
+        raise ValueError(f"--cloud-config={path}: {' '.join(str(exc).split())}") from None
+    values: dict[str, str] = {}
+    for section in parser.sections():
+        if section.lower() != "global":
+            logger.warning("fake: --cloud-config=%s: section [%s] is ignored", path, section)
+            continue
+        for key, raw in parser.items(section):
+            if key not in _KNOWN_KEYS:
+                logger.warning("fake: --cloud-config=%s: [%s] %s is ignored", path, section, key)
+                continue
+            value = raw.strip()
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            values[key] = value
+    suffix = values.get("hostname-suffix")
+    if suffix is not None and (len(suffix) > 200 or not _DNS_SUBDOMAIN.fullmatch(suffix)):
+        raise ValueError(
+            f"--cloud-config={path}: [Global] hostname-suffix={suffix!r}: "
+            "accepted: a lowercase DNS name such as lb.example.invalid"
+        )
+    return values

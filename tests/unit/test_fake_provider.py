@@ -370,9 +370,10 @@ def test_a_load_balancer_of_a_recreated_service_is_deleted_and_reported_missing(
 # -- entry point ------------------------------------------------------------------------------------
 
 
-def test_the_entry_point_builds_a_fake_cloud_for_the_cluster_and_ignores_the_cloud_config() -> None:
-    cloud = new(cluster_name="unit", cloud_config="/etc/cloud.conf")
+def test_the_entry_point_builds_a_fake_cloud_for_the_cluster_without_a_cloud_config() -> None:
+    cloud = new(cluster_name="unit")
 
     assert isinstance(cloud, FakeCloud)
     assert cloud.cluster_name == "unit"
+    assert cloud.hostname_suffix == "lb.fake.invalid"
     assert cloud.balancers == {}
