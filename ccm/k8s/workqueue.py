@@ -111,7 +111,8 @@ class WorkQueue(Generic[K]):
             target=self._release_delayed, name=f"workqueue-{name}-delay", daemon=True
         )
         self._timer.start()
-        DEPTH.labels(name).set(0)
+        for metric in (DEPTH, ADDS, QUEUE_DURATION, WORK_DURATION, UNFINISHED, LONGEST, RETRIES):
+            metric.labels(name)  # exported from the start, as client-go does
 
     # -- adding ------------------------------------------------------------------------------------
 

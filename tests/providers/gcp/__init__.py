@@ -1,0 +1,1 @@
+"""GCP provider tests: the pure builder, the cloud-config reader, the annotation registry."""
