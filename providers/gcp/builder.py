@@ -95,6 +95,11 @@ def load_balancer_name(*, cluster_id: str, namespace: str, name: str, uid: str) 
     return "-".join(p for p in parts if p)
 
 
+def name_prefix(*, cluster_id: str) -> str:
+    """What every load balancer name of the cluster starts with (for list filters; labels decide)."""
+    return f"k8s-{_cid(cluster_id)}-"
+
+
 def instance_group_name(*, cluster_id: str) -> str:
     """``k8s-ig--{cid}``: one unmanaged instance group per zone, shared by all of the cluster's LBs."""
     return f"k8s-ig--{_cid(cluster_id)}"

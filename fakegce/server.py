@@ -1,0 +1,831 @@
+"""The HTTP side of the fake: routing, call counting, IAM permissions, fault injection, seeding."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any, Self
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from fakegce import errors as err
+from fakegce.compute import GOOGLE, Compute, Mutation, OperationFailure, Request, _fingerprint, _now, public
+from fakegce.errors import ApiError
+from fakegce.validate import parse_filter
+
+Handler = Callable[[Request], Any]
+Key = tuple[str, str]  # (HTTP method, path template)
+
+_STANDARD_QUERY = frozenset({"$alt", "alt", "prettyPrint"})
+_LIST_QUERY = frozenset({"filter", "maxResults", "pageToken", "orderBy", "returnPartialSuccess"})
+_PREFIX_RE = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<rest>.*)$")
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    template: str  # relative to /compute/v1/projects/{project}/, discovery-style parameter names
+    permission: str
+    handler: Handler
+    mutation: bool = False  # the handler returns a Mutation; the route answers with an Operation
+    list_call: bool = False  # accepts filter / maxResults / pageToken
+    body: bool = False
+
+    def pattern(self) -> re.Pattern[str]:
+        return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
+
+
+def _routes(c: Compute) -> list[Route]:
+    def get(collection: str) -> Handler:
+        return lambda r: c.get(collection, r)
+
+    def lst(collection: str, kind: str) -> Handler:
+        return lambda r: c.list_collection(collection, kind, r)
+
+    def ins(collection: str, message: str, builder: Any) -> Handler:
+        return lambda r: c.insert_with(collection, message, builder, r)
+
+    def upd(collection: str, message: str, builder: Any, key: str) -> Handler:
+        return lambda r: c.update_with(collection, message, builder, r, key)
+
+    def dele(collection: str, kind: str, key: str) -> Handler:
+        return lambda r: c.delete_with(collection, kind, r, key)
+
+    r = "regions/{region}"
+    z = "zones/{zone}"
+    bs, hc = c.build_backend_service, c.build_health_check
+    fw, ig = c.build_firewall, c.build_instance_group
+    routes = [
+        # addresses
+        Route(
+            "POST", f"{r}/addresses", "compute.addresses.create", c.insert_address, mutation=True, body=True
+        ),
+        Route(
+            "GET",
+            f"{r}/addresses",
+            "compute.addresses.list",
+            lst("addresses", "compute#addressList"),
+            list_call=True,
+        ),
+        Route("GET", f"{r}/addresses/{{address}}", "compute.addresses.get", get("addresses")),
+        Route(
+            "DELETE",
+            f"{r}/addresses/{{address}}",
+            "compute.addresses.delete",
+            c.delete_address,
+            mutation=True,
+        ),
+        # forwarding rules
+        Route(
+            "POST",
+            f"{r}/forwardingRules",
+            "compute.forwardingRules.create",
+            c.insert_forwarding_rule,
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            f"{r}/forwardingRules",
+            "compute.forwardingRules.list",
+            lst("forwardingRules", "compute#forwardingRuleList"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            f"{r}/forwardingRules/{{forwardingRule}}",
+            "compute.forwardingRules.get",
+            get("forwardingRules"),
+        ),
+        Route(
+            "DELETE",
+            f"{r}/forwardingRules/{{forwardingRule}}",
+            "compute.forwardingRules.delete",
+            c.delete_forwarding_rule,
+            mutation=True,
+        ),
+        Route(
+            "POST",
+            f"{r}/forwardingRules/{{resource}}/setLabels",
+            "compute.forwardingRules.setLabels",
+            c.set_forwarding_rule_labels,
+            mutation=True,
+            body=True,
+        ),
+        # regional backend services
+        Route(
+            "POST",
+            f"{r}/backendServices",
+            "compute.regionBackendServices.create",
+            ins("backendServices", "BackendService", bs),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            f"{r}/backendServices",
+            "compute.regionBackendServices.list",
+            lst("backendServices", "compute#backendServiceList"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            f"{r}/backendServices/{{backendService}}",
+            "compute.regionBackendServices.get",
+            get("backendServices"),
+        ),
+        *(
+            Route(
+                method,
+                f"{r}/backendServices/{{backendService}}",
+                "compute.regionBackendServices.update",
+                upd("backendServices", "BackendService", bs, "backendService"),
+                mutation=True,
+                body=True,
+            )
+            for method in ("PATCH", "PUT")
+        ),
+        Route(
+            "DELETE",
+            f"{r}/backendServices/{{backendService}}",
+            "compute.regionBackendServices.delete",
+            dele("backendServices", "backend service", "backendService"),
+            mutation=True,
+        ),
+        # regional health checks
+        Route(
+            "POST",
+            f"{r}/healthChecks",
+            "compute.regionHealthChecks.create",
+            ins("healthChecks", "HealthCheck", hc),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            f"{r}/healthChecks",
+            "compute.regionHealthChecks.list",
+            lst("healthChecks", "compute#healthCheckList"),
+            list_call=True,
+        ),
+        Route(
+            "GET", f"{r}/healthChecks/{{healthCheck}}", "compute.regionHealthChecks.get", get("healthChecks")
+        ),
+        *(
+            Route(
+                method,
+                f"{r}/healthChecks/{{healthCheck}}",
+                "compute.regionHealthChecks.update",
+                upd("healthChecks", "HealthCheck", hc, "healthCheck"),
+                mutation=True,
+                body=True,
+            )
+            for method in ("PATCH", "PUT")
+        ),
+        Route(
+            "DELETE",
+            f"{r}/healthChecks/{{healthCheck}}",
+            "compute.regionHealthChecks.delete",
+            dele("healthChecks", "health check", "healthCheck"),
+            mutation=True,
+        ),
+        # firewalls
+        Route(
+            "POST",
+            "global/firewalls",
+            "compute.firewalls.create",
+            ins("firewalls", "Firewall", fw),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            "global/firewalls",
+            "compute.firewalls.list",
+            lst("firewalls", "compute#firewallList"),
+            list_call=True,
+        ),
+        Route("GET", "global/firewalls/{firewall}", "compute.firewalls.get", get("firewalls")),
+        *(
+            Route(
+                method,
+                "global/firewalls/{firewall}",
+                "compute.firewalls.update",
+                upd("firewalls", "Firewall", fw, "firewall"),
+                mutation=True,
+                body=True,
+            )
+            for method in ("PATCH", "PUT")
+        ),
+        Route(
+            "DELETE",
+            "global/firewalls/{firewall}",
+            "compute.firewalls.delete",
+            c.delete_firewall,
+            mutation=True,
+        ),
+        # instance groups
+        Route(
+            "POST",
+            f"{z}/instanceGroups",
+            "compute.instanceGroups.create",
+            ins("instanceGroups", "InstanceGroup", ig),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            f"{z}/instanceGroups",
+            "compute.instanceGroups.list",
+            lst("instanceGroups", "compute#instanceGroupList"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            f"{z}/instanceGroups/{{instanceGroup}}",
+            "compute.instanceGroups.get",
+            get("instanceGroups"),
+        ),
+        Route(
+            "DELETE",
+            f"{z}/instanceGroups/{{instanceGroup}}",
+            "compute.instanceGroups.delete",
+            dele("instanceGroups", "instance group", "instanceGroup"),
+            mutation=True,
+        ),
+        Route(
+            "POST",
+            f"{z}/instanceGroups/{{instanceGroup}}/addInstances",
+            "compute.instanceGroups.update",
+            c.add_instances,
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "POST",
+            f"{z}/instanceGroups/{{instanceGroup}}/removeInstances",
+            "compute.instanceGroups.update",
+            c.remove_instances,
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "POST",
+            f"{z}/instanceGroups/{{instanceGroup}}/listInstances",
+            "compute.instanceGroups.list",
+            c.list_instances,
+            list_call=True,
+            body=True,
+        ),
+        # instances, networks, subnetworks (read-only; seeded by tests)
+        Route(
+            "GET",
+            f"{z}/instances",
+            "compute.instances.list",
+            lst("instances", "compute#instanceList"),
+            list_call=True,
+        ),
+        Route("GET", f"{z}/instances/{{instance}}", "compute.instances.get", get("instances")),
+        Route(
+            "GET",
+            "global/networks",
+            "compute.networks.list",
+            lst("networks", "compute#networkList"),
+            list_call=True,
+        ),
+        Route("GET", "global/networks/{network}", "compute.networks.get", get("networks")),
+        Route(
+            "GET",
+            f"{r}/subnetworks",
+            "compute.subnetworks.list",
+            lst("subnetworks", "compute#subnetworkList"),
+            list_call=True,
+        ),
+        Route("GET", f"{r}/subnetworks/{{subnetwork}}", "compute.subnetworks.get", get("subnetworks")),
+        # regions and zones
+        Route(
+            "GET",
+            "regions",
+            "compute.regions.list",
+            lambda q: _static_list(c, q, [c.region_resource()], "region"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            "regions/{region}",
+            "compute.regions.get",
+            lambda q: (c.check_region(q.params["region"]), c.region_resource())[1],
+        ),
+        Route(
+            "GET",
+            "zones",
+            "compute.zones.list",
+            lambda q: _static_list(c, q, [c.zone_resource(zone) for zone in c.zones], "zone"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            "zones/{zone}",
+            "compute.zones.get",
+            lambda q: (c.check_zone(q.params["zone"]), c.zone_resource(q.params["zone"]))[1],
+        ),
+    ]
+    for scope, service in ((r, "regionOperations"), ("global", "globalOperations"), (z, "zoneOperations")):
+        routes.append(Route("GET", f"{scope}/operations/{{operation}}", f"compute.{service}.get", c.poll))
+        routes.append(
+            Route("POST", f"{scope}/operations/{{operation}}/wait", f"compute.{service}.get", c.poll)
+        )
+    return routes
+
+
+def _static_list(c: Compute, request: Request, items: list[dict[str, Any]], kind: str) -> Any:
+    keep = parse_filter(request.query.get("filter", ""))
+    collection = f"{kind}s"
+    return c.page(
+        [i for i in items if keep(i)], request.query, f"compute#{kind}List", c.scope_link(collection)
+    )
+
+
+PERMISSIONS: dict[Key, str] = {
+    (route.method, route.template): route.permission for route in _routes(Compute("p", "r", ("r-a",)))
+}
+"""The IAM permission each (HTTP method, path template) needs. Some calls need more, recorded per call by
+:meth:`FakeCompute.permissions_used`: ``compute.networks.updatePolicy`` for firewall changes, the ``*.use``
+permissions of referenced resources (backend service, health check, instance group, address, subnetwork,
+instances), and ``compute.addresses.createInternal`` / ``deleteInternal`` instead of create / delete for
+INTERNAL addresses."""
+
+
+@dataclass
+class _Fault:
+    method: str
+    template: str
+    status: int
+    remaining: int
+    reason: str
+    message: str
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    fake: FakeCompute
+
+
+class _HttpHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def _handle(self, method: str) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        status, body = self.server.fake.dispatch(method, self.path, raw)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json; charset=UTF-8")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PUT(self) -> None:
+        self._handle("PUT")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def do_DELETE(self) -> None:
+        self._handle("DELETE")
+
+
+class FakeCompute:
+    """A strict fake of the Compute Engine v1 REST API for L4 load balancers, on a loopback port.
+
+    Use ``ClientOptions(api_endpoint=fake.start())`` and ``AnonymousCredentials()`` with the real
+    google-cloud-compute clients (``*_unary`` mutations, then the operations clients' ``wait``).
+    """
+
+    PERMISSIONS = PERMISSIONS
+
+    def __init__(
+        self, project: str = "test-project", region: str = "us-central1", zones: Iterable[str] | None = None
+    ) -> None:
+        self.project = project
+        self.region = region
+        zone_names = tuple(zones) if zones is not None else tuple(f"{region}-{s}" for s in "abcf")
+        self.compute = Compute(project, region, zone_names)
+        self.calls: Counter[Key] = Counter()
+        self.requests: list[dict[str, Any]] = []  # method, path, template, query, body of every call
+        self._lock = threading.RLock()
+        self._routes = [(route, route.pattern()) for route in _routes(self.compute)]
+        self._permissions: set[str] = set()
+        self._faults: list[_Fault] = []
+        self._operation_faults: list[_Fault] = []
+        self._delays: dict[Key | None, float] = {}
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self.url = ""
+
+    # --- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> str:
+        """Serve on a free loopback port; returns the base URL (``http://127.0.0.1:PORT``)."""
+        if self._server is None:
+            server = _Server(("127.0.0.1", 0), _HttpHandler)
+            server.fake = self
+            self._server = server
+            self._thread = threading.Thread(
+                target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fakegce", daemon=True
+            )
+            self._thread.start()
+            self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        return self.url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._server = None
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # --- seeding -----------------------------------------------------------------------------------
+
+    def seed_network(self, name: str) -> dict[str, Any]:
+        c = self.compute
+        with self._lock:
+            rel = c.rel("global", "networks", name)
+            c.store["networks"][rel] = {
+                "kind": "compute#network",
+                "id": c.new_id(),
+                "creationTimestamp": _now(),
+                "name": name,
+                "autoCreateSubnetworks": False,
+                "subnetworks": [],
+                "routingConfig": {"routingMode": "REGIONAL"},
+                "mtu": 1460,
+                "selfLink": c.link(rel),
+            }
+            return public(c.store["networks"][rel])
+
+    def seed_subnetwork(self, name: str, network: str, cidr: str) -> dict[str, Any]:
+        c = self.compute
+        with self._lock:
+            parent = self._seeded("networks", c.rel("global", "networks", network))
+            net = ipaddress.IPv4Network(cidr)
+            rel = c.rel(f"regions/{self.region}", "subnetworks", name)
+            c.store["subnetworks"][rel] = {
+                "kind": "compute#subnetwork",
+                "id": c.new_id(),
+                "creationTimestamp": _now(),
+                "name": name,
+                "network": parent["selfLink"],
+                "ipCidrRange": str(net),
+                "gatewayAddress": str(net.network_address + 1),
+                "region": c.scope_link(f"regions/{self.region}"),
+                "fingerprint": _fingerprint(),
+                "purpose": "PRIVATE",
+                "stackType": "IPV4_ONLY",
+                "privateIpGoogleAccess": False,
+                "selfLink": c.link(rel),
+            }
+            parent["subnetworks"].append(c.link(rel))
+            return public(c.store["subnetworks"][rel])
+
+    def seed_instance(
+        self,
+        zone: str,
+        name: str,
+        tags: Iterable[str] = (),
+        network: str = "default",
+        *,
+        subnetwork: str | None = None,
+        labels: dict[str, str] | None = None,
+        status: str = "RUNNING",
+    ) -> dict[str, Any]:
+        """A VM (a node); it gets an internal IP from its network's subnetwork in the region."""
+        c = self.compute
+        with self._lock:
+            if zone not in c.zones:
+                raise ValueError(f"zone {zone!r} is not one of {c.zones}")
+            net = self._seeded("networks", c.rel("global", "networks", network))
+            subnet = self._subnet(net, subnetwork)
+            rel = c.rel(f"zones/{zone}", "instances", name)
+            c.store["instances"][rel] = {
+                "kind": "compute#instance",
+                "id": c.new_id(),
+                "creationTimestamp": _now(),
+                "name": name,
+                "zone": c.scope_link(f"zones/{zone}"),
+                "machineType": c.scope_link(f"zones/{zone}/machineTypes/e2-standard-2"),
+                "status": status,
+                "tags": {"items": list(tags), "fingerprint": _fingerprint()},
+                "labels": dict(labels or {}),
+                "networkInterfaces": [
+                    {
+                        "kind": "compute#networkInterface",
+                        "name": "nic0",
+                        "network": net["selfLink"],
+                        "subnetwork": subnet["selfLink"],
+                        "networkIP": c.allocate_internal(subnet),
+                        "stackType": "IPV4_ONLY",
+                    }
+                ],
+                "selfLink": c.link(rel),
+            }
+            return public(c.store["instances"][rel])
+
+    def seed_address(
+        self,
+        name: str,
+        ip: str,
+        address_type: str = "EXTERNAL",
+        network_tier: str = "PREMIUM",
+        *,
+        subnetwork: str | None = None,
+    ) -> dict[str, Any]:
+        """A static IP the user reserved (e.g. for ``spec.loadBalancerIP``)."""
+        c = self.compute
+        with self._lock:
+            if ip in c.used_ips():
+                raise ValueError(f"{ip} is already in use")
+            scope = f"regions/{self.region}"
+            rel = c.rel(scope, "addresses", name)
+            resource: dict[str, Any] = {
+                "kind": "compute#address",
+                "id": c.new_id(),
+                "creationTimestamp": _now(),
+                "name": name,
+                "description": "",
+                "address": ip,
+                "status": "RESERVED",
+                "region": c.scope_link(scope),
+                "selfLink": c.link(rel),
+                "networkTier": network_tier,
+                "addressType": address_type,
+                "labelFingerprint": "42WmSpB8rSM=",
+            }
+            if address_type == "INTERNAL":
+                subnets = [
+                    s
+                    for s in c.store["subnetworks"].values()
+                    if (s["name"] == subnetwork)
+                    or (
+                        subnetwork is None
+                        and ipaddress.IPv4Address(ip) in ipaddress.IPv4Network(s["ipCidrRange"])
+                    )
+                ]
+                if not subnets:
+                    raise ValueError(f"no seeded subnetwork for internal address {ip}")
+                resource.update(
+                    purpose="GCE_ENDPOINT", subnetwork=subnets[0]["selfLink"], network=subnets[0]["network"]
+                )
+            c.store["addresses"][rel] = resource
+            return public(resource)
+
+    def _seeded(self, collection: str, rel: str) -> dict[str, Any]:
+        found = self.compute.store[collection].get(rel)
+        if found is None:
+            raise ValueError(f"seed {rel} first")
+        return found
+
+    def _subnet(self, network: dict[str, Any], name: str | None) -> dict[str, Any]:
+        c = self.compute
+        for subnet in c.store["subnetworks"].values():
+            if subnet["network"] == network["selfLink"] and name in (None, subnet["name"]):
+                return subnet
+        raise ValueError(f"seed a subnetwork of network {network['name']!r} first")
+
+    # --- inspection --------------------------------------------------------------------------------
+
+    def resources(self, kind: str) -> list[dict[str, Any]]:
+        """Current resources of a collection ("forwardingRules", "addresses", ..., "operations")."""
+        with self._lock:
+            if kind == "operations":
+                return [public(op) for op in self.compute.operations.values()]
+            if kind not in self.compute.store:
+                raise KeyError(f"unknown kind {kind!r}; one of {sorted(self.compute.store)}")
+            return [public(r) for _, r in sorted(self.compute.store[kind].items())]
+
+    def members(self, zone: str, group: str) -> list[str]:
+        """The instance selfLinks of an instance group."""
+        with self._lock:
+            return list(
+                self.compute.members.get(self.compute.rel(f"zones/{zone}", "instanceGroups", group), ())
+            )
+
+    def mutations(self) -> Counter[Key]:
+        """The calls that changed (or tried to change) something."""
+        keys = {(r.method, r.template) for r, _ in self._routes if r.mutation}
+        with self._lock:
+            return Counter({k: n for k, n in self.calls.items() if k in keys})
+
+    def reset_calls(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.requests.clear()
+            self._permissions.clear()
+
+    def permissions_used(self) -> set[str]:
+        with self._lock:
+            return set(self._permissions)
+
+    # --- fault injection ---------------------------------------------------------------------------
+
+    def _check_key(self, method: str, template: str, *, mutation: bool = False) -> None:
+        for route, _ in self._routes:
+            if (route.method, route.template) == (method, template) and (route.mutation or not mutation):
+                return
+        raise ValueError(f"no {'mutating ' if mutation else ''}route {method} {template}")
+
+    def fail(
+        self,
+        method: str,
+        template: str,
+        status: int = 503,
+        times: int = 1,
+        *,
+        reason: str = "",
+        message: str = "",
+    ) -> None:
+        """The next ``times`` calls of (method, template) fail synchronously with ``status``."""
+        self._check_key(method, template)
+        with self._lock:
+            self._faults.append(
+                _Fault(
+                    method,
+                    template,
+                    status,
+                    times,
+                    reason or err.DEFAULT_REASONS.get(status, "error"),
+                    message or err.DEFAULT_MESSAGES.get(status, f"Injected error {status}"),
+                )
+            )
+
+    def fail_operation(
+        self,
+        method: str,
+        template: str,
+        status: int = 400,
+        message: str = "Injected operation failure",
+        times: int = 1,
+        *,
+        reason: str = "",
+    ) -> None:
+        """The next ``times`` mutations of (method, template) are accepted but their Operation ends DONE with
+        ``error``, ``httpErrorStatusCode`` and ``httpErrorMessage``; the change is not applied."""
+        self._check_key(method, template, mutation=True)
+        with self._lock:
+            code = reason or err.OPERATION_CODES.get(status, "ERROR")
+            self._operation_faults.append(_Fault(method, template, status, times, code, message))
+
+    def delay(self, seconds: float, method: str | None = None, template: str | None = None) -> None:
+        """Wait ``seconds`` before answering every call (or only (method, template)); 0 removes it."""
+        key: Key | None = None
+        if method is not None and template is not None:
+            self._check_key(method, template)
+            key = (method, template)
+        with self._lock:
+            self._delays[key] = seconds
+
+    def operations_stay_running(self, polls: int = 1) -> None:
+        """Mutations answer a RUNNING Operation, DONE on its ``polls``-th GET or wait (0: DONE at once)."""
+        with self._lock:
+            self.compute.running_polls = polls
+
+    @staticmethod
+    def _take(faults: list[_Fault], key: Key) -> _Fault | None:
+        for fault in faults:
+            if (fault.method, fault.template) == key and fault.remaining > 0:
+                fault.remaining -= 1
+                return fault
+        return None
+
+    # --- dispatch ----------------------------------------------------------------------------------
+
+    def _route(self, method: str, rest: str) -> tuple[Route, dict[str, str]]:
+        allowed = False
+        for route, pattern in self._routes:
+            match = pattern.match(rest)
+            if match is None:
+                continue
+            if route.method == method:
+                return route, match.groupdict()
+            allowed = True
+        if allowed:
+            raise ApiError(405, "httpMethodNotAllowed", f"Method {method} is not allowed on this resource.")
+        raise err.not_found(f"projects/{self.project}/{rest}")
+
+    def dispatch(self, method: str, raw_path: str, raw_body: bytes) -> tuple[int, Any]:
+        parts = urlsplit(raw_path)
+        path = unquote(parts.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        prefix = _PREFIX_RE.match(path)
+        if prefix is None:
+            with self._lock:
+                self.calls[(method, path)] += 1
+            return 404, err.not_found(path).body()
+        rest = prefix["rest"]
+        try:
+            route, params = self._route(method, rest)
+        except ApiError as exc:
+            with self._lock:
+                self.calls[(method, rest)] += 1
+            return exc.code, exc.body()
+        key = (method, route.template)
+        body: Any = None
+        with self._lock:
+            self.calls[key] += 1
+            self._permissions.add(route.permission)
+            try:
+                body = json.loads(raw_body) if raw_body else None
+            except ValueError:
+                body = raw_body.decode(errors="replace")
+            self.requests.append(
+                {"method": method, "path": path, "template": route.template, "query": query, "body": body}
+            )
+            pause = self._delays.get(key, self._delays.get(None, 0.0))
+        if pause:
+            time.sleep(pause)
+        with self._lock:
+            fault = self._take(self._faults, key)
+            if fault is not None:
+                return fault.status, ApiError(fault.status, fault.reason, fault.message).body()
+            try:
+                result = self._handle(route, params, query, body, prefix["project"])
+            except ApiError as exc:
+                return exc.code, exc.body()
+            finally:
+                self._permissions.add(self.compute.base_permission or route.permission)
+                if self.compute.base_permission:
+                    self._permissions.discard(route.permission)
+                self._permissions.update(self.compute.used)
+            return 200, result
+
+    def _handle(
+        self, route: Route, params: dict[str, str], query: dict[str, str], body: Any, project: str
+    ) -> Any:
+        c = self.compute
+        c.used = set()
+        c.base_permission = None
+        if project != self.project:
+            raise err.not_found(f"projects/{project}")
+        allowed = (
+            _STANDARD_QUERY
+            | (_LIST_QUERY if route.list_call else set())
+            | ({"requestId"} if route.mutation else set())
+        )
+        for name in query:
+            if name not in allowed:
+                raise err.invalid(
+                    f'Invalid JSON payload received. Unknown name "{name}": Cannot bind query parameter.'
+                )
+        if query.get("orderBy") not in (None, "name"):
+            raise err.invalid_field("orderBy", query["orderBy"], "fakegce only orders by name.")
+        if isinstance(body, str):
+            raise err.invalid("Invalid JSON payload received. Unexpected token.")
+        if route.body:
+            if body is None and route.mutation:
+                raise err.required("resource")
+            if body is not None and not isinstance(body, dict):
+                raise err.invalid("Invalid JSON payload received. Expected an object.")
+        request = Request(route.method, route.template, params, query, body if body is not None else {})
+        if not route.mutation:
+            return route.handler(request)
+
+        def failure() -> OperationFailure | None:
+            fault = self._take(self._operation_faults, (route.method, route.template))
+            return None if fault is None else OperationFailure(fault.status, fault.message, fault.reason)
+
+        def mutation(r: Request) -> Mutation:
+            result: Mutation = route.handler(r)
+            return result
+
+        return c.mutate(request, mutation, failure)
+
+
+__all__ = ["GOOGLE", "PERMISSIONS", "FakeCompute"]

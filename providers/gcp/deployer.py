@@ -1,0 +1,670 @@
+"""Deploying a GCP :class:`~providers.gcp.model.Stack`: read back, then create, update or delete.
+
+* Shared per cluster: the zones' unmanaged instance groups (membership changes are one call per
+  zone, whatever the number of Services), the node health check and its firewall. They are created
+  on first use and deleted only when GCE says nothing uses them any more (400 "in use" keeps them).
+* Per Service: the forwarding rule carries the spec hash in a label, so an unchanged Service costs one
+  GET; the drift check lists forwarding rules by the cluster label, 500 per call.
+* Before changing or deleting anything, the resource is read and its ownership marker (labels, or the
+  JSON description) must name this cluster; anything else is left alone, whatever its name.
+* Every mutation waits for its operation, carries a request id, and treats 409 "already exists" on
+  create as "read it back and reconcile", so a crash between two calls converges on the next try.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from google.api_core import exceptions as gexc
+from google.cloud import compute_v1
+
+from ccm.cloudprovider import InvalidSpec
+from providers.gcp import builder, model
+from providers.gcp.client import GCEClients
+
+logger = logging.getLogger(__name__)
+
+API = "https://www.googleapis.com/compute/v1"
+
+
+class NotOwned(RuntimeError):
+    """A resource with our name exists but is not this cluster's; we refuse to touch it."""
+
+
+@dataclass
+class ClusterState:
+    instance_groups: dict[str, set[str]] = field(default_factory=dict)  # zone → instance names
+    shared_health_check: bool = False
+    shared_firewall: bool = False
+
+
+def _owned_description(resource: Any, cluster_id: str) -> dict[str, str]:
+    marker = model.parse_description(getattr(resource, "description", ""))
+    return marker if marker.get(model.CLUSTER_KEY) == cluster_id else {}
+
+
+def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
+    text = str(exc)
+    return isinstance(exc, gexc.BadRequest) and (
+        "being used by" in text or "resourceInUseByAnotherResource" in text
+    )
+
+
+class Deployer:
+    """Thread-safe across Services; the shared instance groups are guarded by one lock."""
+
+    def __init__(self, *, clients: GCEClients, network: model.ClusterNetwork) -> None:
+        self.c = clients
+        self.net = network
+        self.cid = network.cluster_id
+        self.project, self.region = clients.project, clients.region
+        self._lock = threading.Lock()
+        self._state = ClusterState()
+
+    # -- URLs ---------------------------------------------------------------------------------------
+
+    def _region_url(self, kind: str, name: str) -> str:
+        return f"{API}/projects/{self.project}/regions/{self.region}/{kind}/{name}"
+
+    def _ig_url(self, zone: str) -> str:
+        group = builder.instance_group_name(cluster_id=self.cid)
+        return f"{API}/projects/{self.project}/zones/{zone}/instanceGroups/{group}"
+
+    def _instance_url(self, zone: str, name: str) -> str:
+        return f"{API}/projects/{self.project}/zones/{zone}/instances/{name}"
+
+    def _network_url(self) -> str:
+        return f"{API}/projects/{self.net.network_project}/global/networks/{self.net.network}"
+
+    def _subnetwork_url(self, name: str) -> str:
+        return f"{API}/projects/{self.net.network_project}/regions/{self.region}/subnetworks/{name}"
+
+    # -- shared: instance groups --------------------------------------------------------------------
+
+    def sync_instance_groups(self, *, instances: Sequence[tuple[str, str]]) -> None:
+        """Make each zone's shared instance group hold exactly ``instances`` (zone, name)."""
+        wanted: dict[str, set[str]] = {}
+        for zone, name in instances:
+            wanted.setdefault(zone, set()).add(name)
+        with self._lock:
+            zones = sorted(set(wanted) | set(self._state.instance_groups))
+            for zone in zones:
+                have = self._members(zone)
+                want = wanted.get(zone, set())
+                ig = builder.instance_group_name(cluster_id=self.cid)
+                add, remove = sorted(want - have), sorted(have - want)
+                if add:
+                    self.c.mutate(
+                        "instanceGroups.addInstances",
+                        self.c.instance_groups.add_instances_unary,
+                        compute_v1.AddInstancesInstanceGroupRequest(
+                            project=self.project,
+                            zone=zone,
+                            instance_group=ig,
+                            instance_groups_add_instances_request_resource=compute_v1.InstanceGroupsAddInstancesRequest(
+                                instances=[
+                                    compute_v1.InstanceReference(instance=self._instance_url(zone, n))
+                                    for n in add
+                                ]
+                            ),
+                        ),
+                        scope="zone",
+                        location=zone,
+                    )
+                if remove:
+                    self.c.mutate(
+                        "instanceGroups.removeInstances",
+                        self.c.instance_groups.remove_instances_unary,
+                        compute_v1.RemoveInstancesInstanceGroupRequest(
+                            project=self.project,
+                            zone=zone,
+                            instance_group=ig,
+                            instance_groups_remove_instances_request_resource=compute_v1.InstanceGroupsRemoveInstancesRequest(
+                                instances=[
+                                    compute_v1.InstanceReference(instance=self._instance_url(zone, n))
+                                    for n in remove
+                                ]
+                            ),
+                        ),
+                        scope="zone",
+                        location=zone,
+                    )
+                self._state.instance_groups[zone] = set(want)
+
+    def _members(self, zone: str) -> set[str]:
+        """Current members of the zone's group (cached; created if missing). Caller holds the lock."""
+        known = self._state.instance_groups.get(zone)
+        if known is not None:
+            return known
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        try:
+            group = self.c.call(
+                "instanceGroups.get",
+                self.c.instance_groups.get,
+                project=self.project,
+                zone=zone,
+                instance_group=ig,
+            )
+            if not _owned_description(group, self.cid):
+                raise NotOwned(f"instance group {ig} in {zone} exists but is not owned by cluster {self.cid}")
+        except gexc.NotFound:
+            try:
+                self.c.mutate(
+                    "instanceGroups.insert",
+                    self.c.instance_groups.insert_unary,
+                    compute_v1.InsertInstanceGroupRequest(
+                        project=self.project,
+                        zone=zone,
+                        instance_group_resource=compute_v1.InstanceGroup(
+                            name=ig,
+                            network=self._network_url(),
+                            description=model.description(cluster=self.cid),
+                        ),
+                    ),
+                    scope="zone",
+                    location=zone,
+                )
+                self._state.instance_groups[zone] = set()
+                return self._state.instance_groups[zone]
+            except gexc.Conflict:
+                pass  # made by an earlier attempt: read its members below
+        members: set[str] = set()
+        pager = self.c.call(
+            "instanceGroups.listInstances",
+            self.c.instance_groups.list_instances,
+            request=compute_v1.ListInstancesInstanceGroupsRequest(
+                project=self.project,
+                zone=zone,
+                instance_group=ig,
+                instance_groups_list_instances_request_resource=compute_v1.InstanceGroupsListInstancesRequest(
+                    instance_state="ALL"
+                ),
+            ),
+        )
+        for item in pager:
+            members.add(item.instance.rsplit("/", 1)[-1])
+        self._state.instance_groups[zone] = members
+        return members
+
+    # -- shared: node health check and its firewall -------------------------------------------------
+
+    def _ensure_health_check(self, hc: model.HealthCheck) -> None:
+        if hc.shared and self._state.shared_health_check:
+            return
+        desc = model.description(cluster=self.cid, spec_hash=model.spec_hash(hc))
+        resource = compute_v1.HealthCheck(
+            name=hc.name,
+            type_="HTTP",
+            description=desc,
+            check_interval_sec=hc.check_interval_sec,
+            timeout_sec=hc.timeout_sec,
+            healthy_threshold=hc.healthy_threshold,
+            unhealthy_threshold=hc.unhealthy_threshold,
+            http_health_check=compute_v1.HTTPHealthCheck(port=hc.port, request_path=hc.path),
+        )
+        try:
+            existing = self.c.call(
+                "regionHealthChecks.get",
+                self.c.health_checks.get,
+                project=self.project,
+                region=self.region,
+                health_check=hc.name,
+            )
+        except gexc.NotFound:
+            existing = None
+        if existing is None:
+            try:
+                self.c.mutate(
+                    "regionHealthChecks.insert",
+                    self.c.health_checks.insert_unary,
+                    compute_v1.InsertRegionHealthCheckRequest(
+                        project=self.project, region=self.region, health_check_resource=resource
+                    ),
+                    scope="region",
+                )
+            except gexc.Conflict:
+                return self._ensure_health_check(hc)
+        else:
+            marker = _owned_description(existing, self.cid)
+            if not marker:
+                raise NotOwned(f"health check {hc.name} exists but is not owned by cluster {self.cid}")
+            if marker.get(model.SPEC_HASH_KEY) != model.spec_hash(hc):
+                self.c.mutate(
+                    "regionHealthChecks.patch",
+                    self.c.health_checks.patch_unary,
+                    compute_v1.PatchRegionHealthCheckRequest(
+                        project=self.project,
+                        region=self.region,
+                        health_check=hc.name,
+                        health_check_resource=resource,
+                    ),
+                    scope="region",
+                )
+        if hc.shared:
+            self._state.shared_health_check = True
+
+    def _ensure_firewall(self, fw: model.Firewall, *, service: str = "", uid: str = "") -> None:
+        if fw.shared and self._state.shared_firewall:
+            return
+        want_hash = model.spec_hash(fw)
+        resource = compute_v1.Firewall(
+            name=fw.name,
+            network=self._network_url(),
+            direction="INGRESS",
+            priority=fw.priority,
+            description=model.description(cluster=self.cid, service=service, uid=uid, spec_hash=want_hash),
+            allowed=[
+                compute_v1.Allowed(I_p_protocol=proto, ports=list(ports))
+                for proto, ports in fw.protocol_ports
+            ],
+            source_ranges=list(fw.source_ranges),
+            target_tags=list(fw.target_tags),
+            destination_ranges=list(fw.destination_ranges),
+        )
+        try:
+            existing = self.c.call(
+                "firewalls.get", self.c.firewalls.get, project=self.net.network_project, firewall=fw.name
+            )
+        except gexc.NotFound:
+            existing = None
+        if existing is None:
+            try:
+                self.c.mutate(
+                    "firewalls.insert",
+                    self.c.firewalls.insert_unary,
+                    compute_v1.InsertFirewallRequest(
+                        project=self.net.network_project, firewall_resource=resource
+                    ),
+                    scope="global",
+                )
+            except gexc.Conflict:
+                return self._ensure_firewall(fw, service=service, uid=uid)
+        else:
+            marker = _owned_description(existing, self.cid)
+            if not marker:
+                raise NotOwned(f"firewall {fw.name} exists but is not owned by cluster {self.cid}")
+            if marker.get(model.SPEC_HASH_KEY) != want_hash:
+                self.c.mutate(
+                    "firewalls.patch",
+                    self.c.firewalls.patch_unary,
+                    compute_v1.PatchFirewallRequest(
+                        project=self.net.network_project, firewall=fw.name, firewall_resource=resource
+                    ),
+                    scope="global",
+                )
+        if fw.shared:
+            self._state.shared_firewall = True
+
+    # -- per Service --------------------------------------------------------------------------------
+
+    def get_forwarding_rule(self, name: str) -> Any | None:
+        try:
+            rule = self.c.call(
+                "forwardingRules.get",
+                self.c.forwarding_rules.get,
+                project=self.project,
+                region=self.region,
+                forwarding_rule=name,
+            )
+        except gexc.NotFound:
+            return None
+        if dict(rule.labels).get(model.CLUSTER_LABEL) != self.cid:
+            raise NotOwned(
+                f"forwarding rule {name} exists but is not owned by cluster {self.cid} "
+                f"(no {model.CLUSTER_LABEL}={self.cid} label); refusing to touch it"
+            )
+        return rule
+
+    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
+        """Make GCE match ``stack``; returns the load balancer's IP address."""
+        self.sync_instance_groups(instances=stack.instances)
+        want_hash = stack.spec_hash()
+        rule = self.get_forwarding_rule(stack.forwarding_rule.name)
+        if rule is not None and dict(rule.labels).get(model.SPEC_HASH_LABEL) == want_hash:
+            return str(rule.I_p_address)
+
+        self._ensure_health_check(stack.health_check)
+        for fw in stack.firewalls:
+            if fw.shared:
+                self._ensure_firewall(fw)
+        if rule is not None and self._rule_needs_recreate(rule, stack):
+            self._delete_forwarding_rule(stack.forwarding_rule.name)
+            if rule.load_balancing_scheme != stack.scheme:
+                self._delete_backend_service(stack.backend_service.name)
+            rule = None
+        self._ensure_backend_service(stack, key=key, uid=uid)
+        if rule is None:
+            rule = self._create_forwarding_rule(stack, uid=uid, want_hash=want_hash)
+        ip = str(rule.I_p_address)
+        for fw in stack.firewalls:
+            if not fw.shared:
+                self._ensure_firewall(_with_destination(fw, ip), service=key, uid=uid)
+        self._delete_stale_health_check(stack)
+        if dict(rule.labels).get(model.SPEC_HASH_LABEL) != want_hash:
+            labels = {**dict(rule.labels), model.SPEC_HASH_LABEL: want_hash}
+            self.c.mutate(
+                "forwardingRules.setLabels",
+                self.c.forwarding_rules.set_labels_unary,
+                compute_v1.SetLabelsForwardingRuleRequest(
+                    project=self.project,
+                    region=self.region,
+                    resource=stack.forwarding_rule.name,
+                    region_set_labels_request_resource=compute_v1.RegionSetLabelsRequest(
+                        labels=labels, label_fingerprint=rule.label_fingerprint
+                    ),
+                ),
+                scope="region",
+            )
+        return ip
+
+    def _rule_needs_recreate(self, rule: Any, stack: model.Stack) -> bool:
+        want = stack.forwarding_rule
+        ports = sorted(int(p) for p in rule.ports) if rule.ports else []
+        return bool(
+            rule.load_balancing_scheme != want.scheme
+            or rule.I_p_protocol != want.protocol
+            or bool(rule.all_ports) != want.all_ports
+            or (not want.all_ports and ports != sorted(want.ports))
+            or (want.ip_address and rule.I_p_address != want.ip_address)
+            or (want.scheme == "EXTERNAL" and want.network_tier and rule.network_tier != want.network_tier)
+            or (want.scheme == "INTERNAL" and not str(rule.subnetwork).endswith(f"/{want.subnetwork}"))
+            or (want.scheme == "INTERNAL" and bool(rule.allow_global_access) != want.allow_global_access)
+        )
+
+    def _ensure_backend_service(self, stack: model.Stack, *, key: str, uid: str) -> None:
+        bs = stack.backend_service
+        want_hash = model.spec_hash(bs)
+        resource = compute_v1.BackendService(
+            name=bs.name,
+            load_balancing_scheme=bs.scheme,
+            protocol=bs.protocol,
+            session_affinity=bs.session_affinity,
+            health_checks=[self._region_url("healthChecks", bs.health_check)],
+            backends=[
+                compute_v1.Backend(group=self._ig_url(zone), balancing_mode="CONNECTION") for zone in bs.zones
+            ],
+            description=model.description(cluster=self.cid, service=key, uid=uid, spec_hash=want_hash),
+        )
+        if bs.scheme == "INTERNAL":
+            resource.network = self._network_url()
+        try:
+            existing = self.c.call(
+                "regionBackendServices.get",
+                self.c.backend_services.get,
+                project=self.project,
+                region=self.region,
+                backend_service=bs.name,
+            )
+        except gexc.NotFound:
+            existing = None
+        if existing is None:
+            try:
+                self.c.mutate(
+                    "regionBackendServices.insert",
+                    self.c.backend_services.insert_unary,
+                    compute_v1.InsertRegionBackendServiceRequest(
+                        project=self.project, region=self.region, backend_service_resource=resource
+                    ),
+                    scope="region",
+                )
+                return
+            except gexc.Conflict:
+                return self._ensure_backend_service(stack, key=key, uid=uid)
+        marker = _owned_description(existing, self.cid)
+        if not marker or marker.get(model.SERVICE_UID_KEY, uid) != uid:
+            raise NotOwned(
+                f"backend service {bs.name} exists but is not owned by this Service of cluster {self.cid}"
+            )
+        if marker.get(model.SPEC_HASH_KEY) != want_hash:
+            resource.fingerprint = existing.fingerprint
+            self.c.mutate(
+                "regionBackendServices.update",
+                self.c.backend_services.update_unary,
+                compute_v1.UpdateRegionBackendServiceRequest(
+                    project=self.project,
+                    region=self.region,
+                    backend_service=bs.name,
+                    backend_service_resource=resource,
+                ),
+                scope="region",
+            )
+
+    def _create_forwarding_rule(self, stack: model.Stack, *, uid: str, want_hash: str) -> Any:
+        fr = stack.forwarding_rule
+        if fr.ip_address:
+            self._require_reserved_address(fr.ip_address, scheme=fr.scheme)
+        # No spec-hash label yet: it is set last, once the firewalls exist, so that a crash in between
+        # leaves a rule that the next ensure does not mistake for complete.
+        labels = dict(fr.labels)
+        resource = compute_v1.ForwardingRule(
+            name=fr.name,
+            load_balancing_scheme=fr.scheme,
+            I_p_protocol=fr.protocol,
+            backend_service=self._region_url("backendServices", fr.backend_service),
+            labels=labels,
+            description=model.description(cluster=self.cid, uid=uid),
+        )
+        if fr.all_ports:
+            resource.all_ports = True
+        else:
+            resource.ports = [str(p) for p in fr.ports]
+        if fr.ip_address:
+            resource.I_p_address = fr.ip_address
+        if fr.scheme == "EXTERNAL":
+            if fr.network_tier:
+                resource.network_tier = fr.network_tier
+        else:
+            resource.network = self._network_url()
+            resource.subnetwork = self._subnetwork_url(fr.subnetwork)
+            resource.allow_global_access = fr.allow_global_access
+        with contextlib.suppress(gexc.Conflict):  # an earlier attempt made it; read back below
+            self.c.mutate(
+                "forwardingRules.insert",
+                self.c.forwarding_rules.insert_unary,
+                compute_v1.InsertForwardingRuleRequest(
+                    project=self.project, region=self.region, forwarding_rule_resource=resource
+                ),
+                scope="region",
+            )
+        rule = self.get_forwarding_rule(fr.name)
+        if rule is None:
+            raise RuntimeError(f"forwarding rule {fr.name} was created but cannot be read back")
+        return rule
+
+    def _require_reserved_address(self, ip: str, *, scheme: str) -> None:
+        pager = self.c.call(
+            "addresses.list",
+            self.c.addresses.list,
+            request=compute_v1.ListAddressesRequest(
+                project=self.project, region=self.region, filter=f'address eq "{ip}"'
+            ),
+        )
+        if not any(a.address == ip for a in pager):
+            raise InvalidSpec(
+                field="spec.loadBalancerIP",
+                value=ip,
+                accepted=f"an address reserved in project {self.project}, region {self.region} "
+                f"({'external' if scheme == 'EXTERNAL' else 'internal'}), or empty for an "
+                "ephemeral one",
+                reason="no such reserved address",
+            )
+
+    def _delete_stale_health_check(self, stack: model.Stack) -> None:
+        """After a Local → Cluster switch, the Service's own health check and firewall go."""
+        if stack.health_check.shared:
+            own = builder.health_check_name(lb_name=stack.name)
+            self._delete_if_owned("regionHealthChecks", own)
+            self._delete_if_owned("firewalls", builder.health_check_firewall_name(lb_name=stack.name))
+
+    # -- delete -------------------------------------------------------------------------------------
+
+    def delete(self, *, lb_name: str) -> None:
+        """Delete every part of one LB that this cluster owns; shared parts only when unused."""
+        self._delete_forwarding_rule(lb_name)
+        self._delete_backend_service(lb_name)
+        self._delete_if_owned("firewalls", builder.traffic_firewall_name(lb_name=lb_name))
+        self._delete_if_owned("regionHealthChecks", builder.health_check_name(lb_name=lb_name))
+        self._delete_if_owned("firewalls", builder.health_check_firewall_name(lb_name=lb_name))
+        self._delete_shared_if_unused()
+
+    def _delete_shared_if_unused(self) -> None:
+        """The cluster's shared parts go with the last LB that uses them.
+
+        GCE refuses (400 "in use") to delete a health check that a backend service references, or an
+        instance group that is a backend, so a refusal means "still needed". The node health check's
+        firewall goes only after the health check itself. Once the node health check is gone (no LB
+        with externalTrafficPolicy Cluster is left), each zone of the region is tried for an instance
+        group; one read of the region gives the zones.
+        """
+        if not self._delete_if_owned(
+            "regionHealthChecks", builder.node_health_check_name(cluster_id=self.cid)
+        ):
+            return
+        self._delete_if_owned("firewalls", builder.node_health_check_firewall_name(cluster_id=self.cid))
+        region = self.c.call("regions.get", self.c.regions.get, project=self.project, region=self.region)
+        zones = sorted(z.rsplit("/", 1)[-1] for z in region.zones)
+        with self._lock:
+            self._state.shared_health_check = self._state.shared_firewall = False
+            for zone in zones:
+                if self._delete_instance_group(zone):
+                    self._state.instance_groups.pop(zone, None)
+
+    def _delete_instance_group(self, zone: str) -> bool:
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        try:
+            group = self.c.call(
+                "instanceGroups.get",
+                self.c.instance_groups.get,
+                project=self.project,
+                zone=zone,
+                instance_group=ig,
+            )
+        except gexc.NotFound:
+            return True
+        if not _owned_description(group, self.cid):
+            return False
+        try:
+            self.c.mutate(
+                "instanceGroups.delete",
+                self.c.instance_groups.delete_unary,
+                compute_v1.DeleteInstanceGroupRequest(project=self.project, zone=zone, instance_group=ig),
+                scope="zone",
+                location=zone,
+            )
+        except gexc.NotFound:
+            return True
+        except gexc.BadRequest as exc:
+            if _is_in_use(exc):
+                return False
+            raise
+        return True
+
+    def _delete_forwarding_rule(self, name: str) -> None:
+        if self.get_forwarding_rule(name) is None:
+            return
+        with contextlib.suppress(gexc.NotFound):
+            self.c.mutate(
+                "forwardingRules.delete",
+                self.c.forwarding_rules.delete_unary,
+                compute_v1.DeleteForwardingRuleRequest(
+                    project=self.project, region=self.region, forwarding_rule=name
+                ),
+                scope="region",
+            )
+
+    def _delete_backend_service(self, name: str) -> None:
+        self._delete_if_owned("regionBackendServices", name)
+
+    def _delete_if_owned(self, kind: str, name: str) -> bool:
+        """GET, check the marker, DELETE. Returns False when it stays (absent counts as deleted)."""
+        getters: Mapping[str, tuple[Any, Any, dict[str, str], str]] = {
+            "regionBackendServices": (
+                self.c.backend_services.get,
+                self.c.backend_services.delete_unary,
+                {"project": self.project, "region": self.region},
+                "backend_service",
+            ),
+            "regionHealthChecks": (
+                self.c.health_checks.get,
+                self.c.health_checks.delete_unary,
+                {"project": self.project, "region": self.region},
+                "health_check",
+            ),
+            "firewalls": (
+                self.c.firewalls.get,
+                self.c.firewalls.delete_unary,
+                {"project": self.net.network_project},
+                "firewall",
+            ),
+        }
+        get, delete, where, arg = getters[kind]
+        try:
+            resource = self.c.call(f"{kind}.get", get, **where, **{arg: name})
+        except gexc.NotFound:
+            return True
+        if not _owned_description(resource, self.cid):
+            logger.warning("not deleting %s %s: it is not owned by cluster %s", kind, name, self.cid)
+            return False
+        scope = "global" if kind == "firewalls" else "region"
+        request = {
+            "regionBackendServices": compute_v1.DeleteRegionBackendServiceRequest,
+            "regionHealthChecks": compute_v1.DeleteRegionHealthCheckRequest,
+            "firewalls": compute_v1.DeleteFirewallRequest,
+        }[kind](**where, **{arg: name})
+        try:
+            self.c.mutate(f"{kind}.delete", delete, request, scope=scope)
+        except gexc.NotFound:
+            return True
+        except gexc.BadRequest as exc:
+            if _is_in_use(exc):
+                logger.info("%s %s is still in use; kept", kind, name)
+                return False
+            raise
+        return True
+
+    # -- drift --------------------------------------------------------------------------------------
+
+    def list_forwarding_rules(self) -> list[Any]:
+        """This cluster's forwarding rules: one list call per 500."""
+        pager = self.c.call(
+            "forwardingRules.list",
+            self.c.forwarding_rules.list,
+            request=compute_v1.ListForwardingRulesRequest(
+                project=self.project,
+                region=self.region,
+                max_results=500,
+                filter=f'name eq "{builder.name_prefix(cluster_id=self.cid)}.*"',
+            ),
+        )
+        rules: list[Any] = []
+        for page in pager.pages:
+            rules.extend(r for r in page.items if dict(r.labels).get(model.CLUSTER_LABEL) == self.cid)
+            if page.next_page_token:
+                self.c._count("forwardingRules.list")  # the pager fetched another page
+        return rules
+
+    def drifted(self, *, stacks: Mapping[str, tuple[str, model.Stack]]) -> tuple[frozenset[str], list[str]]:
+        """(keys whose LB is missing or differs, names of orphaned LBs of this cluster)."""
+        rules = {r.name: r for r in self.list_forwarding_rules()}
+        drifted = {
+            key
+            for key, (_uid, stack) in stacks.items()
+            if stack.forwarding_rule.name not in rules
+            or dict(rules[stack.forwarding_rule.name].labels).get(model.SPEC_HASH_LABEL) != stack.spec_hash()
+        }
+        live = {stack.forwarding_rule.name for _uid, stack in stacks.values()}
+        return frozenset(drifted), sorted(name for name in rules if name not in live)
+
+
+def _with_destination(fw: model.Firewall, ip: str) -> model.Firewall:
+    return dataclasses.replace(fw, destination_ranges=(ip,)) if ip else fw
+
+
+def _zones(instances: Iterable[tuple[str, str]]) -> list[str]:
+    return sorted({zone for zone, _name in instances})

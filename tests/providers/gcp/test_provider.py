@@ -1,0 +1,351 @@
+"""The GCP provider against the fake Compute Engine server, driven by the real google-cloud-compute client."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from typing import Any
+
+import pytest
+
+from ccm.cloudprovider import InvalidSpec
+from fakegce import FakeCompute
+from providers.gcp.client import GCEClients, OperationFailed
+from providers.gcp.deployer import NotOwned
+from providers.gcp.provider import GCEProvider
+from tests.providers.gcp.conftest import RequestFactory, lb_resources, new_provider, nodes
+
+
+def _mutations(provider: GCEProvider) -> dict[str, int]:
+    return provider.clients.mutations()
+
+
+def test_external_load_balancer_is_built_and_gets_an_ip(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("web")
+    status = provider.ensure_load_balancer(request=request)
+    ip = status.ingress[0].ip
+    assert ip
+    rules = gce.resources("forwardingRules")
+    assert len(rules) == 1 and rules[0]["IPAddress"] == ip and rules[0]["loadBalancingScheme"] == "EXTERNAL"
+    assert rules[0]["ports"] == ["80", "443"]
+    backend = gce.resources("backendServices")[0]
+    assert backend["loadBalancingScheme"] == "EXTERNAL" and len(backend["backends"]) == 2
+    firewalls = {f["name"]: f for f in gce.resources("firewalls")}
+    traffic = next(f for name, f in firewalls.items() if name.startswith("k8s-fw-"))
+    assert traffic["allowed"][0]["ports"] in (["80", "443"], ["443", "80"]) and traffic[
+        "destinationRanges"
+    ] == [ip]
+    members = {
+        z: gce.members(z, g["name"])
+        for g in gce.resources("instanceGroups")
+        for z in [g["zone"].rsplit("/", 1)[-1]]
+    }
+    assert sorted(n.rsplit("/", 1)[-1] for ms in members.values() for n in ms) == [
+        "node-0",
+        "node-1",
+        "node-2",
+    ]
+
+
+def test_create_takes_at_most_six_mutations_after_the_cluster_set_up(
+    provider: GCEProvider,
+    make_request: RequestFactory,
+) -> None:
+    provider.ensure_load_balancer(request=make_request("first"))
+    first = dict(_mutations(provider))
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer(request=make_request("second"))
+    assert sum(_mutations(provider).values()) <= 6, _mutations(provider)
+    assert sum(first.values()) <= 6 + 6, (
+        first
+    )  # + instance group per zone (insert, add) and the shared HC + firewall
+
+
+def test_rechecking_unchanged_services_is_one_list_call_per_five_hundred(
+    provider: GCEProvider,
+    make_request: RequestFactory,
+) -> None:
+    requests = [make_request(ports=((80, "TCP"),)) for _ in range(5)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    assert provider.drifted_load_balancers(requests=requests) == frozenset()
+    assert provider.clients.total_calls() <= math.ceil(len(requests) / 500) + 1
+    assert set(provider.clients.snapshot()) == {"forwardingRules.list"}
+
+
+def test_ensuring_an_unchanged_service_again_is_one_read(
+    provider: GCEProvider,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request()
+    provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer(request=request)
+    assert provider.clients.snapshot() == {"forwardingRules.get": 1}
+
+
+def test_adding_a_node_is_one_instance_group_call_for_the_whole_cluster(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    requests = [make_request() for _ in range(4)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    provider.clients.reset_counts()
+    for request in requests:
+        provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2, 3)))
+    assert _mutations(provider) == {"instanceGroups.addInstances": 1}
+    provider.clients.reset_counts()
+    for request in requests:
+        provider.update_load_balancer(request=request.with_nodes(nodes(0, 2, 3)))
+    assert _mutations(provider) == {"instanceGroups.removeInstances": 1}
+
+
+def test_delete_removes_everything_and_shared_parts_go_with_the_last_load_balancer(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    first, second = make_request("one"), make_request("two")
+    provider.ensure_load_balancer(request=first)
+    provider.ensure_load_balancer(request=second)
+    provider.ensure_load_balancer_deleted(request=first)
+    left = lb_resources(gce)
+    assert len(left["forwardingRules"]) == 1 and len(left["backendServices"]) == 1
+    assert left["instanceGroups"] and left["healthChecks"]  # still used by the second LB
+    provider.ensure_load_balancer_deleted(request=second)
+    assert lb_resources(gce) == {}
+    assert not any(
+        k[0] == "GET" and "list" in k[1].lower() for k in gce.calls if k[1].endswith("forwardingRules")
+    ), "delete lists nothing"
+
+
+def test_local_traffic_policy_gets_its_own_health_check_and_switching_back_removes_it(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    local = make_request("local", external_traffic_policy="Local", health_check_node_port=32001)
+    provider.ensure_load_balancer(request=local)
+    checks = {c["name"]: c for c in gce.resources("healthChecks")}
+    own = [c for c in checks.values() if c["httpHealthCheck"]["port"] == 32001]
+    assert len(own) == 1 and own[0]["httpHealthCheck"]["requestPath"] == "/healthz"
+    cluster = make_request("local", uid=local.uid)
+    provider.ensure_load_balancer(request=cluster)
+    ports = sorted(c["httpHealthCheck"]["port"] for c in gce.resources("healthChecks"))
+    assert ports == [10256]
+
+
+def test_external_to_internal_replaces_the_forwarding_rule_and_backend_service(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("flip")
+    provider.ensure_load_balancer(request=request)
+    internal = make_request(
+        "flip", uid=request.uid, annotations={"networking.gke.io/load-balancer-type": "Internal"}
+    )
+    status = provider.ensure_load_balancer(request=internal)
+    rules = gce.resources("forwardingRules")
+    assert len(rules) == 1 and rules[0]["loadBalancingScheme"] == "INTERNAL"
+    assert status.ingress[0].ip.startswith("10.128.")
+    assert [b["loadBalancingScheme"] for b in gce.resources("backendServices")] == ["INTERNAL"]
+
+
+def test_port_and_source_range_changes_update_in_place_or_recreate_the_rule(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("change")
+    provider.ensure_load_balancer(request=request)
+    changed = make_request(
+        "change", uid=request.uid, ports=((8080, "TCP"),), load_balancer_source_ranges=("203.0.113.0/24",)
+    )
+    provider.ensure_load_balancer(request=changed)
+    assert gce.resources("forwardingRules")[0]["ports"] == ["8080"]
+    traffic = next(f for f in gce.resources("firewalls") if f["name"].startswith("k8s-fw-"))
+    assert traffic["sourceRanges"] == ["203.0.113.0/24"] and traffic["allowed"][0]["ports"] == ["8080"]
+
+
+def test_a_reserved_static_ip_is_used_and_never_released(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    gce.seed_address("mine", "34.1.2.3")
+    request = make_request("static", load_balancer_ip="34.1.2.3")
+    assert provider.ensure_load_balancer(request=request).ingress[0].ip == "34.1.2.3"
+    provider.ensure_load_balancer_deleted(request=request)
+    assert [a["address"] for a in gce.resources("addresses")] == ["34.1.2.3"]
+
+
+def test_an_unknown_static_ip_is_an_invalid_spec_and_creates_nothing_of_the_service(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    with pytest.raises(InvalidSpec) as err:
+        provider.ensure_load_balancer(request=make_request("nope", load_balancer_ip="34.9.9.9"))
+    assert "spec.loadBalancerIP" in str(err.value) and "34.9.9.9" in str(err.value)
+    assert gce.resources("forwardingRules") == []
+
+
+@pytest.mark.parametrize(
+    ("annotations", "fields", "bad"),
+    [
+        ({"networking.gke.io/load-balancer-type": "Sideways"}, {}, "Sideways"),
+        ({"cloud.google.com/network-tier": "Gold"}, {}, "Gold"),
+        ({}, {"ports": ((53, "UDP"), (80, "TCP"))}, "spec.ports"),
+        ({"service.beta.kubernetes.io/load-balancer-source-ranges": "1.2.3.4/40"}, {}, "1.2.3.4/40"),
+    ],
+)
+def test_malformed_services_are_refused_before_any_mutation(
+    provider: GCEProvider,
+    make_request: RequestFactory,
+    annotations: dict[str, str],
+    fields: dict[str, Any],
+    bad: str,
+) -> None:
+    with pytest.raises(InvalidSpec) as err:
+        provider.ensure_load_balancer(request=make_request(annotations=annotations, **fields))
+    assert bad in str(err.value) and "accepted" in str(err.value)
+    assert _mutations(provider) == {}
+
+
+def test_an_asynchronous_operation_error_surfaces_clearly(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    gce.fail_operation(
+        "POST",
+        "regions/{region}/backendServices",
+        status=403,
+        message="Quota 'BACKEND_SERVICES' exceeded. Limit: 0.0 in region us-central1.",
+    )
+    with pytest.raises(OperationFailed, match="BACKEND_SERVICES"):
+        provider.ensure_load_balancer(request=make_request())
+
+
+def test_operations_that_stay_running_are_waited_for(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    gce.operations_stay_running(polls=2)
+    assert provider.ensure_load_balancer(request=make_request()).ingress[0].ip
+    assert any(k.endswith(".wait") for k in provider.clients.snapshot())
+
+
+def test_throttling_and_unavailable_answers_are_retried(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    provider = new_provider(gce)
+    provider.clients = GCEClients(
+        project=provider.clients.project,
+        region=provider.clients.region,
+        api_endpoint=gce.url,
+        anonymous=True,
+        retry_deadline=30.0,
+    )
+    provider.deployer.c = provider.clients
+    gce.fail("POST", "regions/{region}/forwardingRules", status=429, times=2)
+    gce.fail("POST", "global/firewalls", status=503, times=1)
+    assert provider.ensure_load_balancer(request=make_request()).ingress[0].ip
+    assert provider.clients.snapshot()["forwardingRules.insert"] == 3
+
+
+def test_a_foreign_firewall_with_our_name_is_never_touched(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("victim")
+    lb = provider.get_load_balancer_name(request=request)
+    provider.clients.firewalls.insert_unary(
+        project="test-project",
+        firewall_resource={
+            "name": f"k8s-fw-{lb}",
+            "network": "global/networks/default",
+            "description": "someone else's",
+            "allowed": [{"I_p_protocol": "tcp", "ports": ["22"]}],
+            "source_ranges": ["0.0.0.0/0"],
+        },
+    )
+    with pytest.raises(NotOwned):
+        provider.ensure_load_balancer(request=request)
+    provider.ensure_load_balancer_deleted(request=request)
+    assert [f["description"] for f in gce.resources("firewalls") if f["name"] == f"k8s-fw-{lb}"] == [
+        "someone else's"
+    ]
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_point", range(1, 11))
+def test_create_converges_after_a_crash_after_any_mutation(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+    crash_point: int,
+) -> None:
+    request = make_request("crashy")
+    doomed = new_provider(gce)
+    done: list[str] = []
+    real = doomed.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        done.append(operation)
+        if len(done) == crash_point:
+            raise Crash(operation)
+        return result
+
+    doomed.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    with contextlib.suppress(Crash):
+        doomed.ensure_load_balancer(request=request)
+    restarted = new_provider(gce)
+    ip = restarted.ensure_load_balancer(request=request).ingress[0].ip
+    resources = lb_resources(gce)
+    assert len(resources["forwardingRules"]) == 1 and len(resources["backendServices"]) == 1
+    assert gce.resources("forwardingRules")[0]["IPAddress"] == ip
+    assert len(resources["firewalls"]) == 2  # traffic + shared health check
+    restarted.ensure_load_balancer_deleted(request=request)
+    assert lb_resources(gce) == {}
+
+
+@pytest.mark.parametrize("crash_point", range(1, 8))
+def test_delete_converges_after_a_crash_after_any_mutation(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+    crash_point: int,
+) -> None:
+    request = make_request("doomed")
+    new_provider(gce).ensure_load_balancer(request=request)
+    deleting = new_provider(gce)
+    done: list[str] = []
+    real = deleting.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        done.append(operation)
+        if len(done) == crash_point:
+            raise Crash(operation)
+        return result
+
+    deleting.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    with contextlib.suppress(Crash):
+        deleting.ensure_load_balancer_deleted(request=request)
+    finisher = new_provider(gce)
+    finisher.ensure_load_balancer_deleted(request=request)
+    assert lb_resources(gce) == {}
