@@ -180,11 +180,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def sandbox(args: argparse.Namespace) -> int:
+    """``ccm sandbox``: the controller on an embedded control plane with moto as AWS (see README)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # Imported here, not at the top: the sandbox needs boto3 and moto, which must never be loaded by
+    # ``ccm run`` (import-linter: ccm knows no cloud) and which cost a second at start-up.
+    from sandbox.app import Options  # noqa: PLC0415 - lazy on purpose, see above
+    from sandbox.app import run as run_sandbox  # noqa: PLC0415 - lazy on purpose, see above
+
+    return run_sandbox(
+        options=Options(
+            once=args.once,
+            manifests=tuple(args.manifest),
+            demo=args.demo,
+            nodes=args.nodes,
+            keep_dir=args.keep_dir,
+            aws_port=args.aws_port,
+            timeout=args.timeout,
+            cloud_provider=args.cloud_provider,
+        )
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = flags.new_parser()
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "sandbox":
+        return sandbox(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

@@ -220,6 +220,54 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     serving.add_argument("--tls-private-key-file", default="", help="key of --tls-cert-file")
 
 
+def node_count(value: str) -> int:
+    number = positive_int(value)
+    if number > 100:
+        raise argparse.ArgumentTypeError(f"invalid value {value!r}; accepted: 1 to 100")
+    return number
+
+
+def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
+    """``ccm sandbox``: the controller against an embedded control plane and a fake AWS (moto)."""
+    parser.add_argument(
+        "--cloud-provider", default="aws", help="aws (moto); gce is not available yet (default aws)"
+    )
+    parser.add_argument(
+        "-f",
+        "--manifest",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="apply this YAML manifest (multi-document; - for stdin); repeatable",
+    )
+    parser.add_argument(
+        "--no-demo", dest="demo", action="store_false", help="do not create the demo Service default/demo"
+    )
+    parser.add_argument(
+        "--nodes", type=node_count, default=3, help="instances and Nodes to create (default 3)"
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="exit 0 once the Services have their hostnames and the tables are printed",
+    )
+    parser.add_argument(
+        "--keep-dir", action="store_true", help="keep the work directory (kubeconfig, logs) at exit"
+    )
+    parser.add_argument(
+        "--aws-port",
+        type=port,
+        default=0,
+        help="port of the moto endpoint on 127.0.0.1 (default: a free one)",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=positive_duration,
+        default=120.0,
+        help="how long to wait for the load balancers, e.g. 90s or 2m (default 2m)",
+    )
+
+
 def new_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ccm", description="Kubernetes cloud LoadBalancer provisioner", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -227,4 +275,13 @@ def new_parser() -> argparse.ArgumentParser:
         "run", help="run the controller (flags as upstream's cloud-controller-manager)", allow_abbrev=False
     )
     add_run_flags(run)
+    sandbox = sub.add_parser(
+        "sandbox",
+        help="try the controller locally: embedded API server, moto as AWS, a demo Service",
+        description="Start an embedded etcd + kube-apiserver, moto as a fake AWS account and "
+        "`ccm run --cloud-provider=aws`, apply a demo LoadBalancer Service (and -f manifests), and show "
+        "the Services and the AWS resources built for them. Runs until Ctrl-C unless --once.",
+        allow_abbrev=False,
+    )
+    add_sandbox_flags(sandbox)
     return parser

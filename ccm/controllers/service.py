@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -32,11 +33,12 @@ from ccm.cloudprovider import (
     InvalidSpec,
     LoadBalancer,
     LoadBalancerRequest,
+    Node,
     RetryAfter,
 )
 from ccm.controllers import metrics, predicates, status
 from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER, Obj
-from ccm.controllers.request import build_request
+from ccm.controllers.request import build_request, node_from_object
 from ccm.k8s.events import NORMAL, WARNING, EventRecorder
 from ccm.k8s.patches import ServicePatcher
 from ccm.k8s.reflector import Reflector, object_key
@@ -47,6 +49,15 @@ logger = logging.getLogger(__name__)
 NAME = "service-lb-controller"
 NODE_SYNC_KEY = "nodes"
 MAX_NODE_NAMES_IN_EVENT = 20
+
+
+@dataclass(frozen=True)
+class TargetSet:
+    """The target nodes at one generation of the node cache, in every form the controller needs."""
+
+    generation: int
+    fingerprint: frozenset[tuple[str, str]]
+    nodes: tuple[Node, ...]
 
 
 class SyncError(Exception):
@@ -94,6 +105,7 @@ class ServiceController:
         # deleted without our finalizer still get its LB deleted, and detects a UID change.
         self._known: dict[str, Obj] = {}
         self._last_synced_nodes: dict[str, frozenset[tuple[str, str]]] = {}
+        self._targets: TargetSet | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
@@ -163,11 +175,25 @@ class ServiceController:
     def needs_cleanup(self, service: Obj) -> bool:
         return predicates.needs_cleanup(service, load_balancer_class=self.load_balancer_class)
 
-    def target_nodes(self) -> list[Obj]:
-        return [n for n in self.nodes.store.objects() if predicates.is_load_balancer_target(n)]
+    def targets(self) -> TargetSet:
+        """The nodes that take traffic, derived once per change of the node cache (not per Service)."""
+        store = self.nodes.store
+        cached = self._targets
+        generation = store.generation
+        if cached is not None and cached.generation == generation:
+            return cached
+        objects = tuple(n for n in store.objects() if predicates.is_load_balancer_target(n))
+        targets = TargetSet(
+            generation=generation,
+            fingerprint=predicates.node_fingerprint(objects),
+            nodes=tuple(sorted((node_from_object(n) for n in objects), key=lambda n: n.name)),
+        )
+        self._targets = targets
+        return targets
 
-    def _request(self, service: Obj, nodes: list[Obj]) -> LoadBalancerRequest:
-        return build_request(service=service, nodes=nodes, cluster_name=self.cluster_name)
+    def _request(self, service: Obj, targets: TargetSet | None) -> LoadBalancerRequest:
+        request = build_request(service=service, nodes=(), cluster_name=self.cluster_name)
+        return request.with_nodes(targets.nodes) if targets is not None else request
 
     # -- service worker ----------------------------------------------------------------------------
 
@@ -233,7 +259,7 @@ class ServiceController:
             known, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
         )
         try:
-            self.provider.ensure_load_balancer_deleted(request=self._request(known, []))
+            self.provider.ensure_load_balancer_deleted(request=self._request(known, None))
         except Exception as exc:
             self.recorder.event(
                 known,
@@ -255,17 +281,17 @@ class ServiceController:
             self._failed(service, SyncError("failed to add load balancer cleanup finalizer", cause=exc))
         if patched is not None:
             service = patched
-        nodes = self.target_nodes()
-        if not nodes:
+        targets = self.targets()
+        if not targets.nodes:
             self.recorder.event(
                 service,
                 type=WARNING,
                 reason="UnAvailableLoadBalancer",
                 message="There are no available nodes for LoadBalancer",
             )
-        self._last_synced_nodes[key] = predicates.node_fingerprint(nodes)
+        self._last_synced_nodes[key] = targets.fingerprint
         try:
-            lb_status = self.provider.ensure_load_balancer(request=self._request(service, nodes))
+            lb_status = self.provider.ensure_load_balancer(request=self._request(service, targets))
         except ImplementedElsewhere:
             logger.info("%s: load balancer implemented elsewhere; leaving status alone", key)
             return
@@ -305,7 +331,7 @@ class ServiceController:
             service, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
         )
         try:
-            self.provider.ensure_load_balancer_deleted(request=self._request(service, []))
+            self.provider.ensure_load_balancer_deleted(request=self._request(service, None))
         except Exception as exc:
             self._failed(service, SyncError("failed to delete load balancer", cause=exc))
         metrics.LOADBALANCER_SYNC.inc()
@@ -379,15 +405,19 @@ class ServiceController:
                 return
             try:
                 self.sync_nodes()
+                self.node_queue.forget(key)
             except Exception:
-                logger.exception("node sync failed")
+                logger.exception("node sync failed; retrying with backoff")
+                self.node_queue.add_rate_limited(key)
             finally:
                 self.node_queue.done(key)
 
     def sync_nodes(self) -> None:
         """Give every LB Service whose host set changed the new set, through ``update_load_balancer``."""
         started = time.monotonic()
-        keys = [k for k in self._last_synced_nodes if self.services.store.get(k) is not None]
+        with self._state_lock:
+            keys = list(self._last_synced_nodes)  # service workers add and remove entries meanwhile
+        keys = [k for k in keys if self.services.store.get(k) is not None]
         list(self._pool.map(self._sync_nodes_for, keys))
         metrics.NODESYNC_LATENCY.observe(time.monotonic() - started)
 
@@ -398,12 +428,11 @@ class ServiceController:
                 return
             if not self.wants_load_balancer(service) or self.needs_cleanup(service):
                 return
-            nodes = self.target_nodes()
-            fingerprint = predicates.node_fingerprint(nodes)
-            if fingerprint == self._last_synced_nodes.get(key):
+            targets = self.targets()
+            if targets.fingerprint == self._last_synced_nodes.get(key):
                 return
-            self._last_synced_nodes[key] = fingerprint
-            request = self._request(service, nodes)
+            self._last_synced_nodes[key] = targets.fingerprint
+            request = self._request(service, targets)
             started = time.monotonic()
             try:
                 self.provider.update_load_balancer(request=request)
@@ -421,7 +450,7 @@ class ServiceController:
                 reason="UpdatedLoadBalancer",
                 message="Updated load balancer with new hosts",
             )
-            if not nodes:
+            if not targets.nodes:
                 self.recorder.event(
                     service,
                     type=WARNING,
@@ -468,12 +497,12 @@ class ServiceController:
             for s in self.services.store.objects()
             if self.wants_load_balancer(s) and not self.needs_cleanup(s)
         ]
-        nodes = self.target_nodes()
+        targets = self.targets()
         for svc in self.services.store.objects():
             if self.needs_cleanup(svc):
                 self.service_queue.add(object_key(svc))
         if isinstance(self.provider, DriftChecker):
-            requests = [self._request(s, nodes) for s in wanted]
+            requests = [self._request(s, targets) for s in wanted]
             drifted = self.provider.drifted_load_balancers(requests=requests)
         else:
             drifted = frozenset(object_key(s) for s in wanted)

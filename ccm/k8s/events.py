@@ -111,8 +111,11 @@ class EventRecorder:
                 seen.pending += 1
                 return
             try:
-                self._core.patch_namespaced_event(
-                    seen.name, seen.namespace, {"count": seen.count, "lastTimestamp": _now()}
+                self._core.patch_namespaced_event(  # the answer is not needed: do not decode it
+                    seen.name,
+                    seen.namespace,
+                    {"count": seen.count, "lastTimestamp": _now()},
+                    _preload_content=False,
                 )
                 seen.last_sent, seen.pending = now, 0
                 return
@@ -144,7 +147,7 @@ class EventRecorder:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        self._core.create_namespaced_event(namespace, body)
+        self._core.create_namespaced_event(namespace, body, _preload_content=False)  # answer not decoded
         self._cache[cache_key] = _Seen(name=name, namespace=namespace, count=1, first=stamp, last_sent=now)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)

@@ -66,6 +66,7 @@ class Store:
     def __init__(self) -> None:
         self._items: dict[str, Obj] = {}
         self._lock = threading.Lock()
+        self.generation = 0  # bumped on every change: lets readers cache what they derive from the store
 
     def get(self, key: str) -> Obj | None:
         with self._lock:
@@ -87,15 +88,18 @@ class Store:
         with self._lock:
             old = self._items.get(key)
             self._items[key] = obj
+            self.generation += 1
             return old
 
     def _pop(self, key: str) -> Obj | None:
         with self._lock:
+            self.generation += 1
             return self._items.pop(key, None)
 
     def _replace(self, items: dict[str, Obj]) -> dict[str, Obj]:
         with self._lock:
             old, self._items = self._items, items
+            self.generation += 1
             return old
 
 

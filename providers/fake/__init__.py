@@ -13,6 +13,7 @@ import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -59,7 +60,7 @@ class FakeCloud:
 
     cluster_name: str = "kubernetes"
     hostname_suffix: str = "lb.fake.invalid"  # DEFAULT_HOSTNAME_SUFFIX
-    calls: list[Call] = field(default_factory=list)
+    calls: deque[Call] = field(default_factory=lambda: deque(maxlen=100_000))  # bounded for long runs
     balancers: dict[str, FakeLoadBalancer] = field(default_factory=dict)
     _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)

@@ -43,7 +43,7 @@ def test_every_call_is_recorded_with_the_service_key_and_node_names(cloud: FakeC
     cloud.update_load_balancer(request=req.with_nodes(nodes("n1")))
     cloud.ensure_load_balancer_deleted(request=req)
 
-    assert cloud.calls == [
+    assert list(cloud.calls) == [
         Call("get_load_balancer", "shop/web", ("n1", "n2")),
         Call("ensure_load_balancer", "shop/web", ("n1", "n2")),
         Call("update_load_balancer", "shop/web", ("n1",)),
@@ -65,7 +65,7 @@ def test_calls_can_be_filtered_by_key_and_method_and_cleared(cloud: FakeCloud) -
     assert cloud.calls_for(key="default/b", method="get_load_balancer") == []
 
     cloud.clear_calls()
-    assert cloud.calls == []
+    assert list(cloud.calls) == []
 
 
 def test_a_load_balancer_that_was_never_ensured_does_not_exist(cloud: FakeCloud) -> None:

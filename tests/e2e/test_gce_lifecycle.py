@@ -1,0 +1,173 @@
+"""End to end: real apiserver + the fake GCE server + the real ``ccm run --cloud-provider=gce`` process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from ccm.envtest.controlplane import ControlPlane
+from fakegce import FakeCompute
+from tests import kube
+
+PROJECT, REGION, ZONES = "test-project", "us-central1", ("us-central1-a", "us-central1-b")
+
+
+@pytest.fixture
+def gce() -> Iterator[FakeCompute]:
+    with FakeCompute(project=PROJECT, region=REGION) as fake:
+        fake.seed_network("default")
+        fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
+        for i in range(4):
+            fake.seed_instance(
+                ZONES[i % 2], f"gke-node-{i}", tags=("k8s-node",), network="default", subnetwork="nodes"
+            )
+        yield fake
+
+
+@pytest.fixture
+def ccm_gce(
+    control_plane: ControlPlane, gce: FakeCompute, tmp_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    conf = tmp_path / "gce.conf"
+    conf.write_text(
+        f"[global]\nproject-id = {PROJECT}\nregion = {REGION}\nnetwork-name = default\n"
+        f"subnetwork-name = nodes\nnode-tags = k8s-node\napi-endpoint = {gce.url}\ntoken-url = nil\n"
+    )
+    log = tmp_path / "ccm.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ccm.cli",
+                "run",
+                "--cloud-provider=gcp",
+                f"--cloud-config={conf}",
+                f"--kubeconfig={control_plane.kubeconfig}",
+                "--cluster-name=e2e",
+                "--leader-elect=false",
+                "--secure-port=0",
+                "--concurrent-service-syncs=2",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        sys.stderr.write("--- ccm log (last lines)\n" + "\n".join(log.read_text().splitlines()[-30:]) + "\n")
+
+
+def _members(gce: FakeCompute) -> list[str]:
+    names = []
+    for group in gce.resources("instanceGroups"):
+        zone = group["zone"].rsplit("/", 1)[-1]
+        names.extend(m.rsplit("/", 1)[-1] for m in gce.members(zone, group["name"]))
+    return sorted(names)
+
+
+def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
+    kube_api: client.ApiClient,
+    namespace: str,
+    gce: FakeCompute,
+    ccm_gce: subprocess.Popen[bytes],
+) -> None:
+    made: list[str] = []
+
+    def node(i: int) -> None:
+        name = f"gke-node-{i}"
+        kube.create_node(
+            kube_api, name, provider_id=f"gce://{PROJECT}/{ZONES[i % 2]}/{name}", zone=ZONES[i % 2]
+        )
+        made.append(name)
+
+    try:
+        node(0)
+        kube.create_service(
+            kube_api,
+            namespace,
+            "web",
+            ports=[{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}],
+        )
+        points = kube.eventually(
+            lambda: kube.ingress(kube.get_service(kube_api, namespace, "web")),
+            timeout=60,
+            message="an IP from the GCP provider",
+        )
+        rule = gce.resources("forwardingRules")[0]
+        assert points[0]["ip"] == rule["IPAddress"] and rule["loadBalancingScheme"] == "EXTERNAL"
+        assert _members(gce) == ["gke-node-0"]
+
+        # nodes across two zones: the shared instance groups follow
+        node(1)
+        node(2)
+        kube.eventually(lambda: _members(gce) == ["gke-node-0", "gke-node-1", "gke-node-2"], timeout=60)
+        kube.delete_node(kube_api, made.pop(0))
+        kube.eventually(lambda: _members(gce) == ["gke-node-1", "gke-node-2"], timeout=60)
+
+        # ports and source ranges
+        kube.patch_service(
+            kube_api,
+            namespace,
+            "web",
+            {
+                "spec": {
+                    "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}],
+                    "loadBalancerSourceRanges": ["203.0.113.0/24"],
+                }
+            },
+        )
+
+        def traffic_firewall() -> dict[str, object] | None:
+            return next((f for f in gce.resources("firewalls") if f["name"].startswith("k8s-fw-")), None)
+
+        kube.eventually(
+            lambda: (
+                (fw := traffic_firewall()) is not None
+                and fw["sourceRanges"] == ["203.0.113.0/24"]
+                and gce.resources("forwardingRules")[0]["ports"] == ["8080"]
+            ),
+            timeout=60,
+            message="new port and source range",
+        )
+
+        # external → internal
+        kube.patch_service(
+            kube_api,
+            namespace,
+            "web",
+            {"metadata": {"annotations": {"networking.gke.io/load-balancer-type": "Internal"}}},
+        )
+        kube.eventually(
+            lambda: [r["loadBalancingScheme"] for r in gce.resources("forwardingRules")] == ["INTERNAL"],
+            timeout=60,
+            message="an internal forwarding rule",
+        )
+        kube.eventually(
+            lambda: (
+                (p := kube.ingress(kube.get_service(kube_api, namespace, "web")))
+                and p[0]["ip"].startswith("10.128.")
+            ),
+            timeout=60,
+            message="an internal IP in status",
+        )
+
+        # delete: nothing left
+        kube.delete_service(kube_api, namespace, "web")
+        kube.eventually(lambda: kube.get_service(kube_api, namespace, "web") is None, timeout=60)
+        for kind in ("forwardingRules", "backendServices", "healthChecks", "firewalls", "instanceGroups"):
+            assert gce.resources(kind) == [], kind
+    finally:
+        for name in made:
+            kube.delete_node(kube_api, name)
