@@ -886,7 +886,7 @@ PROFILE_ARGV0 = "--as-profiled-controller"
 INSTRUMENTED: tuple[tuple[str, str | None, str, str], ...] = (
     ("ccm.controllers.service", "ServiceController", "sync_service", "service sync (all)"),
     ("ccm.controllers.service", "ServiceController", "_ensure", "  _ensure"),
-    ("ccm.controllers.service", "ServiceController", "target_nodes", "    target_nodes"),
+    ("ccm.controllers.service", "ServiceController", "targets", "    targets (cached per node change)"),
     ("ccm.controllers.service", "ServiceController", "_request", "    _request (build_request)"),
     ("ccm.controllers.predicates", None, "node_fingerprint", "    predicates.node_fingerprint"),
     ("ccm.k8s.patches", "ServicePatcher", "add_finalizer", "    patcher.add_finalizer"),
