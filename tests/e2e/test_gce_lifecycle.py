@@ -70,7 +70,7 @@ def ccm_gce(
 
 
 def _members(gce: FakeCompute) -> list[str]:
-    names = []
+    names: list[str] = []
     for group in gce.resources("instanceGroups"):
         zone = group["zone"].rsplit("/", 1)[-1]
         names.extend(m.rsplit("/", 1)[-1] for m in gce.members(zone, group["name"]))
