@@ -17,8 +17,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from providers.aws.annotations import reference_markdown as aws_annotations  # noqa: E402
+from providers.gcp.annotations import reference_markdown as gcp_annotations  # noqa: E402
 
-BLOCKS: dict[str, Callable[[], str]] = {"aws-annotations": aws_annotations}
+BLOCKS: dict[str, Callable[[], str]] = {
+    "aws-annotations": aws_annotations,
+    "gcp-annotations": gcp_annotations,
+}
 
 
 def render(text: str) -> str:

@@ -25,3 +25,11 @@ def test_every_honoured_aws_annotation_appears_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     for annotation in REGISTRY:
         assert f"`{annotation.key}`" in readme, annotation.key
+
+
+def test_every_gcp_annotation_appears_in_the_readme() -> None:
+    from providers.gcp.annotations import REGISTRY
+
+    readme = (ROOT / "README.md").read_text()
+    for annotation in REGISTRY:
+        assert f"`{annotation.key}`" in readme, annotation.key
