@@ -19,16 +19,15 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
 from ccm.cloudprovider import SOURCE_RANGES_ANNOTATION, InvalidSpec
+from providers.annotation_registry import HONOURED, IGNORED, REJECTED, Registry, Support, text
+from providers.annotation_registry import Annotation as _Annotation
+
+__all__ = ["HONOURED", "IGNORED", "REJECTED", "Support", "text"]  # re-exported for the builder and tests
 
 PREFIX: Final = "service.beta.kubernetes.io/aws-load-balancer-"
-
-Support = Literal["honoured", "rejected", "ignored"]
-HONOURED: Final[Support] = "honoured"
-REJECTED: Final[Support] = "rejected"  # accepted by upstream for Classic ELBs; an error for NLBs
-IGNORED: Final[Support] = "ignored"  # accepted and without effect (Classic ELB only)
 
 # -- keys ---------------------------------------------------------------------------------------------
 
@@ -116,15 +115,8 @@ TARGET_GROUP_ATTRIBUTE_VALUES: Final[Mapping[str, ValueRule]] = MappingProxyType
 )
 
 
-@dataclass(frozen=True)
-class Annotation:
-    """One annotation: what it means, what it accepts, what happens without it."""
-
-    key: str
-    description: str
-    accepted: str
-    default: str
-    support: Support = HONOURED
+class Annotation(_Annotation):
+    """An AWS annotation (the shared entry type, with its short name)."""
 
     @property
     def short_name(self) -> str:
@@ -378,10 +370,11 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
 )
 
-BY_KEY: Final[Mapping[str, Annotation]] = MappingProxyType({a.key: a for a in REGISTRY})
+_TABLE: Final = Registry(REGISTRY)
+BY_KEY: Final[Mapping[str, _Annotation]] = _TABLE.by_key
 
 
-def lookup(*, key: str) -> Annotation:
+def lookup(*, key: str) -> _Annotation:
     """The registry entry of ``key`` (KeyError for an annotation the provider does not know)."""
     return BY_KEY[key]
 
@@ -397,26 +390,9 @@ def unrecognised(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
 # -- the README table ---------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def reference_markdown() -> str:
     """The annotation reference as a Markdown table, rendered from :data:`REGISTRY`."""
-    lines = [
-        "| Annotation | Accepted values | Default | Meaning |",
-        "|---|---|---|---|",
-    ]
-    for entry in REGISTRY:
-        meaning = entry.description
-        if entry.support == IGNORED:
-            meaning = f"**Ignored.** {meaning}"
-        elif entry.support == REJECTED:
-            meaning = f"**Rejected.** {meaning}"
-        lines.append(
-            f"| `{_cell(entry.key)}` | {_cell(entry.accepted)} | {_cell(entry.default)} | {_cell(meaning)} |"
-        )
-    return "\n".join(lines) + "\n"
+    return _TABLE.markdown()
 
 
 # -- parsing helpers ----------------------------------------------------------------------------------
@@ -424,20 +400,7 @@ def reference_markdown() -> str:
 
 def invalid(*, key: str, value: object, reason: str, accepted: str | None = None) -> InvalidSpec:
     """An :class:`InvalidSpec` for annotation ``key``; ``accepted`` defaults to the registry's text."""
-    return InvalidSpec(
-        field=key,
-        value=value,
-        accepted=accepted if accepted is not None else BY_KEY[key].accepted,
-        reason=reason,
-    )
-
-
-def text(*, annotations: Mapping[str, str], key: str) -> str | None:
-    """The stripped value, or None when the annotation is absent or blank (blank means unset, as upstream)."""
-    raw = annotations.get(key)
-    if raw is None or not raw.strip():
-        return None
-    return raw.strip()
+    return _TABLE.invalid(key=key, value=value, reason=reason, accepted=accepted)
 
 
 def parse_bool(*, annotations: Mapping[str, str], key: str) -> bool | None:

@@ -14,13 +14,13 @@ also rate-limits the client when AWS pushes back. Counting uses botocore's event
 from __future__ import annotations
 
 import logging
-import threading
-from collections import Counter as CallCounter
 from typing import Any
 
 import boto3
 import botocore.config
 from prometheus_client import Counter
+
+from providers.call_counter import CallCounter
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def error_code(exc: BaseException) -> str:
     return ""
 
 
-class AWSClients:
+class AWSClients(CallCounter):
     """elbv2, ec2 and the resource groups tagging API, sharing one session and one call counter."""
 
     def __init__(self, *, region: str = "", max_attempts: int = 8) -> None:
@@ -64,8 +64,7 @@ class AWSClients:
         self.elbv2: Any = session.client("elbv2", config=config)
         self.ec2: Any = session.client("ec2", config=config)
         self.tagging: Any = session.client("resourcegroupstaggingapi", config=config)
-        self.calls: CallCounter[str] = CallCounter()
-        self._lock = threading.Lock()
+        CallCounter.__init__(self)
         for client in (self.elbv2, self.ec2, self.tagging):
             events = client.meta.events
             events.register("before-call.*.*", self._count_call)
@@ -75,8 +74,7 @@ class AWSClients:
     # -- counting -----------------------------------------------------------------------------------
 
     def _count_call(self, *, model: Any, **_: Any) -> None:
-        with self._lock:
-            self.calls[model.name] += 1
+        self.count_call(model.name)
 
     def _count_request(self, *, event_name: str, **_: Any) -> None:
         REQUESTS.labels(event_name.rsplit(".", 1)[-1]).inc()
@@ -91,18 +89,6 @@ class AWSClients:
             ERRORS.labels(operation).inc()
             if code in THROTTLING_CODES:
                 THROTTLES.labels(operation).inc()
-
-    def total_calls(self) -> int:
-        with self._lock:
-            return sum(self.calls.values())
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.calls)
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self.calls.clear()
 
     def register(self, event: str, handler: Any) -> None:
         """Register a botocore event handler on all three clients (tests inject faults this way)."""

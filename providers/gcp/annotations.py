@@ -15,16 +15,13 @@ values and options of the other LB scheme are errors rather than ignored) the de
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Final, Literal
+from typing import Final
 
 from ccm.cloudprovider import SOURCE_RANGES_ANNOTATION, InvalidSpec
+from providers.annotation_registry import ELSEWHERE, HONOURED, IGNORED, Registry, Support, text
+from providers.annotation_registry import Annotation as _Annotation
 
-Support = Literal["honoured", "ignored", "elsewhere"]
-HONOURED: Final[Support] = "honoured"
-IGNORED: Final[Support] = "ignored"  # accepted and without effect
-ELSEWHERE: Final[Support] = "elsewhere"  # the Service is left to another controller
+__all__ = ["ELSEWHERE", "HONOURED", "IGNORED", "Support", "text"]  # re-exported for the builder and tests
 
 # -- keys ---------------------------------------------------------------------------------------------
 
@@ -53,15 +50,7 @@ CLASS_INTERNAL: Final = "networking.gke.io/l4-regional-internal-legacy"
 LOAD_BALANCER_CLASSES: Final = (CLASS_EXTERNAL, CLASS_INTERNAL)
 
 
-@dataclass(frozen=True)
-class Annotation:
-    """One annotation: what it means, what it accepts, what happens without it."""
-
-    key: str
-    description: str
-    accepted: str
-    default: str
-    support: Support = HONOURED
+Annotation = _Annotation
 
 
 REGISTRY: Final[tuple[Annotation, ...]] = (
@@ -145,7 +134,8 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
 )
 
-BY_KEY: Final[Mapping[str, Annotation]] = MappingProxyType({a.key: a for a in REGISTRY})
+_TABLE: Final = Registry(REGISTRY)
+BY_KEY: Final[Mapping[str, Annotation]] = _TABLE.by_key
 
 
 def lookup(*, key: str) -> Annotation:
@@ -156,32 +146,13 @@ def lookup(*, key: str) -> Annotation:
 # -- the README table ---------------------------------------------------------------------------------
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
 def reference_markdown() -> str:
     """The annotation reference as a Markdown table, rendered from :data:`REGISTRY`, then the classes."""
-    lines = [
-        "| Annotation | Accepted values | Default | Meaning |",
-        "|---|---|---|---|",
-    ]
-    for entry in REGISTRY:
-        meaning = entry.description
-        if entry.support == IGNORED:
-            meaning = f"**Ignored.** {meaning}"
-        elif entry.support == ELSEWHERE:
-            meaning = f"**Another controller.** {meaning}"
-        lines.append(
-            f"| `{_cell(entry.key)}` | {_cell(entry.accepted)} | {_cell(entry.default)} | {_cell(meaning)} |"
-        )
-    lines += [
-        "",
-        f"`spec.loadBalancerClass`: `{CLASS_EXTERNAL}` builds an external LB and `{CLASS_INTERNAL}` an "
-        "internal one; otherwise (no class, or the class given to `--load-balancer-class`) the type "
-        "annotation decides.",
-    ]
-    return "\n".join(lines) + "\n"
+    return _TABLE.markdown(
+        footer=f"`spec.loadBalancerClass`: `{CLASS_EXTERNAL}` builds an external LB and "
+        f"`{CLASS_INTERNAL}` an internal one; otherwise (no class, or the class given to "
+        "`--load-balancer-class`) the type annotation decides."
+    )
 
 
 # -- parsing helpers ----------------------------------------------------------------------------------
@@ -189,20 +160,7 @@ def reference_markdown() -> str:
 
 def invalid(*, key: str, value: object, reason: str, accepted: str | None = None) -> InvalidSpec:
     """An :class:`InvalidSpec` for annotation ``key``; ``accepted`` defaults to the registry's text."""
-    return InvalidSpec(
-        field=key,
-        value=value,
-        accepted=accepted if accepted is not None else BY_KEY[key].accepted,
-        reason=reason,
-    )
-
-
-def text(*, annotations: Mapping[str, str], key: str) -> str | None:
-    """The stripped value, or None when the annotation is absent or blank (blank means unset)."""
-    raw = annotations.get(key)
-    if raw is None or not raw.strip():
-        return None
-    return raw.strip()
+    return _TABLE.invalid(key=key, value=value, reason=reason, accepted=accepted)
 
 
 def parse_bool(*, annotations: Mapping[str, str], key: str) -> bool | None:

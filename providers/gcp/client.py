@@ -14,10 +14,8 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
-from collections import Counter as CallCounter
 from collections.abc import Callable
 from typing import Any
 
@@ -27,6 +25,8 @@ from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
 from google.cloud import compute_v1
 from prometheus_client import Counter
+
+from providers.call_counter import CallCounter
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ class OperationFailed(RuntimeError):
     """A mutation's operation finished with an error (GCE reports some failures asynchronously)."""
 
 
-class GCEClients:
+class GCEClients(CallCounter):
     """One client per resource type, sharing options, credentials and the call counter."""
 
     def __init__(
@@ -76,8 +76,7 @@ class GCEClients:
         self.region_operations = compute_v1.RegionOperationsClient(**kwargs)
         self.global_operations = compute_v1.GlobalOperationsClient(**kwargs)
         self.zone_operations = compute_v1.ZoneOperationsClient(**kwargs)
-        self.calls: CallCounter[str] = CallCounter()
-        self._lock = threading.Lock()
+        CallCounter.__init__(self)
         self._retry = gretry.Retry(
             predicate=gretry.if_exception_type(*RETRYABLE),
             initial=0.5,
@@ -89,21 +88,8 @@ class GCEClients:
     # -- counting -----------------------------------------------------------------------------------
 
     def _count(self, operation: str) -> None:
-        with self._lock:
-            self.calls[operation] += 1
+        self.count_call(operation)
         REQUESTS.labels(operation).inc()
-
-    def total_calls(self) -> int:
-        with self._lock:
-            return sum(self.calls.values())
-
-    def snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.calls)
-
-    def reset_counts(self) -> None:
-        with self._lock:
-            self.calls.clear()
 
     def mutations(self) -> dict[str, int]:
         """Counted calls that change something (not gets, lists or operation waits)."""
