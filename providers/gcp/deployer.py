@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,18 @@ API = "https://www.googleapis.com/compute/v1"
 
 class NotOwned(RuntimeError):
     """A resource with our name exists but is not this cluster's; we refuse to touch it."""
+
+
+@dataclass(frozen=True)
+class _Kind:
+    client: Any
+    where: Mapping[str, str]
+    arg: str  # the name parameter of get/patch/delete
+    body: str  # the resource parameter of insert/patch
+    insert: Any
+    patch: Any
+    delete: Any
+    scope: str
 
 
 @dataclass
@@ -100,42 +112,36 @@ class Deployer:
                 ig = builder.instance_group_name(cluster_id=self.cid)
                 add, remove = sorted(want - have), sorted(have - want)
                 if add:
-                    self.c.mutate(
-                        "instanceGroups.addInstances",
-                        self.c.instance_groups.add_instances_unary,
-                        compute_v1.AddInstancesInstanceGroupRequest(
-                            project=self.project,
-                            zone=zone,
-                            instance_group=ig,
-                            instance_groups_add_instances_request_resource=compute_v1.InstanceGroupsAddInstancesRequest(
-                                instances=[
-                                    compute_v1.InstanceReference(instance=self._instance_url(zone, n))
-                                    for n in add
-                                ]
-                            ),
-                        ),
-                        scope="zone",
-                        location=zone,
-                    )
+                    self._change_members(zone=zone, group=ig, names=add, add=True)
                 if remove:
-                    self.c.mutate(
-                        "instanceGroups.removeInstances",
-                        self.c.instance_groups.remove_instances_unary,
-                        compute_v1.RemoveInstancesInstanceGroupRequest(
-                            project=self.project,
-                            zone=zone,
-                            instance_group=ig,
-                            instance_groups_remove_instances_request_resource=compute_v1.InstanceGroupsRemoveInstancesRequest(
-                                instances=[
-                                    compute_v1.InstanceReference(instance=self._instance_url(zone, n))
-                                    for n in remove
-                                ]
-                            ),
-                        ),
-                        scope="zone",
-                        location=zone,
-                    )
+                    self._change_members(zone=zone, group=ig, names=remove, add=False)
                 self._state.instance_groups[zone] = set(want)
+
+    def _change_members(self, *, zone: str, group: str, names: Sequence[str], add: bool) -> None:
+        refs = [compute_v1.InstanceReference(instance=self._instance_url(zone, n)) for n in names]
+        if add:
+            request: Any = compute_v1.AddInstancesInstanceGroupRequest(
+                project=self.project,
+                zone=zone,
+                instance_group=group,
+                instance_groups_add_instances_request_resource=compute_v1.InstanceGroupsAddInstancesRequest(
+                    instances=refs
+                ),
+            )
+            call: Callable[..., Any] = self.c.instance_groups.add_instances_unary
+            name = "instanceGroups.addInstances"
+        else:
+            request = compute_v1.RemoveInstancesInstanceGroupRequest(
+                project=self.project,
+                zone=zone,
+                instance_group=group,
+                instance_groups_remove_instances_request_resource=compute_v1.InstanceGroupsRemoveInstancesRequest(
+                    instances=refs
+                ),
+            )
+            call = self.c.instance_groups.remove_instances_unary
+            name = "instanceGroups.removeInstances"
+        self.c.mutate(name, call, request, scope="zone", location=zone)
 
     def _members(self, zone: str) -> set[str]:
         """Current members of the zone's group (cached; created if missing). Caller holds the lock."""
@@ -194,58 +200,98 @@ class Deployer:
 
     # -- shared: node health check and its firewall -------------------------------------------------
 
+    def _kind(self, kind: str) -> _Kind:
+        """How to read, create, patch and delete one kind of description-marked resource."""
+        regional = {"project": self.project, "region": self.region}
+        kinds = {
+            "regionHealthChecks": _Kind(
+                client=self.c.health_checks,
+                where=regional,
+                arg="health_check",
+                body="health_check_resource",
+                insert=compute_v1.InsertRegionHealthCheckRequest,
+                patch=compute_v1.PatchRegionHealthCheckRequest,
+                delete=compute_v1.DeleteRegionHealthCheckRequest,
+                scope="region",
+            ),
+            "regionBackendServices": _Kind(
+                client=self.c.backend_services,
+                where=regional,
+                arg="backend_service",
+                body="backend_service_resource",
+                insert=compute_v1.InsertRegionBackendServiceRequest,
+                patch=compute_v1.UpdateRegionBackendServiceRequest,
+                delete=compute_v1.DeleteRegionBackendServiceRequest,
+                scope="region",
+            ),
+            "firewalls": _Kind(
+                client=self.c.firewalls,
+                where={"project": self.net.network_project},
+                arg="firewall",
+                body="firewall_resource",
+                insert=compute_v1.InsertFirewallRequest,
+                patch=compute_v1.PatchFirewallRequest,
+                delete=compute_v1.DeleteFirewallRequest,
+                scope="global",
+            ),
+        }
+        return kinds[kind]
+
+    def _get(self, kind: str, name: str) -> Any | None:
+        k = self._kind(kind)
+        try:
+            return self.c.call(f"{kind}.get", k.client.get, **k.where, **{k.arg: name})
+        except gexc.NotFound:
+            return None
+
+    def _converge(self, kind: str, *, name: str, resource: Any, want_hash: str, uid: str = "") -> None:
+        """Create the resource, or bring an owned one to ``want_hash``; refuse a foreign one."""
+        k = self._kind(kind)
+        existing = self._get(kind, name)
+        if existing is None:
+            try:
+                self.c.mutate(
+                    f"{kind}.insert",
+                    k.client.insert_unary,
+                    k.insert(**k.where, **{k.body: resource}),
+                    scope=k.scope,
+                )
+                return
+            except gexc.Conflict:  # made meanwhile (an earlier attempt): read it back
+                existing = self._get(kind, name)
+                if existing is None:
+                    raise
+        marker = _owned_description(existing, self.cid)
+        if not marker or (uid and marker.get(model.SERVICE_UID_KEY, uid) != uid):
+            raise NotOwned(
+                f"{kind} {name} exists but is not owned by this Service of cluster {self.cid}; "
+                "refusing to touch it"
+            )
+        if marker.get(model.SPEC_HASH_KEY) != want_hash:
+            if kind == "regionBackendServices":
+                resource.fingerprint = existing.fingerprint  # a full update needs the current fingerprint
+                verb, call = "update", k.client.update_unary
+            else:
+                verb, call = "patch", k.client.patch_unary
+            self.c.mutate(
+                f"{kind}.{verb}", call, k.patch(**k.where, **{k.arg: name, k.body: resource}), scope=k.scope
+            )
+
     def _ensure_health_check(self, hc: model.HealthCheck) -> None:
         if hc.shared and self._state.shared_health_check:
             return
-        desc = model.description(cluster=self.cid, spec_hash=model.spec_hash(hc))
+        want_hash = model.spec_hash(hc)
         resource = compute_v1.HealthCheck(
             name=hc.name,
             type_="HTTP",
-            description=desc,
+            description=model.description(cluster=self.cid, spec_hash=want_hash),
             check_interval_sec=hc.check_interval_sec,
             timeout_sec=hc.timeout_sec,
             healthy_threshold=hc.healthy_threshold,
             unhealthy_threshold=hc.unhealthy_threshold,
             http_health_check=compute_v1.HTTPHealthCheck(port=hc.port, request_path=hc.path),
         )
-        try:
-            existing = self.c.call(
-                "regionHealthChecks.get",
-                self.c.health_checks.get,
-                project=self.project,
-                region=self.region,
-                health_check=hc.name,
-            )
-        except gexc.NotFound:
-            existing = None
-        if existing is None:
-            try:
-                self.c.mutate(
-                    "regionHealthChecks.insert",
-                    self.c.health_checks.insert_unary,
-                    compute_v1.InsertRegionHealthCheckRequest(
-                        project=self.project, region=self.region, health_check_resource=resource
-                    ),
-                    scope="region",
-                )
-            except gexc.Conflict:
-                return self._ensure_health_check(hc)
-        else:
-            marker = _owned_description(existing, self.cid)
-            if not marker:
-                raise NotOwned(f"health check {hc.name} exists but is not owned by cluster {self.cid}")
-            if marker.get(model.SPEC_HASH_KEY) != model.spec_hash(hc):
-                self.c.mutate(
-                    "regionHealthChecks.patch",
-                    self.c.health_checks.patch_unary,
-                    compute_v1.PatchRegionHealthCheckRequest(
-                        project=self.project,
-                        region=self.region,
-                        health_check=hc.name,
-                        health_check_resource=resource,
-                    ),
-                    scope="region",
-                )
+        self._converge("regionHealthChecks", name=hc.name, resource=resource, want_hash=want_hash)
         if hc.shared:
             self._state.shared_health_check = True
 
@@ -267,37 +313,7 @@ class Deployer:
             target_tags=list(fw.target_tags),
             destination_ranges=list(fw.destination_ranges),
         )
-        try:
-            existing = self.c.call(
-                "firewalls.get", self.c.firewalls.get, project=self.net.network_project, firewall=fw.name
-            )
-        except gexc.NotFound:
-            existing = None
-        if existing is None:
-            try:
-                self.c.mutate(
-                    "firewalls.insert",
-                    self.c.firewalls.insert_unary,
-                    compute_v1.InsertFirewallRequest(
-                        project=self.net.network_project, firewall_resource=resource
-                    ),
-                    scope="global",
-                )
-            except gexc.Conflict:
-                return self._ensure_firewall(fw, service=service, uid=uid)
-        else:
-            marker = _owned_description(existing, self.cid)
-            if not marker:
-                raise NotOwned(f"firewall {fw.name} exists but is not owned by cluster {self.cid}")
-            if marker.get(model.SPEC_HASH_KEY) != want_hash:
-                self.c.mutate(
-                    "firewalls.patch",
-                    self.c.firewalls.patch_unary,
-                    compute_v1.PatchFirewallRequest(
-                        project=self.net.network_project, firewall=fw.name, firewall_resource=resource
-                    ),
-                    scope="global",
-                )
+        self._converge("firewalls", name=fw.name, resource=resource, want_hash=want_hash)
         if fw.shared:
             self._state.shared_firewall = True
 
@@ -393,47 +409,7 @@ class Deployer:
         )
         if bs.scheme == "INTERNAL":
             resource.network = self._network_url()
-        try:
-            existing = self.c.call(
-                "regionBackendServices.get",
-                self.c.backend_services.get,
-                project=self.project,
-                region=self.region,
-                backend_service=bs.name,
-            )
-        except gexc.NotFound:
-            existing = None
-        if existing is None:
-            try:
-                self.c.mutate(
-                    "regionBackendServices.insert",
-                    self.c.backend_services.insert_unary,
-                    compute_v1.InsertRegionBackendServiceRequest(
-                        project=self.project, region=self.region, backend_service_resource=resource
-                    ),
-                    scope="region",
-                )
-                return
-            except gexc.Conflict:
-                return self._ensure_backend_service(stack, key=key, uid=uid)
-        marker = _owned_description(existing, self.cid)
-        if not marker or marker.get(model.SERVICE_UID_KEY, uid) != uid:
-            raise NotOwned(
-                f"backend service {bs.name} exists but is not owned by this Service of cluster {self.cid}"
-            )
-        if marker.get(model.SPEC_HASH_KEY) != want_hash:
-            resource.fingerprint = existing.fingerprint
-            self.c.mutate(
-                "regionBackendServices.update",
-                self.c.backend_services.update_unary,
-                compute_v1.UpdateRegionBackendServiceRequest(
-                    project=self.project,
-                    region=self.region,
-                    backend_service=bs.name,
-                    backend_service_resource=resource,
-                ),
-                scope="region",
-            )
+        self._converge("regionBackendServices", name=bs.name, resource=resource, want_hash=want_hash, uid=uid)
 
     def _create_forwarding_rule(self, stack: model.Stack, *, uid: str, want_hash: str) -> Any:
         fr = stack.forwarding_rule
@@ -583,42 +559,17 @@ class Deployer:
 
     def _delete_if_owned(self, kind: str, name: str) -> bool:
         """GET, check the marker, DELETE. Returns False when it stays (absent counts as deleted)."""
-        getters: Mapping[str, tuple[Any, Any, dict[str, str], str]] = {
-            "regionBackendServices": (
-                self.c.backend_services.get,
-                self.c.backend_services.delete_unary,
-                {"project": self.project, "region": self.region},
-                "backend_service",
-            ),
-            "regionHealthChecks": (
-                self.c.health_checks.get,
-                self.c.health_checks.delete_unary,
-                {"project": self.project, "region": self.region},
-                "health_check",
-            ),
-            "firewalls": (
-                self.c.firewalls.get,
-                self.c.firewalls.delete_unary,
-                {"project": self.net.network_project},
-                "firewall",
-            ),
-        }
-        get, delete, where, arg = getters[kind]
-        try:
-            resource = self.c.call(f"{kind}.get", get, **where, **{arg: name})
-        except gexc.NotFound:
+        k = self._kind(kind)
+        resource = self._get(kind, name)
+        if resource is None:
             return True
         if not _owned_description(resource, self.cid):
             logger.warning("not deleting %s %s: it is not owned by cluster %s", kind, name, self.cid)
             return False
-        scope = "global" if kind == "firewalls" else "region"
-        request = {
-            "regionBackendServices": compute_v1.DeleteRegionBackendServiceRequest,
-            "regionHealthChecks": compute_v1.DeleteRegionHealthCheckRequest,
-            "firewalls": compute_v1.DeleteFirewallRequest,
-        }[kind](**where, **{arg: name})
         try:
-            self.c.mutate(f"{kind}.delete", delete, request, scope=scope)
+            self.c.mutate(
+                f"{kind}.delete", k.client.delete_unary, k.delete(**k.where, **{k.arg: name}), scope=k.scope
+            )
         except gexc.NotFound:
             return True
         except gexc.BadRequest as exc:
