@@ -17,7 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -615,7 +615,3 @@ class Deployer:
 
 def _with_destination(fw: model.Firewall, ip: str) -> model.Firewall:
     return dataclasses.replace(fw, destination_ranges=(ip,)) if ip else fw
-
-
-def _zones(instances: Iterable[tuple[str, str]]) -> list[str]:
-    return sorted({zone for zone, _name in instances})
