@@ -243,9 +243,8 @@ class Deployer:
             return self._dns_name(cache), cache.lb_arn
 
         frontend = self._ensure_frontend_sg(stack=stack, actual=actual)
-        sg_ids = [*([frontend] if frontend else []), *stack.byo_security_groups]
-        if frontend or not stack.byo_security_groups:
-            sg_ids.append(backend_sg)
+        # The backend group is attached in every case (BYO groups included): the node rules reference it.
+        sg_ids = [*([frontend] if frontend else []), *stack.byo_security_groups, backend_sg]
         tg_arns = self._ensure_target_groups(stack=stack, actual=actual, cache=cache)
         lb_arn, created = self._ensure_load_balancer(
             stack=stack, actual=actual, sg_ids=sg_ids, desired_hash=desired_hash, cache=cache

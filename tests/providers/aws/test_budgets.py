@@ -149,3 +149,31 @@ def test_delete_of_a_service_that_has_nothing_is_one_listing(
 ) -> None:
     provider.ensure_load_balancer_deleted(request=make_request())
     assert provider.clients.snapshot() == {"GetResources": 1}
+
+
+def test_bring_your_own_security_groups_are_attached_and_never_modified(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    ec2 = boto3.client("ec2")
+    byo = ec2.create_security_group(GroupName="mine", Description="the user's", VpcId=network.vpc_id)[
+        "GroupId"
+    ]
+    ec2.authorize_security_group_ingress(
+        GroupId=byo,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "198.51.100.0/24"}]}
+        ],
+    )
+    before = ec2.describe_security_groups(GroupIds=[byo])["SecurityGroups"][0]
+    request = make_request(annotations={"service.beta.kubernetes.io/aws-load-balancer-security-groups": byo})
+    provider.ensure_load_balancer(request=request)
+    lb = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"][0]
+    assert byo in lb["SecurityGroups"] and len(lb["SecurityGroups"]) == 2  # BYO + the shared backend group
+    provider.ensure_load_balancer_deleted(request=request)
+    after = ec2.describe_security_groups(GroupIds=[byo])["SecurityGroups"][0]
+    assert after["IpPermissions"] == before["IpPermissions"] and after.get("Tags", []) == before.get(
+        "Tags", []
+    )
+    assert service_resources() == []
