@@ -181,10 +181,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def sandbox(args: argparse.Namespace) -> int:
-    """``ccm sandbox``: the controller on an embedded control plane with moto as AWS (see README)."""
+    """``ccm sandbox``: the controller on an embedded control plane with a fake AWS or GCE (see README)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Imported here, not at the top: the sandbox needs boto3 and moto, which must never be loaded by
-    # ``ccm run`` (import-linter: ccm knows no cloud) and which cost a second at start-up.
+    # Imported here, not at the top: the sandbox needs boto3 and moto (or fakegce), which must never be
+    # loaded by ``ccm run`` (import-linter: ccm knows no cloud) and which cost a second at start-up.
     from sandbox.app import Options  # noqa: PLC0415 - lazy on purpose, see above
     from sandbox.app import run as run_sandbox  # noqa: PLC0415 - lazy on purpose, see above
 

@@ -228,9 +228,11 @@ def node_count(value: str) -> int:
 
 
 def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
-    """``ccm sandbox``: the controller against an embedded control plane and a fake AWS (moto)."""
+    """``ccm sandbox``: the controller against an embedded control plane and a fake AWS (moto) or GCE."""
     parser.add_argument(
-        "--cloud-provider", default="aws", help="aws (moto); gce is not available yet (default aws)"
+        "--cloud-provider",
+        default="aws",
+        help="aws (moto) or gce, alias gcp (a fake Compute Engine API) (default aws)",
     )
     parser.add_argument(
         "-f",
@@ -249,7 +251,7 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="exit 0 once the Services have their hostnames and the tables are printed",
+        help="exit 0 once the Services have their addresses and the tables are printed",
     )
     parser.add_argument(
         "--keep-dir", action="store_true", help="keep the work directory (kubeconfig, logs) at exit"
@@ -258,7 +260,7 @@ def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
         "--aws-port",
         type=port,
         default=0,
-        help="port of the moto endpoint on 127.0.0.1 (default: a free one)",
+        help="port of the moto endpoint on 127.0.0.1 (default: a free one); --cloud-provider=aws only",
     )
     parser.add_argument(
         "--timeout",
@@ -277,10 +279,11 @@ def new_parser() -> argparse.ArgumentParser:
     add_run_flags(run)
     sandbox = sub.add_parser(
         "sandbox",
-        help="try the controller locally: embedded API server, moto as AWS, a demo Service",
-        description="Start an embedded etcd + kube-apiserver, moto as a fake AWS account and "
-        "`ccm run --cloud-provider=aws`, apply a demo LoadBalancer Service (and -f manifests), and show "
-        "the Services and the AWS resources built for them. Runs until Ctrl-C unless --once.",
+        help="try the controller locally: embedded API server, a fake AWS or GCE, a demo Service",
+        description="Start an embedded etcd + kube-apiserver, a fake cloud (moto as AWS, or a fake "
+        "Compute Engine API with --cloud-provider=gce) and `ccm run` against it, apply a demo "
+        "LoadBalancer Service (and -f manifests), and show the Services and the cloud resources built "
+        "for them. Runs until Ctrl-C unless --once.",
         allow_abbrev=False,
     )
     add_sandbox_flags(sandbox)

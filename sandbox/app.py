@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import importlib
 import importlib.util
 import os
 import shutil
@@ -27,7 +28,7 @@ from typing import TextIO
 from ccm.envtest.assets import BUILD_SCRIPT, Assets, AssetsNotFound, find_assets
 from ccm.envtest.controlplane import ControlPlane, ControlPlaneError
 from sandbox import manifests
-from sandbox.aws import REGION, Account, MotoServer, controller_env
+from sandbox.cloud import Cloud
 from sandbox.cluster import ApplyError, Cluster, ServiceInfo
 from sandbox.controller import ControllerProcess
 from sandbox.report import Printer, render
@@ -37,6 +38,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 POLL_SECONDS = 2.0
 ASSET_ENV = ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER")
 FIRST_BUILD = "about 11 minutes on 2 cores, once per machine"
+# --cloud-provider → the module whose ``new(*, cluster, port)`` makes its Cloud. Imported by name when
+# chosen: a run needs one fake cloud, not both (moto takes a second to import), and ``ccm.cli`` (which
+# imports this module lazily for ``ccm sandbox``) must not reach fakegce by static imports, which the
+# import-linter contract "the controller never imports the fake GCE server" forbids.
+CLOUD_MODULES = {"aws": "sandbox.aws", "gce": "sandbox.gce", "gcp": "sandbox.gce"}
+ACCEPTED_PROVIDERS = "aws, gce (alias gcp)"
 
 
 @dataclass(frozen=True)
@@ -92,16 +99,22 @@ class _Signals:
             signal.signal(sig, handler)
 
 
-def _check_provider(name: str) -> None:
-    if name in ("gce", "gcp"):
+def _check_provider(options: Options) -> None:
+    name = options.cloud_provider
+    if name not in CLOUD_MODULES:
+        raise SandboxError(f"--cloud-provider={name}: accepted: {ACCEPTED_PROVIDERS}", exit_code=EXIT_USAGE)
+    if options.aws_port and CLOUD_MODULES[name] != CLOUD_MODULES["aws"]:
         raise SandboxError(
-            f"--cloud-provider={name} is not available yet in the sandbox; use --cloud-provider=aws",
+            f"--aws-port applies to --cloud-provider=aws only (the fake GCE API of --cloud-provider={name} "
+            "listens on a free port, printed at start); drop --aws-port",
             exit_code=EXIT_USAGE,
         )
-    if name != "aws":
-        raise SandboxError(
-            f"--cloud-provider={name}: accepted: aws (gce is not available yet)", exit_code=EXIT_USAGE
-        )
+
+
+def _new_cloud(options: Options) -> Cloud:
+    module = importlib.import_module(CLOUD_MODULES[options.cloud_provider])
+    cloud: Cloud = module.new(cluster=CLUSTER, port=options.aws_port)
+    return cloud
 
 
 def _assets(printer: Printer) -> Assets:
@@ -157,16 +170,15 @@ def _waiting_for(documents: Sequence[manifests.Document]) -> list[tuple[str, str
     return out
 
 
-def _footer(*, workdir: Path, kubeconfig: Path, endpoint: str, log: Path, options: Options) -> str:
+def _footer(*, workdir: Path, kubeconfig: Path, cloud: Cloud, log: Path, options: Options) -> str:
     removed = "" if options.keep_dir else "   (removed at exit; --keep-dir keeps it)"
     lines = [
         "",
         f"Kubeconfig: {kubeconfig}{removed}",
         f"  kubectl --kubeconfig={kubeconfig} get services -A",
-        f"  kubectl --kubeconfig={kubeconfig} apply -f my-service.yaml   # LoadBalancer Services get NLBs",
-        f"AWS (moto): {endpoint}",
-        f"  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url={endpoint} "
-        f"--region={REGION} elbv2 describe-load-balancers",
+        f"  kubectl --kubeconfig={kubeconfig} apply -f my-service.yaml   "
+        f"# LoadBalancer Services get {cloud.load_balancers}",
+        *cloud.footer(),
         f"Controller log: {log}",
         f"Work directory: {workdir}",
     ]
@@ -176,34 +188,37 @@ def _footer(*, workdir: Path, kubeconfig: Path, endpoint: str, log: Path, option
 class _Sandbox:
     """One run: what was started, in an ExitStack that stops it in reverse order."""
 
-    def __init__(self, *, options: Options, printer: Printer, stack: contextlib.ExitStack) -> None:
+    def __init__(
+        self, *, options: Options, cloud: Cloud, printer: Printer, stack: contextlib.ExitStack
+    ) -> None:
         self.options = options
+        self.cloud = cloud
         self.printer = printer
         self.stack = stack
         self.workdir = Path()
         self.ready = False
 
     def run(self, *, assets: Assets, documents: list[manifests.Document]) -> int:
-        options, printer, stack = self.options, self.printer, self.stack
+        options, cloud, printer, stack = self.options, self.cloud, self.printer, self.stack
 
-        moto = MotoServer(port=options.aws_port)
         try:
-            moto.start()
+            started = cloud.start()
         except OSError as exc:
+            if not cloud.port_flag:
+                raise SandboxError(f"{cloud.server} did not start: {exc}") from None
             raise SandboxError(
-                f"--aws-port={options.aws_port}: {exc.strerror or exc}; "
+                f"{cloud.port_flag}={options.aws_port}: {exc.strerror or exc}; "
                 "choose another port, or 0 for a free one",
                 exit_code=EXIT_USAGE,
             ) from None
-        stack.callback(self._step, "stopping moto", moto.stop)
+        stack.callback(self._step, f"stopping {cloud.server}", cloud.stop)
         self.workdir = Path(tempfile.mkdtemp(prefix="ccm-sandbox-"))
         stack.callback(_remove, printer, self.workdir, options.keep_dir)
-        printer.progress(f"AWS: moto listening on {moto.endpoint} (region {REGION})")
-        account = Account(endpoint=moto.endpoint, cluster=CLUSTER)
-        # Seeding moto (seconds, mostly moto warming up) overlaps with starting the control plane.
+        printer.progress(f"{cloud.label}: {started}")
+        # Seeding (seconds for moto, mostly warming up) overlaps with starting the control plane.
         seeding = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="seed")
         stack.callback(seeding.shutdown, wait=True, cancel_futures=True)
-        seeded = seeding.submit(account.seed, nodes=options.nodes)
+        seeded = seeding.submit(cloud.seed, nodes=options.nodes)
 
         printer.progress(
             f"control plane: starting etcd and kube-apiserver from {assets.kube_apiserver.parent}"
@@ -220,30 +235,27 @@ class _Sandbox:
             f"control plane: kube-apiserver ready at {plane.server} (etcd pid {etcd_pid}, "
             f"kube-apiserver pid {apiserver_pid})"
         )
-        network = seeded.result()
-        subnets = ", ".join(f"{subnet} ({zone})" for zone, subnet in network.subnets.items())
-        printer.progress(
-            f"AWS: seeded {network.vpc_id}, subnets {subnets} tagged "
-            f"kubernetes.io/cluster/{CLUSTER}=owned and "
-            f"kubernetes.io/role/elb=1, node security group {network.node_security_group}, "
-            f"{len(network.instances)} instances"
-        )
+        seed = seeded.result()
+        printer.progress(f"{cloud.label}: {seed.summary}")
         kubeconfig = self.workdir / "kubeconfig"
         shutil.copyfile(plane.kubeconfig, kubeconfig)
         cluster = Cluster(kubeconfig=kubeconfig)
         stack.callback(cluster.close)
         cluster.wait_for_namespace()
-        names = [cluster.register_node(instance=instance) for instance in network.instances]
+        names = [cluster.register_node(machine=machine) for machine in seed.machines]
         printer.progress(
-            f"nodes: registered {len(names)} Ready nodes ({', '.join(names)}) with aws:/// providerIDs"
+            f"nodes: registered {len(names)} Ready nodes ({', '.join(names)}) "
+            f"with {cloud.provider_id_scheme} providerIDs"
         )
 
         log = self.workdir / "ccm.log"
         controller = ControllerProcess(
             kubeconfig=kubeconfig,
             cluster=CLUSTER,
+            provider=cloud.provider,
+            cloud_args=cloud.controller_args(workdir=self.workdir),
             log=log,
-            env=controller_env(endpoint=moto.endpoint, base=os.environ),
+            env=cloud.controller_env(base=os.environ),
         )
         controller.start()
         stack.callback(self._step, f"stopping the controller (pid {controller.pid})", controller.stop)
@@ -265,14 +277,12 @@ class _Sandbox:
 
         wanted = _waiting_for(documents)
         services = self._wait(cluster=cluster, controller=controller, wanted=wanted)
-        snapshot = render(services=services, inventory=account.inventory(), endpoint=moto.endpoint)
+        snapshot = self._render(services)
         printer.result(snapshot)
         printer.result(
-            _footer(
-                workdir=self.workdir, kubeconfig=kubeconfig, endpoint=moto.endpoint, log=log, options=options
-            )
+            _footer(workdir=self.workdir, kubeconfig=kubeconfig, cloud=cloud, log=log, options=options)
         )
-        missing = [s for s in services if (s.namespace, s.name) in wanted and not s.hostname]
+        missing = [s for s in services if (s.namespace, s.name) in wanted and not s.address]
         if missing:
             summary = "; ".join(f"{s.namespace}/{s.name}: {s.status}" for s in missing)
             if options.once:
@@ -291,14 +301,13 @@ class _Sandbox:
         while True:
             time.sleep(POLL_SECONDS)
             self._check_alive(controller)
-            current = render(
-                services=cluster.load_balancer_services(),
-                inventory=account.inventory(),
-                endpoint=moto.endpoint,
-            )
+            current = self._render(cluster.load_balancer_services())
             if current != snapshot:
                 snapshot = current
                 printer.result(f"\n--- {time.strftime('%H:%M:%S')}: changed\n{snapshot}")
+
+    def _render(self, services: Sequence[ServiceInfo]) -> str:
+        return render(services=services, address_kind=self.cloud.address_kind, resources=self.cloud.render())
 
     def _step(self, message: str, fn: Callable[[], None]) -> None:
         self.printer.progress(message)
@@ -329,11 +338,11 @@ class _Sandbox:
             settled = True  # every one has an address, or a failed sync the user should see now
             for key in wanted:
                 svc = by_key.get(key)
-                if svc is None or not (svc.hostname or svc.failed):
+                if svc is None or not (svc.address or svc.failed):
                     settled = False
                 text = (
-                    f"hostname {svc.hostname}"
-                    if svc and svc.hostname
+                    f"{self.cloud.address_kind} {svc.address}"
+                    if svc and svc.address
                     else (svc.status if svc else "not found")
                 )
                 if reported.get(key) != text:
@@ -356,7 +365,7 @@ def run(*, options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
     """Run the sandbox until done (``--once``) or until SIGINT/SIGTERM; return the exit code."""
     printer = Printer(out=out, err=err)
     try:
-        _check_provider(options.cloud_provider)
+        _check_provider(options)
         documents = [manifests.demo_service()] if options.demo else []
         documents += manifests.load(paths=list(options.manifests))
     except manifests.ManifestError as exc:
@@ -366,7 +375,7 @@ def run(*, options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         printer.error(str(exc), details=exc.details)
         return exc.exit_code
 
-    if importlib.util.find_spec("moto") is None:
+    if CLOUD_MODULES[options.cloud_provider] == "sandbox.aws" and importlib.util.find_spec("moto") is None:
         printer.error(
             "ccm sandbox needs moto, which is not installed; "
             "run pip install 'ccm-lb[sandbox]' (hack/sandbox installs it)"
@@ -381,7 +390,7 @@ def run(*, options: Options, out: TextIO = sys.stdout, err: TextIO = sys.stderr)
         with contextlib.ExitStack() as stack:
             try:
                 assets = _assets(printer)
-                sandbox = _Sandbox(options=options, printer=printer, stack=stack)
+                sandbox = _Sandbox(options=options, cloud=_new_cloud(options), printer=printer, stack=stack)
                 code = sandbox.run(assets=assets, documents=documents)
             except _Stopped as stopped:
                 signals.stopping = True

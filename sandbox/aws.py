@@ -15,10 +15,14 @@ import socket
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import botocore.config
+
+from sandbox.cloud import Machine, Seeded, without_prefixes
+from sandbox.report import section, table
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +93,7 @@ class MotoServer:
 
 def controller_env(*, endpoint: str, base: Mapping[str, str]) -> dict[str, str]:
     """``base`` without the user's own AWS settings, plus fake credentials and the moto endpoint."""
-    env = {key: value for key, value in base.items() if not key.startswith("AWS_")}
+    env = without_prefixes(base, "AWS_")
     env.update(
         AWS_ENDPOINT_URL=endpoint,
         AWS_ACCESS_KEY_ID=FAKE_ACCESS_KEY,
@@ -102,26 +106,11 @@ def controller_env(*, endpoint: str, base: Mapping[str, str]) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
-class Instance:
-    """A seeded EC2 instance; a Node is registered for each."""
-
-    instance_id: str
-    zone: str
-    private_dns: str
-    private_ip: str
-    instance_type: str
-
-    @property
-    def provider_id(self) -> str:
-        return f"aws:///{self.zone}/{self.instance_id}"
-
-
-@dataclass(frozen=True)
 class Network:
     vpc_id: str
     subnets: Mapping[str, str]  # zone → subnet id
     node_security_group: str
-    instances: tuple[Instance, ...]
+    instances: tuple[Machine, ...]
 
 
 @dataclass(frozen=True)
@@ -240,12 +229,14 @@ class Account:
                 TagSpecifications=_tag_spec("instance", {"Name": f"{self.cluster}-node-{index}", **owned}),
             )["Instances"][0]
             instances.append(
-                Instance(
-                    instance_id=made["InstanceId"],
+                Machine(
+                    node_name=made["PrivateDnsName"],
+                    provider_id=f"aws:///{zone}/{made['InstanceId']}",
+                    region=REGION,
                     zone=zone,
-                    private_dns=made["PrivateDnsName"],
                     private_ip=made["PrivateIpAddress"],
                     instance_type=INSTANCE_TYPE,
+                    internal_dns=made["PrivateDnsName"],
                 )
             )
         return Network(vpc_id=vpc, subnets=subnets, node_security_group=node_sg, instances=tuple(instances))
@@ -336,3 +327,90 @@ class Account:
             target_groups=tuple(sorted(target_groups, key=lambda x: x.name)),
             security_groups=tuple(sorted(groups, key=lambda x: (x.role, x.name))),
         )
+
+
+def render(inventory: Inventory, *, endpoint: str) -> str:
+    """The load balancers, listeners, target groups and security groups, as tables."""
+    return section(
+        f"AWS resources (moto at {endpoint}, region {REGION})",
+        table(
+            headers=("LOAD BALANCER", "SERVICE", "SCHEME", "STATE", "DNS NAME"),
+            rows=[(lb.name, lb.service, lb.scheme, lb.state, lb.dns_name) for lb in inventory.load_balancers],
+        ),
+        table(
+            headers=("LISTENER", "LOAD BALANCER", "TARGET GROUP"),
+            rows=[(f"{x.protocol}:{x.port}", x.load_balancer, x.target_group) for x in inventory.listeners],
+        ),
+        table(
+            headers=("TARGET GROUP", "PROTOCOL:PORT", "HEALTH CHECK", "TARGETS", "TARGET HEALTH"),
+            rows=[
+                (tg.name, f"{tg.protocol}:{tg.port}", tg.health_check, str(tg.targets), tg.states or "-")
+                for tg in inventory.target_groups
+            ],
+        ),
+        table(
+            headers=("SECURITY GROUP", "NAME", "ROLE", "INBOUND"),
+            rows=[(sg.group_id, sg.name, sg.role, sg.inbound) for sg in inventory.security_groups],
+        ),
+    )
+
+
+class AwsCloud:
+    """The :class:`sandbox.cloud.Cloud` of ``--cloud-provider=aws``: moto, reached through boto3."""
+
+    label = "AWS"
+    server = "moto"
+    provider = "aws"
+    provider_id_scheme = "aws:///"
+    address_kind = "hostname"
+    load_balancers = "NLBs"
+    port_flag = "--aws-port"
+
+    def __init__(self, *, cluster: str, port: int = 0) -> None:
+        self.cluster = cluster
+        self.moto = MotoServer(port=port)
+        self._account: Account | None = None
+
+    @property
+    def account(self) -> Account:
+        assert self._account is not None, "start() first"
+        return self._account
+
+    def start(self) -> str:
+        self.moto.start()
+        self._account = Account(endpoint=self.moto.endpoint, cluster=self.cluster)
+        return f"moto listening on {self.moto.endpoint} (region {REGION})"
+
+    def stop(self) -> None:
+        self.moto.stop()
+
+    def seed(self, *, nodes: int) -> Seeded:
+        network = self.account.seed(nodes=nodes)
+        subnets = ", ".join(f"{subnet} ({zone})" for zone, subnet in network.subnets.items())
+        return Seeded(
+            machines=network.instances,
+            summary=f"seeded {network.vpc_id}, subnets {subnets} tagged "
+            f"{self.account.cluster_tag}=owned and kubernetes.io/role/elb=1, "
+            f"node security group {network.node_security_group}, {len(network.instances)} instances",
+        )
+
+    def controller_args(self, *, workdir: Path) -> list[str]:
+        return []  # everything comes from the environment
+
+    def controller_env(self, *, base: Mapping[str, str]) -> dict[str, str]:
+        return controller_env(endpoint=self.moto.endpoint, base=base)
+
+    def render(self) -> str:
+        return render(self.account.inventory(), endpoint=self.moto.endpoint)
+
+    def footer(self) -> list[str]:
+        endpoint = self.moto.endpoint
+        return [
+            f"AWS (moto): {endpoint}",
+            f"  AWS_ACCESS_KEY_ID={FAKE_ACCESS_KEY} AWS_SECRET_ACCESS_KEY={FAKE_SECRET_KEY} aws "
+            f"--endpoint-url={endpoint} --region={REGION} elbv2 describe-load-balancers",
+        ]
+
+
+def new(*, cluster: str, port: int) -> AwsCloud:
+    return AwsCloud(cluster=cluster, port=port)

@@ -1,8 +1,8 @@
 """The sandbox's side of the API server: registering Nodes, creating objects, reading Services.
 
 There is no kubelet and no cloud-node controller in the embedded control plane, so the sandbox plays
-both: it registers one Node per seeded instance with ``spec.providerID`` set (what the AWS provider
-maps to targets), the zone labels, and a Ready condition written through ``nodes/status``.
+both: it registers one Node per seeded instance with ``spec.providerID`` set (what the providers
+map to targets), the zone labels, and a Ready condition written through ``nodes/status``.
 Plain JSON requests keep the Services as the API server returns them (no model round-trip).
 """
 
@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client, config, utils
 from kubernetes.client.exceptions import ApiException
 
-from sandbox.aws import REGION, Instance
+from sandbox.cloud import Machine
 from sandbox.manifests import Document
 
 logger = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class ServiceInfo:
     namespace: str
     name: str
     ports: str
-    hostname: str  # empty while pending
+    address: str  # hostnames or IPs of status.loadBalancer.ingress; empty while pending
     status: str
     handled: bool  # False when it has a loadBalancerClass (another controller's)
     failed: bool  # the controller's last sync of it failed (it retries)
@@ -63,7 +63,7 @@ def _service_info(svc: dict[str, Any]) -> ServiceInfo:
         for p in spec.get("ports") or ()
     )
     ingress = (status.get("loadBalancer") or {}).get("ingress") or []
-    hostname = ",".join(str(i.get("hostname") or i.get("ip") or "") for i in ingress)
+    address = ",".join(str(i.get("hostname") or i.get("ip") or "") for i in ingress)
     cond = next((c for c in status.get("conditions") or () if c.get("type") == CONDITION_TYPE), None)
     handled = not spec.get("loadBalancerClass")
     if not handled:
@@ -78,7 +78,7 @@ def _service_info(svc: dict[str, Any]) -> ServiceInfo:
         namespace=meta["namespace"],
         name=meta["name"],
         ports=ports,
-        hostname=hostname,
+        address=address,
         status=text,
         handled=handled,
         failed=handled and cond is not None and cond.get("status") == "False",
@@ -122,9 +122,9 @@ class Cluster:
                     raise
             time.sleep(0.2)
 
-    def register_node(self, *, instance: Instance) -> str:
-        """A Node for ``instance`` as the kubelet and the AWS cloud-node controller would leave it."""
-        name = instance.private_dns
+    def register_node(self, *, machine: Machine) -> str:
+        """A Node for ``machine`` as the kubelet and the cloud-node controller would leave it."""
+        name = machine.node_name
         body = {
             "apiVersion": "v1",
             "kind": "Node",
@@ -134,15 +134,19 @@ class Cluster:
                     "kubernetes.io/hostname": name,
                     "kubernetes.io/os": "linux",
                     "kubernetes.io/arch": "amd64",
-                    "node.kubernetes.io/instance-type": instance.instance_type,
-                    "topology.kubernetes.io/region": REGION,
-                    "topology.kubernetes.io/zone": instance.zone,
+                    "node.kubernetes.io/instance-type": machine.instance_type,
+                    "topology.kubernetes.io/region": machine.region,
+                    "topology.kubernetes.io/zone": machine.zone,
                 },
             },
-            "spec": {"providerID": instance.provider_id},
+            "spec": {"providerID": machine.provider_id},
         }
         self._request("POST", "/api/v1/nodes", body)
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        addresses = [{"type": "InternalIP", "address": machine.private_ip}]
+        if machine.internal_dns:
+            addresses.append({"type": "InternalDNS", "address": machine.internal_dns})
+        addresses.append({"type": "Hostname", "address": name})
         status = {
             "status": {
                 "conditions": [
@@ -155,11 +159,7 @@ class Cluster:
                         "lastTransitionTime": now,
                     }
                 ],
-                "addresses": [
-                    {"type": "InternalIP", "address": instance.private_ip},
-                    {"type": "InternalDNS", "address": name},
-                    {"type": "Hostname", "address": name},
-                ],
+                "addresses": addresses,
             }
         }
         self._request(

@@ -3,7 +3,7 @@
 Running it in-process would share boto3 state and signal handlers with the sandbox and hide start-up
 problems; a child process with its own log is what users deploy. It gets a session of its own so a
 Ctrl-C in the terminal reaches only the sandbox, which then stops it first (SIGTERM, as the kubelet
-does), before the API server and moto disappear under it.
+does), before the API server and the fake cloud disappear under it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -23,13 +23,14 @@ logger = logging.getLogger(__name__)
 STARTED_MARKER = "starting: provider="  # the line ``ccm run`` logs once its flags are good
 
 
-def command(*, kubeconfig: Path, cluster: str) -> list[str]:
+def command(*, kubeconfig: Path, cluster: str, provider: str, cloud_args: Sequence[str] = ()) -> list[str]:
     return [
         sys.executable,
         "-m",
         "ccm.cli",
         "run",
-        "--cloud-provider=aws",
+        f"--cloud-provider={provider}",
+        *cloud_args,
         f"--kubeconfig={kubeconfig}",
         f"--cluster-name={cluster}",
         "--leader-elect=false",
@@ -40,8 +41,17 @@ def command(*, kubeconfig: Path, cluster: str) -> list[str]:
 class ControllerProcess:
     """One ``ccm run`` child whose stdout and stderr go to ``log``."""
 
-    def __init__(self, *, kubeconfig: Path, cluster: str, log: Path, env: Mapping[str, str]) -> None:
-        self.args = command(kubeconfig=kubeconfig, cluster=cluster)
+    def __init__(
+        self,
+        *,
+        kubeconfig: Path,
+        cluster: str,
+        provider: str,
+        cloud_args: Sequence[str] = (),
+        log: Path,
+        env: Mapping[str, str],
+    ) -> None:
+        self.args = command(kubeconfig=kubeconfig, cluster=cluster, provider=provider, cloud_args=cloud_args)
         self.log = log
         self.env = dict(env)
         self._proc: subprocess.Popen[bytes] | None = None

@@ -11,7 +11,6 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from sandbox.aws import REGION, Inventory
 from sandbox.cluster import ServiceInfo
 
 PROG = "ccm sandbox"
@@ -52,36 +51,20 @@ def table(*, headers: Sequence[str], rows: Sequence[Sequence[str]], empty: str =
     return "\n".join(lines) + "\n"
 
 
-def render(*, services: Sequence[ServiceInfo], inventory: Inventory, endpoint: str) -> str:
-    """The Services and the AWS resources, as text that is equal whenever the state is equal."""
+def section(title: str, *tables: str) -> str:
+    """A cloud's resources: a title line, then its tables separated by empty lines."""
+    return f"{title}\n" + "\n".join(tables)
+
+
+def render(*, services: Sequence[ServiceInfo], address_kind: str, resources: str) -> str:
+    """The Services, then the cloud's resources (already tables), as text equal whenever the state is."""
     parts = [
         "Services (type: LoadBalancer)\n",
         table(
-            headers=("NAMESPACE", "NAME", "PORTS", "EXTERNAL HOSTNAME", "STATUS"),
-            rows=[(s.namespace, s.name, s.ports, s.hostname or "<pending>", s.status) for s in services],
-        ),
-        f"\nAWS resources (moto at {endpoint}, region {REGION})\n",
-        table(
-            headers=("LOAD BALANCER", "SERVICE", "SCHEME", "STATE", "DNS NAME"),
-            rows=[(lb.name, lb.service, lb.scheme, lb.state, lb.dns_name) for lb in inventory.load_balancers],
+            headers=("NAMESPACE", "NAME", "PORTS", f"EXTERNAL {address_kind.upper()}", "STATUS"),
+            rows=[(s.namespace, s.name, s.ports, s.address or "<pending>", s.status) for s in services],
         ),
         "\n",
-        table(
-            headers=("LISTENER", "LOAD BALANCER", "TARGET GROUP"),
-            rows=[(f"{x.protocol}:{x.port}", x.load_balancer, x.target_group) for x in inventory.listeners],
-        ),
-        "\n",
-        table(
-            headers=("TARGET GROUP", "PROTOCOL:PORT", "HEALTH CHECK", "TARGETS", "TARGET HEALTH"),
-            rows=[
-                (tg.name, f"{tg.protocol}:{tg.port}", tg.health_check, str(tg.targets), tg.states or "-")
-                for tg in inventory.target_groups
-            ],
-        ),
-        "\n",
-        table(
-            headers=("SECURITY GROUP", "NAME", "ROLE", "INBOUND"),
-            rows=[(sg.group_id, sg.name, sg.role, sg.inbound) for sg in inventory.security_groups],
-        ),
+        resources,
     ]
     return "".join(parts)

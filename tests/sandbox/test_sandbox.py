@@ -1,4 +1,5 @@
-"""``ccm sandbox`` as users run it: a real process, real control plane, moto, the real controller.
+"""``ccm sandbox`` as users run it: a real process, real control plane, moto or the fake GCE API, the real
+controller.
 
 Each run gets a TMPDIR of its own, so "nothing left behind" is checkable: after exit that folder is
 empty and no process on the machine mentions it on its command line (etcd, kube-apiserver and
@@ -25,6 +26,7 @@ from tests.plugins.controlplane import api_client_for
 
 REPO = Path(__file__).resolve().parents[2]
 HOSTNAME = re.compile(r"\S+\.elb\.amazonaws\.com")
+IP = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 
 
 @dataclass
@@ -88,9 +90,14 @@ def service_row(out: str, namespace: str, name: str) -> list[str]:
     raise AssertionError(f"no row for {namespace}/{name} in:\n{out}")
 
 
-def target_groups(out: str) -> list[list[str]]:
-    section = out.split("TARGET GROUP ", 1)[1].split("\n\n", 1)[0]
+def rows_of(out: str, header: str) -> list[list[str]]:
+    """The rows of the table whose header line starts with ``header``."""
+    section = out.split(f"\n{header} ", 1)[1].split("\n\n", 1)[0]
     return [line.split() for line in section.splitlines()[1:]]
+
+
+def target_groups(out: str) -> list[list[str]]:
+    return rows_of(out, "TARGET GROUP")
 
 
 def kubeconfig_path(out: str) -> str:
@@ -117,6 +124,37 @@ def test_once_gives_the_demo_service_an_nlb_and_leaves_nothing_behind(tmp_path: 
     assert "frontend of default/demo" in result.out and "nodes (seeded)" in result.out
     kubeconfig = kubeconfig_path(result.out)
     assert kubeconfig.startswith(str(tmp_path / "tmp")) and kubeconfig.endswith("/kubeconfig")
+    assert_nothing_left(result)
+
+
+def test_gce_once_gives_the_demo_service_an_ip_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    result = sandbox("--once", "--cloud-provider=gce", tmp=tmp_path / "tmp")
+
+    assert result.code == 0, result.err
+    assert "Traceback" not in result.err
+    assert "--cloud-provider=gce --cloud-config=" in result.err
+    assert "with gce:// providerIDs" in result.err
+    assert "EXTERNAL IP" in result.out
+    row = service_row(result.out, "default", "demo")
+    ip = row[3]
+    assert IP.fullmatch(ip), row
+    assert row[-1] == "synced"
+    [rule] = rows_of(result.out, "FORWARDING RULE")
+    name = rule[0]
+    assert rule[1:] == ["default/demo", "EXTERNAL", ip, "TCP:80,443", name], rule
+    [backend] = rows_of(result.out, "BACKEND SERVICE")
+    assert backend[:4] == [name, "default/demo", "EXTERNAL", "TCP"], backend
+    groups = rows_of(result.out, "INSTANCE GROUP")
+    assert sorted(backend[5].split(",")) == sorted(f"{g[1]}/{g[0]}" for g in groups), (backend, groups)
+    assert {g[1]: g[2] for g in groups} == {"us-central1-a": "2", "us-central1-b": "1"}, groups
+    checks = rows_of(result.out, "HEALTH CHECK")
+    assert [c[2] for c in checks] == ["HTTP:10256/healthz"], checks
+    assert backend[4] == checks[0][0]
+    firewalls = {fw[0]: fw for fw in rows_of(result.out, "FIREWALL")}
+    traffic = next(fw for n, fw in firewalls.items() if n.startswith("k8s-fw-"))
+    assert traffic[1:] == ["default/demo", "tcp:80,443", "0.0.0.0/0", "sandbox-node"], traffic
+    assert any(fw[2] == "tcp:10256" for fw in firewalls.values()), firewalls
+    assert "curl http://127.0.0.1:" in result.out
     assert_nothing_left(result)
 
 
@@ -293,8 +331,8 @@ def test_a_busy_aws_port_is_one_line(tmp_path: Path, busy_port: int) -> None:
 @pytest.mark.parametrize(
     ("args", "content", "expected"),
     [
-        (("--cloud-provider=gce",), None, "--cloud-provider=gce is not available yet"),
-        (("--cloud-provider=gcp",), None, "--cloud-provider=gcp is not available yet"),
+        (("--cloud-provider=azure",), None, "--cloud-provider=azure: accepted: aws, gce (alias gcp)"),
+        (("--cloud-provider=gcp", "--aws-port=8080"), None, "--aws-port applies to --cloud-provider=aws"),
         (("-f", "{manifest}"), "kind: Service\nmetadata: {name: x\n", "not valid YAML at line 3"),
         (("-f", "{manifest}"), "apiVersion: v1\nmetadata: {name: x}\n", "#1: missing kind"),
         (("-f", "{manifest}"), "- a\n- b\n", "expected a Kubernetes object"),
