@@ -36,7 +36,7 @@ import types
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +48,7 @@ from kubernetes.client.exceptions import ApiException
 from ccm import cli
 from ccm.envtest.assets import find_assets
 from ccm.envtest.controlplane import ControlPlane, free_port
+from ccm.k8s.reflector import _lines  # the same line splitting as the controller
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BENCH_LABEL = "ccm-bench"
@@ -321,18 +322,6 @@ class IngressWatcher:
             self._response = None
             response.release_conn()
         return resource_version
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    buffer = b""
-    for chunk in response.stream(65536, decode_content=True):
-        buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer
 
 
 # -- the controller process, its /metrics and /proc ---------------------------------------------------

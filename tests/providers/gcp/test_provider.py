@@ -290,7 +290,22 @@ def test_a_foreign_firewall_with_our_name_is_never_touched(
 
 
 class Crash(Exception):
-    pass
+    """The process 'dies' right after a mutation that GCE already carried out."""
+
+
+def crash_after(*, provider: GCEProvider, mutations: int) -> None:
+    """Make the provider raise Crash once its n-th mutation has completed."""
+    done: list[str] = []
+    real = provider.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        done.append(operation)
+        if len(done) == mutations:
+            raise Crash(operation)
+        return result
+
+    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
 
 
 @pytest.mark.parametrize("crash_point", range(1, 11))
@@ -301,17 +316,7 @@ def test_create_converges_after_a_crash_after_any_mutation(
 ) -> None:
     request = make_request("crashy")
     doomed = new_provider(gce)
-    done: list[str] = []
-    real = doomed.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == crash_point:
-            raise Crash(operation)
-        return result
-
-    doomed.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    crash_after(provider=doomed, mutations=crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=request)
     restarted = new_provider(gce)
@@ -333,17 +338,7 @@ def test_delete_converges_after_a_crash_after_any_mutation(
     request = make_request("doomed")
     new_provider(gce).ensure_load_balancer(request=request)
     deleting = new_provider(gce)
-    done: list[str] = []
-    real = deleting.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == crash_point:
-            raise Crash(operation)
-        return result
-
-    deleting.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    crash_after(provider=deleting, mutations=crash_point)
     with contextlib.suppress(Crash):
         deleting.ensure_load_balancer_deleted(request=request)
     finisher = new_provider(gce)
