@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from kubernetes import client
 
@@ -370,7 +370,7 @@ class ServiceController:
             new["lastTransitionTime"] = old["lastTransitionTime"]
         return new
 
-    def _failed(self, service: Obj, err: SyncError) -> Any:
+    def _failed(self, service: Obj, err: SyncError) -> NoReturn:
         """Report a failed sync (event + condition) and raise it to the queue."""
         cause = err.cause
         if isinstance(cause, InvalidSpec):
