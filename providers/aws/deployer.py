@@ -21,11 +21,10 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-import json
 import logging
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -97,10 +96,6 @@ class StackCache:
 
 def _tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags]
-
-
-def _hash_of(part: Any) -> str:
-    return hashlib.sha256(json.dumps(asdict(part), sort_keys=True).encode()).hexdigest()[:16]
 
 
 class Deployer:
@@ -290,14 +285,14 @@ class Deployer:
         return True
 
     def _parts_match(self, stack: model.Stack, actual: ActualStack) -> bool:
-        want_tgs = {tg.resource_id: (tg.name, _hash_of(tg)) for tg in stack.target_groups}
+        want_tgs = {tg.resource_id: (tg.name, model.spec_hash(tg)) for tg in stack.target_groups}
         have_tgs = {
             tg.resource_id: (tg.arn.split("/")[-2], tg.tags.get(model.SPEC_HASH_TAG, ""))
             for tg in actual.target_groups
         }
         if want_tgs != have_tgs:
             return False
-        want_sg = _hash_of(stack.frontend_security_group) if stack.frontend_security_group else ""
+        want_sg = model.spec_hash(stack.frontend_security_group) if stack.frontend_security_group else ""
         have_sg = [sg.tags.get(model.SPEC_HASH_TAG, "") for sg in actual.security_groups]
         return have_sg == ([want_sg] if want_sg else [])
 
@@ -430,7 +425,7 @@ class Deployer:
         spec = stack.frontend_security_group
         if spec is None:
             return ""
-        want_hash = _hash_of(spec)
+        want_hash = model.spec_hash(spec)
         existing = next((sg for sg in actual.security_groups), None)
         ec2 = self.clients.ec2
         if existing is None:
@@ -625,7 +620,7 @@ class Deployer:
         by_id = {tg.resource_id: tg for tg in actual.target_groups}
         arns: dict[str, str] = {}
         for spec in stack.target_groups:
-            want_hash = _hash_of(spec)
+            want_hash = model.spec_hash(spec)
             existing = by_id.get(spec.resource_id)
             if existing is not None and existing.arn.split("/")[-2] == spec.name:
                 if existing.tags.get(model.SPEC_HASH_TAG) != want_hash:
@@ -900,9 +895,9 @@ class Deployer:
                 continue
             if full:
                 have = {i.resource_id: i for i in items}
-                want = {tg.resource_id: _hash_of(tg) for tg in stack.target_groups}
+                want = {tg.resource_id: model.spec_hash(tg) for tg in stack.target_groups}
                 if stack.frontend_security_group is not None:
-                    want[model.RESOURCE_FRONTEND_SG] = _hash_of(stack.frontend_security_group)
+                    want[model.RESOURCE_FRONTEND_SG] = model.spec_hash(stack.frontend_security_group)
                 if any(
                     rid not in have or have[rid].tags.get(model.SPEC_HASH_TAG) != h for rid, h in want.items()
                 ):

@@ -38,6 +38,15 @@ def tags_dict(tags: Tags) -> dict[str, str]:
     return dict(tags)
 
 
+def spec_hash(part: Any) -> str:
+    """The short hash written as ``ccm-lb/spec-hash`` on one part (target group, security group)."""
+    return _digest(asdict(part))
+
+
+def _digest(data: Any) -> str:
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
 # -- what the builder needs to know of the account ---------------------------------------------------
 
 
@@ -153,7 +162,7 @@ class Stack:
         """A short hash of everything but the targets: equal hashes mean nothing to change."""
         data = asdict(self)
         data.pop("targets", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return _digest(data)
 
     def to_json(self) -> dict[str, Any]:
         """For golden files: the whole stack as JSON-able data."""
