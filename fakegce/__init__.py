@@ -18,6 +18,6 @@ types by :mod:`fakegce._generate_schema`).
 """
 
 from fakegce.errors import ApiError
-from fakegce.server import GOOGLE, PERMISSIONS, FakeCompute
+from fakegce.server import CONDITIONAL_PERMISSIONS, GOOGLE, PERMISSIONS, FakeCompute
 
-__all__ = ["GOOGLE", "PERMISSIONS", "ApiError", "FakeCompute"]
+__all__ = ["CONDITIONAL_PERMISSIONS", "GOOGLE", "PERMISSIONS", "ApiError", "FakeCompute"]

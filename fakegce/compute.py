@@ -228,8 +228,8 @@ class Compute:
         self.operations: dict[str, dict[str, Any]] = {}
         self.request_ids: dict[str, str] = {}
         self.running_polls = 0
-        self.used: set[str] = set()  # extra permissions of the request being handled
-        self.base_permission: str | None = None  # replaces the route's permission (internal addresses)
+        self.used: set[str] = set()  # the request's permissions beyond its route's (its conditional ones)
+        self.base_permission: str | None = None  # replaces the route's first permission (internal addresses)
         self._ids = itertools.count(random.randrange(10**17, 9 * 10**17))
         self._external_pool = (int(ipaddress.IPv4Address(f"34.{100 + i}.0.0")) for i in range(100))
         self._external = itertools.chain.from_iterable(
@@ -527,6 +527,7 @@ class Compute:
         }
         if labels:
             resource["labels"] = labels
+            self.used.add("compute.addresses.setLabels")
         ip = body.get("address") or ""
         user: dict[str, Any] | None = None
         if address_type == "EXTERNAL":
@@ -638,7 +639,6 @@ class Compute:
                 "INTERNAL forwarding rule; managed load balancers need a target proxy.",
             )
         backend = self.resolve(body["backendService"], "backendServices", "resource.backendService")
-        self.used.add("compute.regionBackendServices.use")
         if backend["region"] != self.scope_link(scope):
             raise err.invalid_field(
                 "resource.backendService", body["backendService"], "Must be in the same region."
@@ -676,6 +676,7 @@ class Compute:
         resource["labelFingerprint"] = label_fingerprint(labels)
         if labels:
             resource["labels"] = labels
+            self.used.add("compute.forwardingRules.setLabels")
         if body.get("sourceIpRanges"):
             for i, cidr in enumerate(body["sourceIpRanges"]):
                 check_cidr(cidr, f"resource.sourceIpRanges[{i}]")
@@ -1088,7 +1089,6 @@ class Compute:
     def build_firewall(
         self, body: dict[str, Any], scope: str, name: str, existing: dict[str, Any] | None
     ) -> Any:
-        self.used.add("compute.networks.updatePolicy")
         network = self.resolve(
             body.get("network") or "global/networks/default", "networks", "resource.network"
         )
@@ -1160,7 +1160,6 @@ class Compute:
         return resource
 
     def delete_firewall(self, request: Request) -> Mutation:
-        self.used.add("compute.networks.updatePolicy")
         return self.delete_with("firewalls", "firewall", request, "firewall")
 
     # --- instance groups --------------------------------------------------------------------------
@@ -1222,7 +1221,6 @@ class Compute:
     def add_instances(self, request: Request) -> Mutation:
         scope, rel, group = self._group(request)
         instances = self._instance_refs(request, "InstanceGroupsAddInstancesRequest", group)
-        self.used.add("compute.instances.use")
         members = self.members.setdefault(rel, [])
         network = group.get("network")
         for instance in instances:

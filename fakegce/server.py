@@ -7,7 +7,7 @@ import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,11 +32,16 @@ _PREFIX_RE = re.compile(r"^/compute/v1/projects/(?P<project>[^/]+)/(?P<rest>.*)$
 class Route:
     method: str
     template: str  # relative to /compute/v1/projects/{project}/, discovery-style parameter names
-    permission: str
+    permissions: tuple[str, ...]  # what every call of the route needs
     handler: Handler
     mutation: bool = False  # the handler returns a Mutation; the route answers with an Operation
     list_call: bool = False  # accepts filter / maxResults / pageToken
     body: bool = False
+    # What some calls need on top, depending on the body and on what it references (labels given, a
+    # subnetwork, a reserved address, health checks, instance groups). The handler records the ones a
+    # call needs in ``Compute.used``; ``Compute.base_permission`` (also listed here) replaces
+    # ``permissions[0]`` for INTERNAL addresses.
+    conditional: tuple[str, ...] = ()
 
     def pattern(self) -> re.Pattern[str]:
         return re.compile("^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", self.template) + "$")
@@ -62,59 +67,82 @@ def _routes(c: Compute) -> list[Route]:
     z = "zones/{zone}"
     bs, hc = c.build_backend_service, c.build_health_check
     fw, ig = c.build_firewall, c.build_instance_group
+    # Permissions: the Compute REST reference's "IAM Permissions" of each method (terraform/gcp/README.md
+    # names the page per permission). A body field that references another resource adds that
+    # resource's ``use`` permission: recorded by the handler, declared in ``conditional``.
+    bs_refs = ("compute.regionHealthChecks.useReadOnly", "compute.instanceGroups.use")
+    policy = "compute.networks.updatePolicy"  # every change to a network's firewall rules
     routes = [
         # addresses
         Route(
-            "POST", f"{r}/addresses", "compute.addresses.create", c.insert_address, mutation=True, body=True
+            "POST",
+            f"{r}/addresses",
+            ("compute.addresses.create",),
+            c.insert_address,
+            mutation=True,
+            body=True,
+            conditional=(
+                "compute.addresses.createInternal",
+                "compute.subnetworks.use",
+                "compute.addresses.setLabels",
+            ),
         ),
         Route(
             "GET",
             f"{r}/addresses",
-            "compute.addresses.list",
+            ("compute.addresses.list",),
             lst("addresses", "compute#addressList"),
             list_call=True,
         ),
-        Route("GET", f"{r}/addresses/{{address}}", "compute.addresses.get", get("addresses")),
+        Route("GET", f"{r}/addresses/{{address}}", ("compute.addresses.get",), get("addresses")),
         Route(
             "DELETE",
             f"{r}/addresses/{{address}}",
-            "compute.addresses.delete",
+            ("compute.addresses.delete",),
             c.delete_address,
             mutation=True,
+            conditional=("compute.addresses.deleteInternal",),
         ),
         # forwarding rules
         Route(
             "POST",
             f"{r}/forwardingRules",
-            "compute.forwardingRules.create",
+            ("compute.forwardingRules.create", "compute.regionBackendServices.use"),
             c.insert_forwarding_rule,
             mutation=True,
             body=True,
+            conditional=(
+                "compute.forwardingRules.setLabels",
+                "compute.subnetworks.use",
+                "compute.networks.use",
+                "compute.addresses.use",
+                "compute.addresses.useInternal",
+            ),
         ),
         Route(
             "GET",
             f"{r}/forwardingRules",
-            "compute.forwardingRules.list",
+            ("compute.forwardingRules.list",),
             lst("forwardingRules", "compute#forwardingRuleList"),
             list_call=True,
         ),
         Route(
             "GET",
             f"{r}/forwardingRules/{{forwardingRule}}",
-            "compute.forwardingRules.get",
+            ("compute.forwardingRules.get",),
             get("forwardingRules"),
         ),
         Route(
             "DELETE",
             f"{r}/forwardingRules/{{forwardingRule}}",
-            "compute.forwardingRules.delete",
+            ("compute.forwardingRules.delete",),
             c.delete_forwarding_rule,
             mutation=True,
         ),
         Route(
             "POST",
             f"{r}/forwardingRules/{{resource}}/setLabels",
-            "compute.forwardingRules.setLabels",
+            ("compute.forwardingRules.setLabels",),
             c.set_forwarding_rule_labels,
             mutation=True,
             body=True,
@@ -123,39 +151,47 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{r}/backendServices",
-            "compute.regionBackendServices.create",
+            ("compute.regionBackendServices.create",),
             ins("backendServices", "BackendService", bs),
             mutation=True,
             body=True,
+            conditional=bs_refs,
         ),
         Route(
             "GET",
             f"{r}/backendServices",
-            "compute.regionBackendServices.list",
+            ("compute.regionBackendServices.list",),
             lst("backendServices", "compute#backendServiceList"),
             list_call=True,
         ),
         Route(
             "GET",
             f"{r}/backendServices/{{backendService}}",
-            "compute.regionBackendServices.get",
+            ("compute.regionBackendServices.get",),
             get("backendServices"),
         ),
-        *(
-            Route(
-                method,
-                f"{r}/backendServices/{{backendService}}",
-                "compute.regionBackendServices.update",
-                upd("backendServices", "BackendService", bs, "backendService"),
-                mutation=True,
-                body=True,
-            )
-            for method in ("PATCH", "PUT")
+        Route(
+            "PATCH",
+            f"{r}/backendServices/{{backendService}}",
+            ("compute.regionBackendServices.update", "compute.regionBackendServices.get"),
+            upd("backendServices", "BackendService", bs, "backendService"),
+            mutation=True,
+            body=True,
+            conditional=bs_refs,
+        ),
+        Route(
+            "PUT",
+            f"{r}/backendServices/{{backendService}}",
+            ("compute.regionBackendServices.update",),
+            upd("backendServices", "BackendService", bs, "backendService"),
+            mutation=True,
+            body=True,
+            conditional=bs_refs,
         ),
         Route(
             "DELETE",
             f"{r}/backendServices/{{backendService}}",
-            "compute.regionBackendServices.delete",
+            ("compute.regionBackendServices.delete",),
             dele("backendServices", "backend service", "backendService"),
             mutation=True,
         ),
@@ -163,7 +199,7 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{r}/healthChecks",
-            "compute.regionHealthChecks.create",
+            ("compute.regionHealthChecks.create",),
             ins("healthChecks", "HealthCheck", hc),
             mutation=True,
             body=True,
@@ -171,28 +207,36 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "GET",
             f"{r}/healthChecks",
-            "compute.regionHealthChecks.list",
+            ("compute.regionHealthChecks.list",),
             lst("healthChecks", "compute#healthCheckList"),
             list_call=True,
         ),
         Route(
-            "GET", f"{r}/healthChecks/{{healthCheck}}", "compute.regionHealthChecks.get", get("healthChecks")
+            "GET",
+            f"{r}/healthChecks/{{healthCheck}}",
+            ("compute.regionHealthChecks.get",),
+            get("healthChecks"),
         ),
-        *(
-            Route(
-                method,
-                f"{r}/healthChecks/{{healthCheck}}",
-                "compute.regionHealthChecks.update",
-                upd("healthChecks", "HealthCheck", hc, "healthCheck"),
-                mutation=True,
-                body=True,
-            )
-            for method in ("PATCH", "PUT")
+        Route(
+            "PATCH",
+            f"{r}/healthChecks/{{healthCheck}}",
+            ("compute.regionHealthChecks.update", "compute.regionHealthChecks.get"),
+            upd("healthChecks", "HealthCheck", hc, "healthCheck"),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "PUT",
+            f"{r}/healthChecks/{{healthCheck}}",
+            ("compute.regionHealthChecks.update",),
+            upd("healthChecks", "HealthCheck", hc, "healthCheck"),
+            mutation=True,
+            body=True,
         ),
         Route(
             "DELETE",
             f"{r}/healthChecks/{{healthCheck}}",
-            "compute.regionHealthChecks.delete",
+            ("compute.regionHealthChecks.delete",),
             dele("healthChecks", "health check", "healthCheck"),
             mutation=True,
         ),
@@ -200,7 +244,7 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             "global/firewalls",
-            "compute.firewalls.create",
+            ("compute.firewalls.create", policy),
             ins("firewalls", "Firewall", fw),
             mutation=True,
             body=True,
@@ -208,26 +252,31 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "GET",
             "global/firewalls",
-            "compute.firewalls.list",
+            ("compute.firewalls.list",),
             lst("firewalls", "compute#firewallList"),
             list_call=True,
         ),
-        Route("GET", "global/firewalls/{firewall}", "compute.firewalls.get", get("firewalls")),
-        *(
-            Route(
-                method,
-                "global/firewalls/{firewall}",
-                "compute.firewalls.update",
-                upd("firewalls", "Firewall", fw, "firewall"),
-                mutation=True,
-                body=True,
-            )
-            for method in ("PATCH", "PUT")
+        Route("GET", "global/firewalls/{firewall}", ("compute.firewalls.get",), get("firewalls")),
+        Route(
+            "PATCH",
+            "global/firewalls/{firewall}",
+            ("compute.firewalls.update", "compute.firewalls.get", policy),
+            upd("firewalls", "Firewall", fw, "firewall"),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "PUT",
+            "global/firewalls/{firewall}",
+            ("compute.firewalls.update", policy),
+            upd("firewalls", "Firewall", fw, "firewall"),
+            mutation=True,
+            body=True,
         ),
         Route(
             "DELETE",
             "global/firewalls/{firewall}",
-            "compute.firewalls.delete",
+            ("compute.firewalls.delete", policy),
             c.delete_firewall,
             mutation=True,
         ),
@@ -235,7 +284,7 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{z}/instanceGroups",
-            "compute.instanceGroups.create",
+            ("compute.instanceGroups.create",),
             ins("instanceGroups", "InstanceGroup", ig),
             mutation=True,
             body=True,
@@ -243,27 +292,27 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "GET",
             f"{z}/instanceGroups",
-            "compute.instanceGroups.list",
+            ("compute.instanceGroups.list",),
             lst("instanceGroups", "compute#instanceGroupList"),
             list_call=True,
         ),
         Route(
             "GET",
             f"{z}/instanceGroups/{{instanceGroup}}",
-            "compute.instanceGroups.get",
+            ("compute.instanceGroups.get",),
             get("instanceGroups"),
         ),
         Route(
             "DELETE",
             f"{z}/instanceGroups/{{instanceGroup}}",
-            "compute.instanceGroups.delete",
+            ("compute.instanceGroups.delete",),
             dele("instanceGroups", "instance group", "instanceGroup"),
             mutation=True,
         ),
         Route(
             "POST",
             f"{z}/instanceGroups/{{instanceGroup}}/addInstances",
-            "compute.instanceGroups.update",
+            ("compute.instanceGroups.update", "compute.instances.use"),
             c.add_instances,
             mutation=True,
             body=True,
@@ -271,7 +320,7 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{z}/instanceGroups/{{instanceGroup}}/removeInstances",
-            "compute.instanceGroups.update",
+            ("compute.instanceGroups.update",),
             c.remove_instances,
             mutation=True,
             body=True,
@@ -279,7 +328,7 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{z}/instanceGroups/{{instanceGroup}}/listInstances",
-            "compute.instanceGroups.list",
+            ("compute.instanceGroups.list",),
             c.list_instances,
             list_call=True,
             body=True,
@@ -288,60 +337,60 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "GET",
             f"{z}/instances",
-            "compute.instances.list",
+            ("compute.instances.list",),
             lst("instances", "compute#instanceList"),
             list_call=True,
         ),
-        Route("GET", f"{z}/instances/{{instance}}", "compute.instances.get", get("instances")),
+        Route("GET", f"{z}/instances/{{instance}}", ("compute.instances.get",), get("instances")),
         Route(
             "GET",
             "global/networks",
-            "compute.networks.list",
+            ("compute.networks.list",),
             lst("networks", "compute#networkList"),
             list_call=True,
         ),
-        Route("GET", "global/networks/{network}", "compute.networks.get", get("networks")),
+        Route("GET", "global/networks/{network}", ("compute.networks.get",), get("networks")),
         Route(
             "GET",
             f"{r}/subnetworks",
-            "compute.subnetworks.list",
+            ("compute.subnetworks.list",),
             lst("subnetworks", "compute#subnetworkList"),
             list_call=True,
         ),
-        Route("GET", f"{r}/subnetworks/{{subnetwork}}", "compute.subnetworks.get", get("subnetworks")),
+        Route("GET", f"{r}/subnetworks/{{subnetwork}}", ("compute.subnetworks.get",), get("subnetworks")),
         # regions and zones
         Route(
             "GET",
             "regions",
-            "compute.regions.list",
+            ("compute.regions.list",),
             lambda q: _static_list(c, q, [c.region_resource()], "region"),
             list_call=True,
         ),
         Route(
             "GET",
             "regions/{region}",
-            "compute.regions.get",
+            ("compute.regions.get",),
             lambda q: (c.check_region(q.params["region"]), c.region_resource())[1],
         ),
         Route(
             "GET",
             "zones",
-            "compute.zones.list",
+            ("compute.zones.list",),
             lambda q: _static_list(c, q, [c.zone_resource(zone) for zone in c.zones], "zone"),
             list_call=True,
         ),
         Route(
             "GET",
             "zones/{zone}",
-            "compute.zones.get",
+            ("compute.zones.get",),
             lambda q: (c.check_zone(q.params["zone"]), c.zone_resource(q.params["zone"]))[1],
         ),
     ]
+    # Waiting on an operation (``…/wait``) needs the same permission as reading it.
     for scope, service in ((r, "regionOperations"), ("global", "globalOperations"), (z, "zoneOperations")):
-        routes.append(Route("GET", f"{scope}/operations/{{operation}}", f"compute.{service}.get", c.poll))
-        routes.append(
-            Route("POST", f"{scope}/operations/{{operation}}/wait", f"compute.{service}.get", c.poll)
-        )
+        permission = (f"compute.{service}.get",)
+        routes.append(Route("GET", f"{scope}/operations/{{operation}}", permission, c.poll))
+        routes.append(Route("POST", f"{scope}/operations/{{operation}}/wait", permission, c.poll))
     return routes
 
 
@@ -353,14 +402,24 @@ def _static_list(c: Compute, request: Request, items: list[dict[str, Any]], kind
     )
 
 
-PERMISSIONS: dict[Key, str] = {
-    (route.method, route.template): route.permission for route in _routes(Compute("p", "r", ("r-a",)))
+_ROUTES = _routes(Compute("p", "r", ("r-a",)))
+
+PERMISSIONS: dict[Key, tuple[str, ...]] = {
+    (route.method, route.template): route.permissions for route in _ROUTES
 }
-"""The IAM permission each (HTTP method, path template) needs. Some calls need more, recorded per call by
-:meth:`FakeCompute.permissions_used`: ``compute.networks.updatePolicy`` for firewall changes, the ``*.use``
-permissions of referenced resources (backend service, health check, instance group, address, subnetwork,
-instances), and ``compute.addresses.createInternal`` / ``deleteInternal`` instead of create / delete for
-INTERNAL addresses."""
+"""The IAM permissions every call of (HTTP method, path template) needs.
+
+``permissions_used`` also records what a particular call needs on top, depending on its body and on
+what it references (:data:`CONDITIONAL_PERMISSIONS`): ``compute.forwardingRules.setLabels`` for labels
+given at insert, ``compute.subnetworks.use`` / ``compute.networks.use`` for an internal forwarding rule
+or address, ``compute.addresses.use`` / ``useInternal`` for a reserved IP, and the health checks'
+``useReadOnly`` and instance groups' ``use`` of a backend service. An INTERNAL address is created and
+deleted with ``createInternal`` / ``deleteInternal`` instead of ``create`` / ``delete``."""
+
+CONDITIONAL_PERMISSIONS: dict[Key, tuple[str, ...]] = {
+    (route.method, route.template): route.conditional for route in _ROUTES if route.conditional
+}
+"""The permissions a call of (HTTP method, path template) may need on top of :data:`PERMISSIONS`."""
 
 
 @dataclass
@@ -420,6 +479,7 @@ class FakeCompute:
     """
 
     PERMISSIONS = PERMISSIONS
+    CONDITIONAL_PERMISSIONS = CONDITIONAL_PERMISSIONS
 
     def __init__(
         self, project: str = "test-project", region: str = "us-central1", zones: Iterable[str] | None = None
@@ -432,7 +492,7 @@ class FakeCompute:
         self.requests: list[dict[str, Any]] = []  # method, path, template, query, body of every call
         self._lock = threading.RLock()
         self._routes = [(route, route.pattern()) for route in _routes(self.compute)]
-        self._permissions: set[str] = set()
+        self._permissions: defaultdict[Key, set[str]] = defaultdict(set)
         self._faults: list[_Fault] = []
         self._operation_faults: list[_Fault] = []
         self._delays: dict[Key | None, float] = {}
@@ -651,8 +711,18 @@ class FakeCompute:
             self._permissions.clear()
 
     def permissions_used(self) -> set[str]:
+        """Every IAM permission the calls since the last ``reset_calls`` needed."""
         with self._lock:
-            return set(self._permissions)
+            return set().union(*self._permissions.values())
+
+    def permissions_by_route(self) -> dict[Key, set[str]]:
+        """The same, per (HTTP method, path template): which call needed what."""
+        with self._lock:
+            return {key: set(used) for key, used in self._permissions.items()}
+
+    def routes(self) -> list[Key]:
+        """The (HTTP method, path template) of every route the fake serves."""
+        return [(route.method, route.template) for route, _ in self._routes]
 
     # --- fault injection ---------------------------------------------------------------------------
 
@@ -760,7 +830,6 @@ class FakeCompute:
         body: Any = None
         with self._lock:
             self.calls[key] += 1
-            self._permissions.add(route.permission)
             try:
                 body = json.loads(raw_body) if raw_body else None
             except ValueError:
@@ -774,17 +843,26 @@ class FakeCompute:
         with self._lock:
             fault = self._take(self._faults, key)
             if fault is not None:
+                self._permissions[key].update(route.permissions)
                 return fault.status, ApiError(fault.status, fault.reason, fault.message).body()
+            status, answer = 200, None
             try:
-                result = self._handle(route, params, query, body, prefix["project"])
+                answer = self._handle(route, params, query, body, prefix["project"])
             except ApiError as exc:
-                return exc.code, exc.body()
-            finally:
-                self._permissions.add(self.compute.base_permission or route.permission)
-                if self.compute.base_permission:
-                    self._permissions.discard(route.permission)
-                self._permissions.update(self.compute.used)
-            return 200, result
+                status, answer = exc.code, exc.body()
+            needed = self._needed(route)
+            self._permissions[key].update(needed)
+            undeclared = needed - set(route.permissions) - set(route.conditional)
+            if undeclared:  # a handler records a permission its route does not declare: fix the route
+                message = f"fakegce: {method} {route.template} needs undeclared {sorted(undeclared)}"
+                return 500, ApiError(500, "internalError", message).body()
+            return status, answer
+
+    def _needed(self, route: Route) -> set[str]:
+        """The permissions the call just handled needed (the handler's choices are in ``compute``)."""
+        c = self.compute
+        base = (c.base_permission or route.permissions[0],) if route.permissions else ()
+        return {*base, *route.permissions[1:], *c.used}
 
     def _handle(
         self, route: Route, params: dict[str, str], query: dict[str, str], body: Any, project: str
@@ -828,4 +906,4 @@ class FakeCompute:
         return c.mutate(request, mutation, failure)
 
 
-__all__ = ["GOOGLE", "PERMISSIONS", "FakeCompute"]
+__all__ = ["CONDITIONAL_PERMISSIONS", "GOOGLE", "PERMISSIONS", "FakeCompute"]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 import pytest
 from google.api_core import exceptions
 from google.cloud import compute_v1
 
-from fakegce import PERMISSIONS, FakeCompute
+from fakegce import CONDITIONAL_PERMISSIONS, PERMISSIONS, FakeCompute
+from fakegce.compute import Compute
 from tests.fakegce.conftest import PROJECT, REGION, ZONE, Gce
 from tests.fakegce.test_resources import external_rule, firewall, internal_rule
 
@@ -199,17 +201,87 @@ def test_the_permissions_of_an_internal_load_balancer_are_recorded(gce: Gce) -> 
     }
 
 
-def test_every_route_has_an_iam_permission() -> None:
-    assert PERMISSIONS[("POST", FR)] == "compute.forwardingRules.create"
-    assert PERMISSIONS[("POST", "zones/{zone}/instanceGroups/{instanceGroup}/addInstances")] == (
-        "compute.instanceGroups.update"
+def test_every_route_has_its_iam_permissions_and_multi_permission_calls_list_all() -> None:
+    assert PERMISSIONS[("POST", FR)] == (
+        "compute.forwardingRules.create",
+        "compute.regionBackendServices.use",
     )
-    assert (
-        PERMISSIONS[("POST", "regions/{region}/operations/{operation}/wait")]
-        == "compute.regionOperations.get"
+    assert PERMISSIONS[("POST", "zones/{zone}/instanceGroups/{instanceGroup}/addInstances")] == (
+        "compute.instanceGroups.update",
+        "compute.instances.use",
+    )
+    assert PERMISSIONS[("POST", "regions/{region}/operations/{operation}/wait")] == (
+        "compute.regionOperations.get",
     )
     assert PERMISSIONS[("PUT", "regions/{region}/backendServices/{backendService}")] == (
-        "compute.regionBackendServices.update"
+        "compute.regionBackendServices.update",
     )
-    assert all(p.startswith("compute.") and p.count(".") == 2 for p in PERMISSIONS.values())
-    assert len(PERMISSIONS) == 50
+    assert PERMISSIONS[("DELETE", "global/firewalls/{firewall}")] == (
+        "compute.firewalls.delete",
+        "compute.networks.updatePolicy",
+    )
+    assert set(PERMISSIONS) == set(FakeCompute().routes()) and len(PERMISSIONS) == 50
+    assert all(PERMISSIONS.values())
+    names = [p for needed in (*PERMISSIONS.values(), *CONDITIONAL_PERMISSIONS.values()) for p in needed]
+    assert all(p.startswith("compute.") and p.count(".") == 2 for p in names)
+
+
+def test_labels_given_at_insert_need_set_labels_too(gce: Gce) -> None:
+    gce.health_check()
+    gce.backend_service()
+    gce.fake.reset_calls()
+    gce.forwarding_rule(external_rule())
+    assert gce.fake.permissions_by_route()[("POST", FR)] == {
+        "compute.forwardingRules.create",
+        "compute.regionBackendServices.use",
+    }
+    gce.wait(gce.forwarding_rules.delete_unary(project=PROJECT, region=REGION, forwarding_rule="lb"))
+    gce.fake.reset_calls()
+    gce.forwarding_rule(external_rule(labels={"ccm-lb-cluster": "c1"}))
+    assert gce.fake.permissions_by_route()[("POST", FR)] == {
+        "compute.forwardingRules.create",
+        "compute.regionBackendServices.use",
+        "compute.forwardingRules.setLabels",
+    }
+
+
+def test_an_internal_address_needs_create_internal_without_hiding_an_external_create(gce: Gce) -> None:
+    external = compute_v1.Address(name="ext")
+    internal = compute_v1.Address(
+        name="int", address_type="INTERNAL", subnetwork=f"regions/{REGION}/subnetworks/default"
+    )
+    for address in (external, internal):
+        gce.wait(gce.addresses.insert_unary(project=PROJECT, region=REGION, address_resource=address))
+    assert gce.fake.permissions_used() == {
+        "compute.addresses.create",
+        "compute.addresses.createInternal",
+        "compute.subnetworks.use",
+    }
+
+
+def test_a_failed_call_still_needed_its_permissions(gce: Gce) -> None:
+    with pytest.raises(exceptions.NotFound):
+        gce.firewalls.delete_unary(project=PROJECT, firewall="missing")
+    gce.fake.fail("GET", "global/firewalls", 503, times=1)
+    with pytest.raises(exceptions.ServiceUnavailable):
+        list(gce.firewalls.list(request=compute_v1.ListFirewallsRequest(project=PROJECT), retry=None))
+    assert gce.fake.permissions_used() == {
+        "compute.firewalls.delete",
+        "compute.networks.updatePolicy",
+        "compute.firewalls.list",
+    }
+
+
+def test_a_handler_needing_an_undeclared_permission_fails_the_call_loudly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def poll(self: Compute, request: Any) -> Any:
+        self.used.add("compute.projects.get")
+        return original(self, request)
+
+    original = Compute.poll
+    monkeypatch.setattr(Compute, "poll", poll)
+    with FakeCompute(project=PROJECT, region=REGION) as fake:
+        gce = Gce.connect(fake)
+        with pytest.raises(exceptions.InternalServerError, match=r"undeclared.*compute\.projects\.get"):
+            gce.global_operations.get(project=PROJECT, operation="operation-1")
