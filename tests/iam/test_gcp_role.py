@@ -1,0 +1,218 @@
+"""The GCP custom role in terraform/gcp grants exactly what the GCP provider uses.
+
+The provider runs a whole lifecycle on the fake Compute server (which maps every call, and what its
+body references, to the IAM permissions GCE checks): external and internal load balancers with
+``externalTrafficPolicy: Local`` and ``Cluster``, reserved static IPs, nodes in two zones, a node
+added and removed, a controller restart, port, source-range, health-check and affinity changes,
+external → internal, the drift check, and deletion. Every mutation's operation stays RUNNING for one
+poll, as on GCE, so the operation reads are exercised too. The permissions the fake recorded must
+equal the role's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import hcl2
+import pytest
+
+from ccm.cloudprovider import LoadBalancerRequest, ServicePort
+from fakegce import CONDITIONAL_PERMISSIONS, PERMISSIONS, FakeCompute
+from tests.providers.gcp.conftest import NODE_TAG, PROJECT, REGION, ZONES, lb_resources, new_provider, nodes
+
+ROOT = Path(__file__).resolve().parents[2]
+ROLE_FILE = ROOT / "terraform" / "gcp" / "permissions.json"
+INTERNAL = {"networking.gke.io/load-balancer-type": "Internal"}
+EXTERNAL_IP, INTERNAL_IP = "34.90.0.10", "10.128.0.100"
+
+
+@dataclasses.dataclass(frozen=True)
+class Lifecycle:
+    used: set[str]  # every permission the provider's calls needed
+    by_route: dict[tuple[str, str], set[str]]  # which call needed which
+    left: dict[str, list[str]]  # LB resources left in the project afterwards
+
+
+def role() -> dict[str, list[str]]:
+    """The permission lists of terraform/gcp/permissions.json (the one source main.tf reads)."""
+    data: dict[str, Any] = json.loads(ROLE_FILE.read_text())
+    return {key: list(value) for key, value in data.items() if isinstance(value, list)}
+
+
+def granted() -> set[str]:
+    return {p for permissions in role().values() for p in permissions}
+
+
+def service(name: str, uid: str, *ports: int, **fields: Any) -> LoadBalancerRequest:
+    annotations = fields.pop("annotations", {})
+    return LoadBalancerRequest(
+        cluster_name="test",
+        namespace="default",
+        name=name,
+        uid=uid,
+        ports=tuple(ServicePort(name=f"p{p}", protocol="TCP", port=p, node_port=30000 + p) for p in ports),
+        nodes=nodes(0, 1, 2),
+        annotations=MappingProxyType(annotations),
+        **fields,
+    )
+
+
+def change(request: LoadBalancerRequest, **fields: Any) -> LoadBalancerRequest:
+    if "annotations" in fields:
+        fields["annotations"] = MappingProxyType(fields["annotations"])
+    return dataclasses.replace(request, **fields)
+
+
+def run(gce: FakeCompute) -> None:
+    """Create, change and delete load balancers the ways a cluster does."""
+    provider = new_provider(gce)
+    web = service(
+        "web",
+        "00000000-0000-0000-0000-000000000001",
+        80,
+        443,
+        external_traffic_policy="Local",
+        health_check_node_port=31001,
+        load_balancer_ip=EXTERNAL_IP,
+    )
+    api = service(
+        "api",
+        "00000000-0000-0000-0000-000000000002",
+        8080,
+        annotations=INTERNAL,
+        load_balancer_ip=INTERNAL_IP,
+    )
+    assert provider.ensure_load_balancer(request=web).ingress[0].ip == EXTERNAL_IP
+    assert provider.ensure_load_balancer(request=api).ingress[0].ip == INTERNAL_IP
+
+    provider.update_load_balancer(request=web.with_nodes(nodes(0, 1, 2, 3)))  # a node joins
+    provider.update_load_balancer(request=web.with_nodes(nodes(1, 2, 3)))  # a node leaves
+    provider = new_provider(gce)  # the controller restarts: instance group members are listed again
+    web = change(web, nodes=nodes(1, 2, 3), ports=service("web", web.uid, 80, 8443).ports)
+    provider.ensure_load_balancer(request=web)  # new port: the rule is recreated, the firewall patched
+    web = change(web, load_balancer_source_ranges=("203.0.113.0/24",), health_check_node_port=31002)
+    provider.ensure_load_balancer(request=web)  # firewall sources and the health check patched
+    web = change(web, session_affinity="ClientIP")
+    provider.ensure_load_balancer(request=web)  # the backend service updated
+    api = change(api, external_traffic_policy="Local", health_check_node_port=31003)
+    provider.ensure_load_balancer(request=api)  # Cluster → Local: its own health check
+    web = change(web, annotations=INTERNAL, load_balancer_ip="")
+    assert (
+        provider.ensure_load_balancer(request=web).ingress[0].ip.startswith("10.128.")
+    )  # external → internal
+
+    assert provider.drifted_load_balancers(requests=[web, api]) == frozenset()
+    provider.ensure_load_balancer_deleted(request=web)
+    provider.ensure_load_balancer_deleted(request=api)
+
+
+@pytest.fixture(scope="module")
+def lifecycle() -> Iterator[Lifecycle]:
+    with FakeCompute(project=PROJECT, region=REGION) as gce:
+        gce.seed_network("default")
+        gce.seed_subnetwork("nodes", "default", "10.128.0.0/20")
+        for i in range(4):
+            gce.seed_instance(ZONES[i % 2], f"node-{i}", tags=(NODE_TAG,), subnetwork="nodes")
+        gce.seed_address("web-ip", EXTERNAL_IP)
+        gce.seed_address("api-ip", INTERNAL_IP, "INTERNAL", subnetwork="nodes")
+        gce.operations_stay_running(polls=1)
+        run(gce)
+        yield Lifecycle(gce.permissions_used(), gce.permissions_by_route(), lb_resources(gce))
+
+
+def _needed_by(by_route: dict[tuple[str, str], set[str]], permissions: set[str]) -> str:
+    return "; ".join(
+        f"{p} by {', '.join(f'{m} {t}' for (m, t), used in sorted(by_route.items()) if p in used)}"
+        for p in sorted(permissions)
+    )
+
+
+def test_the_lifecycle_ran_to_the_end_and_left_only_the_reserved_addresses(lifecycle: Lifecycle) -> None:
+    assert lifecycle.left == {"addresses": ["api-ip", "web-ip"]}
+
+
+def test_every_permission_the_provider_uses_is_granted_by_the_role(lifecycle: Lifecycle) -> None:
+    missing = lifecycle.used - granted()
+    assert not missing, f"terraform/gcp/permissions.json lacks {sorted(missing)}, needed by: " + _needed_by(
+        lifecycle.by_route, missing
+    )
+
+
+def test_every_permission_in_the_role_is_used_by_the_provider(lifecycle: Lifecycle) -> None:
+    unused = granted() - lifecycle.used
+    assert not unused, f"terraform/gcp/permissions.json grants {sorted(unused)}, which no call needed"
+
+
+def test_the_role_lists_are_sorted_disjoint_and_name_compute_permissions() -> None:
+    lists = role()
+    assert set(lists) == {"project", "network_project"}
+    for name, permissions in lists.items():
+        assert permissions == sorted(set(permissions)), f"{name}: keep it sorted, without duplicates"
+    assert not set(lists["project"]) & set(lists["network_project"])
+    assert all(p.startswith("compute.") and p.count(".") == 2 for p in granted())
+
+
+def test_every_route_the_fake_serves_has_its_iam_permissions() -> None:
+    served = FakeCompute().routes()
+    unmapped = [key for key in served if not PERMISSIONS.get(key)]
+    assert not unmapped, f"routes without an IAM permission: {unmapped}"
+    assert set(CONDITIONAL_PERMISSIONS) <= set(served)
+
+
+def test_the_readme_says_what_each_permission_is_for_and_where_it_was_verified() -> None:
+    readme = (ROOT / "terraform" / "gcp" / "README.md").read_text()
+    rows = {
+        line.split("|")[1].strip().strip("`"): line
+        for line in readme.splitlines()
+        if line.startswith("| `compute.")
+    }
+    assert sorted(rows) == sorted(granted())
+    undocumented = [p for p, row in rows.items() if len([c for c in row.split("|") if c.strip()]) < 3]
+    assert not undocumented, f"permissions without a purpose and a source: {undocumented}"
+
+
+def _main_tf() -> tuple[dict[str, Any], dict[tuple[str, str], dict[str, Any]]]:
+    """(locals, resources by (type, name)) of terraform/gcp/main.tf, without python-hcl2's quotes."""
+    with (ROOT / "terraform" / "gcp" / "main.tf").open() as handle:
+        parsed: dict[str, Any] = hcl2.load(handle)
+    local_values = {key: value for block in parsed["locals"] for key, value in block.items()}
+    resources = {
+        (kind.strip('"'), name.strip('"')): body
+        for block in parsed["resource"]
+        for kind, named in block.items()
+        for name, body in named.items()
+    }
+    return local_values, resources
+
+
+def test_the_custom_roles_take_their_permissions_from_permissions_json_only() -> None:
+    local_values, resources = _main_tf()
+    assert local_values["permissions"] == '${jsondecode(file("${path.module}/permissions.json"))}'
+    assert (
+        "concat(local.permissions.project, local.permissions.network_project)"
+        in (local_values["project_permissions"])
+    )
+    roles = {
+        name: body for (kind, name), body in resources.items() if kind == "google_project_iam_custom_role"
+    }
+    assert {name: body["permissions"] for name, body in roles.items()} == {
+        "controller": "${local.project_permissions}",
+        "network": "${local.permissions.network_project}",
+    }
+
+
+def test_the_kubernetes_service_account_may_act_as_the_google_one_through_workload_identity() -> None:
+    _, resources = _main_tf()
+    binding = resources[("google_service_account_iam_member", "workload_identity")]
+    assert binding["role"] == '"roles/iam.workloadIdentityUser"'
+    assert binding["member"] == (
+        '"serviceAccount:${local.cluster_project}.svc.id.goog[${var.namespace}/${var.kubernetes_service_account}]"'
+    )
+    grant = resources[("google_project_iam_member", "controller")]
+    assert grant["role"] == "${google_project_iam_custom_role.controller.id}"
+    assert grant["member"] == '"serviceAccount:${google_service_account.controller.email}"'

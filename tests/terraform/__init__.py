@@ -1,0 +1,1 @@
+"""Static checks of every Terraform module under terraform/: parsing, formatting, checkov, conventions."""
