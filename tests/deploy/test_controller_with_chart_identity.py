@@ -1,0 +1,128 @@
+"""The real controller, started with the chart's arguments and nothing but the chart's permissions.
+
+The chart is applied to the real apiserver; ``ccm run`` gets the container's arguments from the
+rendered Deployment, the ServiceAccount's token as its only credential, the ConfigMap's cloud config
+at a local path (as the kubelet would mount it) and moto as its AWS. It must elect itself on the
+chart's Lease and take a Service through create, a node change and delete. Anything the chart's RBAC
+forgot would show as a 403 here.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from ccm.envtest.controlplane import free_port
+from tests import kube
+from tests.cli.conftest import https_get
+from tests.deploy import chart
+from tests.deploy.conftest import Release
+from tests.e2e.test_aws_lifecycle import _node, _targets_of
+from tests.providers.aws.conftest import Network, service_resources
+
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+
+
+def controller_args(release: Release, tmp_path: Path) -> list[str]:
+    """The container's args, with the mounted cloud config at a local path, serving on loopback."""
+    args = chart.args_of(release.docs)
+    mount = chart.flag(args, "cloud-config")
+    assert mount, "the release has a cloud config"
+    local = tmp_path / "cloud.conf"
+    local.write_text(chart.one(release.docs, "ConfigMap")["data"][Path(mount).name])
+    return [
+        *(f"--cloud-config={local}" if a.startswith("--cloud-config=") else a for a in args),
+        f"--kubeconfig={release.kubeconfig}",
+        "--bind-address=127.0.0.1",
+    ]
+
+
+def lease(api: client.ApiClient, release: Release) -> dict[str, Any] | None:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{release.namespace}/leases/{release.lease}"
+    try:
+        result: dict[str, Any] = kube.raw(api, "GET", path)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return result
+
+
+def test_the_controller_with_the_charts_args_and_identity_runs_a_service_through_its_life(
+    release: Release,
+    kube_api: client.ApiClient,
+    network: Network,
+    run_ccm: Callable[..., subprocess.Popen[bytes]],
+    tmp_path: Path,
+) -> None:
+    ns = release.namespace
+    nodes = [_node(kube_api, instance) for instance in network.instances[:2]]
+    try:
+        args = controller_args(release, tmp_path)
+        assert chart.flag(args, "leader-elect") == "true"
+        assert chart.flag(args, "leader-elect-resource-namespace") == ns
+        port = free_port()
+        proc = run_ccm(*args, f"--secure-port={port}")
+
+        # Leader on the chart's Lease, in the release namespace: the Role allowed create and update.
+        held = kube.eventually(
+            lambda: (lease(kube_api, release) or {}).get("spec", {}).get("holderIdentity"),
+            timeout=60,
+            message=f"the Lease {ns}/{release.lease} to be held",
+        )
+        assert held.startswith(f"{socket.gethostname()}_")
+
+        # The probes the chart points the kubelet at answer on the secure port.
+        def probe(path: str) -> bool:
+            assert proc.poll() is None, f"ccm exited with {proc.returncode}"
+            try:
+                return https_get(port, path)[0] == 200
+            except OSError:
+                return False
+
+        kube.eventually(
+            lambda: probe("/healthz") and probe("/readyz"), timeout=60, message="/healthz and /readyz 200"
+        )
+
+        # Create: an address in the status and the finalizer, written with the ServiceAccount's rights.
+        kube.create_service(kube_api, ns, "web")
+        points = kube.eventually(
+            lambda: kube.ingress(kube.get_service(kube_api, ns, "web")), timeout=60, message="an address"
+        )
+        lbs = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]
+        assert [lb["DNSName"] for lb in lbs] == [points[0]["hostname"]]
+        service = kube.get_service(kube_api, ns, "web")
+        assert FINALIZER in service["metadata"]["finalizers"]
+        assert sorted(_targets_of(80)) == sorted(iid for iid, _ in network.instances[:2])
+        kube.eventually(
+            lambda: "EnsuredLoadBalancer" in kube.reasons(kube_api, ns, "web"),
+            message="an EnsuredLoadBalancer event",
+        )
+
+        # A node change: the third instance becomes a target.
+        nodes.append(_node(kube_api, network.instances[2]))
+        everyone = sorted(iid for iid, _ in network.instances)
+        kube.eventually(lambda: _targets_of(80) == everyone, timeout=60, message="the new node as a target")
+
+        # Delete: the finalizer is removed once the load balancer is gone; nothing is left in AWS.
+        kube.delete_service(kube_api, ns, "web")
+        kube.eventually(
+            lambda: kube.get_service(kube_api, ns, "web") is None, timeout=60, message="the Service gone"
+        )
+        assert service_resources() == []
+        assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+
+        assert (lease(kube_api, release) or {})["spec"]["holderIdentity"] == held
+        assert proc.poll() is None
+        log = (tmp_path / "ccm-0.log").read_text(errors="replace")
+        assert "forbidden" not in log.lower(), "the controller was refused something:\n" + log[-5000:]
+    finally:
+        for name in nodes:
+            kube.delete_node(kube_api, name)
