@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ccm.envtest.controlplane import ControlPlane
 from tests.deploy import chart
 from tests.deploy.chart import CHART, CI_VALUES, LEASE
 
@@ -338,3 +339,26 @@ def test_the_service_monitor_scrapes_metrics_over_https_only_when_enabled(helm: 
         monitor["spec"]["selector"]["matchLabels"].items()
         <= chart.one(docs, "Service")["metadata"]["labels"].items()
     )
+
+
+def test_the_install_notes_say_how_to_find_the_leader_the_logs_and_try_a_service(
+    helm: Path, control_plane: ControlPlane
+) -> None:
+    result = chart.run(
+        [
+            helm,
+            "install",
+            "ccm-lb",
+            CHART,
+            "--namespace",
+            "kube-system",
+            "--dry-run=client",
+            "--kubeconfig",
+            control_plane.kubeconfig,
+        ]
+    )
+    assert result.returncode == 0, result.stderr
+    notes = result.stdout.split("NOTES:", 1)[1]
+    assert f"kubectl -n kube-system get lease {LEASE}" in notes
+    assert "kubectl -n kube-system logs deployment/ccm-lb" in notes
+    assert "--type=LoadBalancer" in notes
