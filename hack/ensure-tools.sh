@@ -62,8 +62,8 @@ for line in lines:
 PY
 }
 
-go_build() {  # name version src-dir package ldflags [replace-from-k8s-version]
-  local name=$1 version=$2 src=$3 pkg=$4 ldf=$5 k8s=${6:-}
+go_build() {  # name version[+build-tag] src-dir package ldflags [replace-from-k8s-version]
+  local name=$1 stamp=$2 version=${2%%+*} src=$3 pkg=$4 ldf=$5 k8s=${6:-}
   command -v go >/dev/null 2>&1 || die "go is not installed; it is needed to build $name $version (or set CCM_TOOLS_BIN)"
   log "building $name $version in $src; log: $LOG"
   mkdir -p "$src"
@@ -85,20 +85,31 @@ go_build() {  # name version src-dir package ldflags [replace-from-k8s-version]
       for r in $(replaces_of "$mod"); do go mod edit -replace="$r"; done
     fi
     go get -tool "$pkg@$version" >>"$LOG" 2>&1
+    if [[ $ldf == *@CLIENT_GO_MINOR@* ]]; then  # helm's Makefile: the Kubernetes version it assumes
+      local cg
+      cg=$(go list -m -f '{{.Version}}' k8s.io/client-go)
+      cg=${cg#v0.}; ldf=${ldf//@CLIENT_GO_MINOR@/${cg%%.*}}
+    fi
     go build -p "${CCM_BUILD_PARALLEL:-2}" -trimpath -ldflags "$ldf" -o "$OUT/$name.tmp" "$pkg" >>"$LOG" 2>&1
     rm -f "$OUT/$name"  # may be a link into the user cache
     mv "$OUT/$name.tmp" "$OUT/$name"
   ) || die "could not build $name $version from the Go module proxy; see $LOG"
-  echo "$version" >"$OUT/$name.version"
-  share "$name" "$version"
+  echo "$stamp" >"$OUT/$name.version"
+  share "$name" "$stamp"
 }
 
 start=$(date +%s)
 built=""
 
-if ! have helm "$HELM_VERSION"; then
-  go_build helm "$HELM_VERSION" "$BASE/src-helm" helm.sh/helm/v3/cmd/helm \
-    "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+# +k8s: built with the Kubernetes version helm assumes for `helm template` set like helm's Makefile does
+# (without it helm assumes v1.20 and a chart's kubeVersion constraint fails).
+HELM_STAMP=$HELM_VERSION+k8s
+if ! have helm "$HELM_STAMP"; then
+  ldf="-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
+  for p in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
+    ldf="$ldf -X $p.k8sVersionMajor=1 -X $p.k8sVersionMinor=@CLIENT_GO_MINOR@"
+  done
+  go_build helm "$HELM_STAMP" "$BASE/src-helm" helm.sh/helm/v3/cmd/helm "$ldf"
   built="$built helm"
 fi
 

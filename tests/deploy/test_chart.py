@@ -62,6 +62,13 @@ def test_gce_without_a_cloud_config_is_refused_with_what_to_give(helm: Path) -> 
     assert "cloudProvider=gce needs cloudConfig" in result.stderr and "project-id" in result.stderr
 
 
+def test_a_cluster_older_than_the_charts_kube_version_is_refused(helm: Path) -> None:
+    too_old = chart.template(helm, "--kube-version", "1.28.9")
+    assert too_old.returncode != 0
+    assert ">=1.29.0-0" in too_old.stderr, too_old.stderr
+    assert chart.template(helm, "--kube-version", "1.30.0").returncode == 0
+
+
 def test_turning_leader_election_off_with_two_replicas_is_refused(helm: Path) -> None:
     result = chart.template(helm, "--set", "leaderElection.enabled=false")
     assert result.returncode != 0

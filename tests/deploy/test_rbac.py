@@ -25,18 +25,9 @@ Call = tuple[str, str, str, Any]  # what it is, method, path, body
 def request(
     api: client.ApiClient, method: str, path: str, body: Any = None, content_type: str = "application/json"
 ) -> tuple[int, str]:
-    """A request as ``api``'s identity: its status and body, whatever the status.
-
-    Unlike ``tests.kube.raw`` it sends the bearer token of a token kubeconfig (``call_api`` alone adds
-    no credentials; the admin identity is a client certificate, which the TLS layer presents).
-    """
-    headers = {"Accept": "application/json", "Content-Type": content_type}
-    for setting in api.configuration.auth_settings().values():
-        if setting["in"] == "header" and setting["value"]:
-            headers[setting["key"]] = setting["value"]
-    resp = api.call_api(method, api.configuration.host + path, header_params=headers, body=body)
-    resp.read()
-    return int(resp.status), (resp.data or b"").decode(errors="replace")
+    """A request as ``api``'s identity: its status and body text, whatever the status."""
+    status, data = kube.request(api, method, path, body, content_type)
+    return status, data.decode(errors="replace")
 
 
 def lease_body(name: str, holder: str = "rbac-test") -> dict[str, Any]:
