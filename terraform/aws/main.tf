@@ -1,0 +1,48 @@
+# The AWS identity of the ccm-lb controller: an IAM policy with exactly the calls the AWS provider
+# makes, limited to this cluster's resources by the kubernetes.io/cluster/<cluster_name> tag
+# (policy.json, proven against the provider by tests/iam/test_aws_*.py), and an IAM role for the
+# controller's ServiceAccount (IRSA) with that policy attached.
+
+data "aws_partition" "current" {}
+
+locals {
+  # arn:<partition>:iam::<account>:oidc-provider/<host>/<path> → <host>/<path>, the prefix of the
+  # token's condition keys (<host>/<path>:sub and :aud).
+  oidc_host   = element(split(":oidc-provider/", var.oidc_provider_arn), 1)
+  role_name   = coalesce(var.role_name, substr("ccm-lb-${var.cluster_name}", 0, 64))
+  policy_name = coalesce(var.policy_name, substr("ccm-lb-${var.cluster_name}", 0, 128))
+
+  policy = templatefile("${path.module}/policy.json", {
+    cluster_name = var.cluster_name
+    partition    = data.aws_partition.current.partition
+  })
+  trust_policy = templatefile("${path.module}/trust-policy.json", {
+    oidc_provider_arn = var.oidc_provider_arn
+    oidc_host         = local.oidc_host
+    namespace         = var.namespace
+    service_account   = var.service_account
+  })
+}
+
+resource "aws_iam_policy" "controller" {
+  name        = local.policy_name
+  path        = var.iam_path
+  description = "ccm-lb load balancer controller of cluster ${var.cluster_name}: NLBs, target groups and security groups tagged kubernetes.io/cluster/${var.cluster_name}=owned."
+  policy      = local.policy
+  tags        = var.tags
+}
+
+resource "aws_iam_role" "controller" {
+  name                 = local.role_name
+  path                 = var.iam_path
+  description          = "ccm-lb load balancer controller of cluster ${var.cluster_name}, assumed by ${var.namespace}/${var.service_account} through IRSA."
+  assume_role_policy   = local.trust_policy
+  permissions_boundary = var.permissions_boundary
+  max_session_duration = 3600
+  tags                 = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "controller" {
+  role       = aws_iam_role.controller.name
+  policy_arn = aws_iam_policy.controller.arn
+}

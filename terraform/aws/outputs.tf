@@ -1,0 +1,26 @@
+output "role_arn" {
+  description = "ARN of the controller's IAM role: the eks.amazonaws.com/role-arn annotation of its ServiceAccount."
+  value       = aws_iam_role.controller.arn
+}
+
+output "role_name" {
+  description = "Name of the controller's IAM role."
+  value       = aws_iam_role.controller.name
+}
+
+output "policy_arn" {
+  description = "ARN of the controller's IAM policy (attached to the role)."
+  value       = aws_iam_policy.controller.arn
+}
+
+output "policy_json" {
+  description = "The rendered policy document, as attached."
+  value       = local.policy
+}
+
+output "service_account_annotations" {
+  description = "Annotations for the controller's ServiceAccount (Helm: serviceAccount.annotations)."
+  value = {
+    "eks.amazonaws.com/role-arn" = aws_iam_role.controller.arn
+  }
+}

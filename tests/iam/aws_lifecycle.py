@@ -1,0 +1,171 @@
+"""One Service's whole life through the AWS provider, touching every permission the policy grants.
+
+Driven through the provider contract (as the controller calls it) rather than a real controller,
+so one run costs about a second and the suite can run it once per policy statement. The steps are
+chosen so that every statement of ``terraform/aws/policy.json`` is needed by at least one of them:
+
+1. create: two ports, three nodes, additional tags, cross-zone and a target-group attribute;
+2. ensure again with nothing changed;
+3. a node added, then one removed (``update_load_balancer``: targets only);
+4. a controller restart while the tagging API still lags behind (parts found by name, ownership
+   read back from their tags, targets described);
+5. ports changed: 443 becomes 8443 and port 80 gets a new NodePort (new target groups, a listener
+   modified, one deleted, one created; frontend rules revoked and authorized; the group re-tagged);
+6. ``externalTrafficPolicy: Local`` and source ranges (target groups modified and re-tagged);
+7. one additional tag removed, cross-zone off, a subnet added (tags removed; attributes; SetSubnets);
+8. a bring-your-own security group (SetSecurityGroups; the frontend group deleted);
+9. delete: nothing of the Service is left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from types import MappingProxyType, SimpleNamespace
+from typing import Any
+
+import boto3
+
+from ccm.cloudprovider import LoadBalancerRequest, ServicePort
+from providers.aws import annotations as ann
+from providers.aws.provider import AWSProvider
+from tests.providers.aws.conftest import CLUSTER, Network, add_instance, service_resources
+
+ANNOTATIONS = {
+    ann.ADDITIONAL_RESOURCE_TAGS: "team=web,cost-center=42",
+    ann.CROSS_ZONE: "true",
+    ann.TARGET_GROUP_ATTRIBUTES: "deregistration_delay.timeout_seconds=60",
+}
+
+
+def request(network: Network) -> LoadBalancerRequest:
+    return LoadBalancerRequest(
+        cluster_name=CLUSTER,
+        namespace="default",
+        name="web",
+        uid="00000000-0000-0000-0000-000000000001",
+        ports=(
+            ServicePort(name="http", protocol="TCP", port=80, node_port=30080),
+            ServicePort(name="https", protocol="TCP", port=443, node_port=30443),
+        ),
+        nodes=network.nodes(),
+        annotations=MappingProxyType({**ANNOTATIONS, ann.SUBNETS: _subnets(network, 2)}),
+    )
+
+
+def _subnets(network: Network, count: int) -> str:
+    return ",".join(network.subnets[az] for az in sorted(network.subnets)[:count])
+
+
+def _targets(lb_arn: str) -> dict[int, list[str]]:
+    client = boto3.client("elbv2")
+    out = {}
+    for listener in client.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"]:
+        tg = listener["DefaultActions"][0]["TargetGroupArn"]
+        health = client.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        out[int(listener["Port"])] = sorted(h["Target"]["Id"] for h in health)
+    return out
+
+
+def _tag_listing_behind_once(provider: AWSProvider) -> None:
+    """The tagging API lists a resource a while after it is made: the first listing comes back empty."""
+    pending = [True]
+
+    def empty_listing(**_: Any) -> Any:
+        if pending and pending.pop():
+            return SimpleNamespace(status_code=200, headers={}), {"ResourceTagMappingList": []}
+        return None
+
+    provider.clients.register("before-call.*.GetResources", empty_listing)
+
+
+def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProvider]) -> None:
+    """The whole life; raises the provider's error (an AccessDenied, for a missing permission).
+
+    ``restarted`` makes a new provider with the same credentials: a controller restart.
+    """
+    elbv2 = boto3.client("elbv2")  # root: the test's own view of the account
+    req = request(network)
+
+    # 1. create
+    status = provider.ensure_load_balancer(request=req)
+    lbs = elbv2.describe_load_balancers()["LoadBalancers"]
+    assert [lb["DNSName"] for lb in lbs] == [status.ingress[0].hostname]
+    lb_arn = lbs[0]["LoadBalancerArn"]
+    instances = sorted(i for i, _ in network.instances)
+    assert _targets(lb_arn) == {80: instances, 443: instances}
+
+    # 2. unchanged
+    provider.ensure_load_balancer(request=req)
+
+    # 3. nodes: one added, then the first removed
+    add_instance(network)
+    req = req.with_nodes(network.nodes())
+    provider.update_load_balancer(request=req)
+    req = req.with_nodes(network.nodes()[1:])
+    provider.update_load_balancer(request=req)
+    remaining = sorted(n.provider_id.rsplit("/", 1)[-1] for n in req.nodes)
+    assert _targets(lb_arn) == {80: remaining, 443: remaining}
+
+    # 4. a restart while the tag listing is behind: the parts are found by name, their tags read back
+    provider = restarted()
+    _tag_listing_behind_once(provider)
+    provider.ensure_load_balancer(request=req)
+    assert _targets(lb_arn) == {80: remaining, 443: remaining}
+    assert len(elbv2.describe_target_groups()["TargetGroups"]) == 2
+
+    # 5. ports: 443 → 8443, and a new NodePort for 80
+    req = dataclasses.replace(
+        req,
+        ports=(
+            ServicePort(name="http", protocol="TCP", port=80, node_port=30180),
+            ServicePort(name="alt", protocol="TCP", port=8443, node_port=30843),
+        ),
+    )
+    provider.ensure_load_balancer(request=req)
+    assert _targets(lb_arn) == {80: remaining, 8443: remaining}
+
+    # 6. traffic policy Local, source ranges
+    req = dataclasses.replace(
+        req,
+        external_traffic_policy="Local",
+        health_check_node_port=32100,
+        load_balancer_source_ranges=("203.0.113.0/24",),
+    )
+    provider.ensure_load_balancer(request=req)
+
+    # 7. a tag removed, cross-zone off, a third subnet
+    req = dataclasses.replace(
+        req,
+        annotations=MappingProxyType(
+            {
+                **ANNOTATIONS,
+                ann.ADDITIONAL_RESOURCE_TAGS: "team=web",
+                ann.CROSS_ZONE: "false",
+                ann.SUBNETS: _subnets(network, 3),
+            }
+        ),
+    )
+    provider.ensure_load_balancer(request=req)
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]
+    assert sorted(z["SubnetId"] for z in lb["AvailabilityZones"]) == sorted(network.subnets.values())
+    assert "cost-center" not in {
+        t["Key"] for t in elbv2.describe_tags(ResourceArns=[lb_arn])["TagDescriptions"][0]["Tags"]
+    }
+
+    # 8. a bring-your-own security group replaces the managed frontend group
+    byo = boto3.client("ec2").create_security_group(
+        GroupName="byo-web", Description="the user's own", VpcId=network.vpc_id
+    )["GroupId"]
+    req = dataclasses.replace(
+        req, annotations=MappingProxyType({**req.annotations, ann.SECURITY_GROUPS: byo})
+    )
+    provider.ensure_load_balancer(request=req)
+    lb = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]
+    assert byo in lb["SecurityGroups"]
+    assert not [r for r in service_resources() if "security-group" in r["ResourceARN"]]
+
+    # 9. delete
+    provider.ensure_load_balancer_deleted(request=req)
+    assert service_resources() == []
+    assert elbv2.describe_load_balancers()["LoadBalancers"] == []

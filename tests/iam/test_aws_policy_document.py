@@ -1,0 +1,120 @@
+"""terraform/aws/policy.json, read as a document: a template Terraform can render, that grants exactly the
+operations the provider's code calls, fenced by the cluster tag wherever AWS lets a policy say so.
+
+These checks need no AWS; :mod:`tests.iam.test_aws_least_privilege` shows the same policy at work.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from tests.iam.aws_iam import actions_of
+from tests.iam.aws_policy import TERRAFORM, policy_document, policy_template, sids
+
+PROVIDER = Path(__file__).resolve().parents[2] / "providers" / "aws"
+CLUSTER_KEY = "kubernetes.io/cluster/${cluster_name}"
+# Statements without the cluster tag in their condition, and why that is the tightest AWS allows.
+UNFENCED = {
+    "Describe": "Describe* and tag:GetResources have no resource-level permissions: Resource must be *",
+    "CreateSecurityGroupsInVpcs": "the VPC a group is made in is not ours to tag; the group itself is fenced",
+}
+MANAGED_POLICY_LIMIT = 6144  # characters, whitespace not counted
+
+
+def _template_variables(path: Path) -> set[str]:
+    return set(re.findall(r"\$\{([^}]*)\}", path.read_text()))
+
+
+def _templatefile_arguments(template: str) -> set[str]:
+    """The variables main.tf passes to ``templatefile("${path.module}/<template>", {...})``."""
+    main = (TERRAFORM / "main.tf").read_text()
+    match = re.search(
+        r'templatefile\("\$\{path\.module\}/' + re.escape(template) + r'", \{(.*?)\}\)', main, re.S
+    )
+    assert match, f"main.tf does not render {template} with templatefile()"
+    return set(re.findall(r"^\s*(\w+)\s*=", match.group(1), re.M))
+
+
+def test_the_templates_use_only_the_variables_main_tf_passes_them() -> None:
+    assert _template_variables(TERRAFORM / "policy.json") == {"cluster_name", "partition"}
+    assert _templatefile_arguments("policy.json") == {"cluster_name", "partition"}
+    trust = {"oidc_provider_arn", "oidc_host", "namespace", "service_account"}
+    assert _template_variables(TERRAFORM / "trust-policy.json") == trust
+    assert _templatefile_arguments("trust-policy.json") == trust
+    for name in ("policy.json", "trust-policy.json"):
+        assert "%{" not in (TERRAFORM / name).read_text(), (
+            f"{name}: templatefile() would read %{{ as a directive"
+        )
+
+
+def test_every_statement_has_a_sid_of_its_own_and_the_readme_explains_it() -> None:
+    statements = policy_document()["Statement"]
+    names = sids()
+    assert len(names) == len(statements) == len(set(names))
+    assert all(re.fullmatch(r"[A-Za-z0-9]+", sid) for sid in names), names
+    readme = (TERRAFORM / "README.md").read_text()
+    missing = [sid for sid in names if f"`{sid}`" not in readme]
+    assert not missing, f"terraform/aws/README.md does not explain {missing}"
+
+
+def test_actions_are_named_one_by_one_and_star_resources_only_serve_read_only_calls() -> None:
+    for statement in policy_document()["Statement"]:
+        actions = actions_of(policy_document(), statement["Sid"])
+        assert not [a for a in actions if "*" in a or "?" in a], f"{statement['Sid']}: wildcard actions"
+        resources = (
+            statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+        )
+        if "*" in resources:
+            assert all(a.split(":")[1].startswith(("Describe", "Get")) for a in actions), statement["Sid"]
+
+
+def test_every_statement_that_changes_something_is_fenced_by_the_cluster_tag() -> None:
+    document = json.loads(policy_template())  # the template: the key still reads ${cluster_name}
+    for statement in document["Statement"]:
+        fenced = CLUSTER_KEY in json.dumps(statement.get("Condition", {}))
+        assert fenced != (statement["Sid"] in UNFENCED), statement["Sid"]
+
+
+def _operations_called_by_the_provider() -> set[str]:
+    """Every boto3 operation in providers/aws, as IAM actions (from the botocore service models)."""
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    services = {
+        "ec2": ("ec2", "ec2"),
+        "elbv2": ("elbv2", "elasticloadbalancing"),
+        "tagging": ("resourcegroupstaggingapi", "tag"),
+    }
+    found: set[str] = set()
+    for path in PROVIDER.glob("*.py"):
+        source = path.read_text()
+        calls = re.findall(r"\b(ec2|elbv2|tagging)\.(\w+)\(", source)
+        calls += re.findall(r"\b(ec2|elbv2|tagging)\.get_paginator\(\s*\"(\w+)\"", source)
+        for alias, method in calls:
+            if method in ("get_paginator", "meta"):
+                continue
+            service, prefix = services[alias]
+            mapping: dict[str, Any] = session.client(service).meta.method_to_api_mapping
+            assert method in mapping, f"{path.name}: {alias}.{method} is not a {service} operation"
+            found.add(f"{prefix}:{mapping[method]}")
+    return found
+
+
+def test_the_policy_grants_exactly_the_operations_the_provider_calls() -> None:
+    called = _operations_called_by_the_provider()
+    assert "elasticloadbalancing:CreateLoadBalancer" in called and "ec2:DescribeSubnets" in called
+    # Tagging at creation is authorized as the tagging action too (ec2:CreateTags is also called directly).
+    needed = called | {"elasticloadbalancing:AddTags", "ec2:CreateTags"}
+    granted = {a for sid in sids() for a in actions_of(policy_document(), sid)}
+    assert granted == needed, (
+        f"not granted: {sorted(needed - granted)}; never called: {sorted(granted - needed)}"
+    )
+
+
+def test_the_rendered_policy_fits_in_a_managed_policy() -> None:
+    longest_cluster_name = "c" * 100  # variables.tf allows up to 100 characters
+    text = json.dumps(policy_document(longest_cluster_name), separators=(",", ":"))
+    assert len(text) <= MANAGED_POLICY_LIMIT, f"{len(text)} characters"

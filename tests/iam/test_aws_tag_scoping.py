@@ -1,0 +1,221 @@
+"""The shipped AWS policy reaches only this cluster's resources: the ownership tag is the fence.
+
+Each test calls AWS directly with the controller role's credentials (the provider itself would never
+try these), while the account's root seeds what belongs to someone else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+from providers.aws.client import error_code
+from tests.iam.aws_enforcement import Enforcement
+from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+    aws_iam_fixture,
+    aws_network_fixture,
+    controller_role,
+    policy_document,
+    restricted_client,
+    role_session,
+)
+from tests.providers.aws.conftest import CLUSTER_TAG, Network
+
+OTHER_TAG = "kubernetes.io/cluster/other"
+
+
+def _tags(*pairs: tuple[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in pairs]
+
+
+def _denied(call: Callable[[], Any]) -> str:
+    with pytest.raises(ClientError) as failure:
+        call()
+    code = error_code(failure.value)
+    assert code in ("AccessDenied", "UnauthorizedOperation"), failure.value
+    return code
+
+
+@pytest.fixture
+def as_controller(aws_iam: Enforcement, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
+    """``as_controller("ec2")``: a client with the controller role's session credentials."""
+    env = role_session(controller_role(policy_document()))
+    return lambda service: restricted_client(monkeypatch, service, env)
+
+
+def test_creates_without_this_clusters_owned_tag_are_denied(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
+    vpc, subnets = aws_network.vpc_id, list(aws_network.subnets.values())
+
+    def security_group(tags: list[dict[str, str]]) -> Callable[[], Any]:
+        spec = [{"ResourceType": "security-group", "Tags": tags}] if tags else []
+        return lambda: ec2.create_security_group(
+            GroupName=f"g{len(tags)}", Description="d", VpcId=vpc, TagSpecifications=spec
+        )
+
+    assert _denied(security_group([])) == "UnauthorizedOperation"
+    _denied(security_group(_tags((CLUSTER_TAG, "shared"))))
+    _denied(security_group(_tags((OTHER_TAG, "owned"))))
+    for tags in ([], _tags((CLUSTER_TAG, "shared")), _tags((OTHER_TAG, "owned"))):
+        tagged: dict[str, Any] = {"Tags": tags} if tags else {}
+
+        def target_group(tagged: dict[str, Any] = tagged) -> Any:
+            return elbv2.create_target_group(Name="tg", Protocol="TCP", Port=1, VpcId=vpc, **tagged)
+
+        def load_balancer(tagged: dict[str, Any] = tagged) -> Any:
+            return elbv2.create_load_balancer(Name="lb", Type="network", Subnets=subnets, **tagged)
+
+        assert _denied(target_group) == "AccessDenied"
+        assert _denied(load_balancer) == "AccessDenied"
+    assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+
+    # the same calls with the tag pass: what is denied is the missing tag, not the call
+    security_group(_tags((CLUSTER_TAG, "owned")))()
+    elbv2.create_target_group(
+        Name="tg", Protocol="TCP", Port=1, VpcId=vpc, Tags=_tags((CLUSTER_TAG, "owned"))
+    )
+
+
+def test_another_clusters_load_balancer_and_security_group_cannot_be_changed_or_deleted(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    root_ec2, root_elbv2 = boto3.client("ec2"), boto3.client("elbv2")
+    theirs = _tags((OTHER_TAG, "owned"), ("kubernetes.io/service-name", "default/web"))
+    group = root_ec2.create_security_group(
+        GroupName="theirs",
+        Description="another cluster's",
+        VpcId=aws_network.vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": theirs}],
+    )["GroupId"]
+    root_ec2.authorize_security_group_ingress(
+        GroupId=group,
+        IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+        ],
+    )
+    lb = root_elbv2.create_load_balancer(
+        Name="theirs", Type="network", Subnets=list(aws_network.subnets.values()), Tags=theirs
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    tg = root_elbv2.create_target_group(
+        Name="theirs",
+        Protocol="TCP",
+        Port=30080,
+        VpcId=aws_network.vpc_id,
+        TargetType="instance",
+        Tags=theirs,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    listener = root_elbv2.create_listener(
+        LoadBalancerArn=lb,
+        Protocol="TCP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+        Tags=theirs,
+    )["Listeners"][0]["ListenerArn"]
+    instance = aws_network.instances[0][0]
+
+    ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
+    perm = [{"IpProtocol": "tcp", "FromPort": 80, "ToPort": 80, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}]
+    ours = _tags((CLUSTER_TAG, "owned"))
+    attempts: dict[str, Callable[[], Any]] = {
+        "DeleteSecurityGroup": lambda: ec2.delete_security_group(GroupId=group),
+        "RevokeSecurityGroupIngress": lambda: ec2.revoke_security_group_ingress(
+            GroupId=group, IpPermissions=perm
+        ),
+        "AuthorizeSecurityGroupIngress": lambda: ec2.authorize_security_group_ingress(
+            GroupId=group, IpPermissions=[{**perm[0], "FromPort": 22, "ToPort": 22}]
+        ),
+        "CreateTags (claim the group)": lambda: ec2.create_tags(Resources=[group], Tags=ours),
+        "DeleteTags": lambda: ec2.delete_tags(Resources=[group], Tags=[{"Key": OTHER_TAG}]),
+        "DeleteLoadBalancer": lambda: elbv2.delete_load_balancer(LoadBalancerArn=lb),
+        "ModifyLoadBalancerAttributes": lambda: elbv2.modify_load_balancer_attributes(
+            LoadBalancerArn=lb, Attributes=[{"Key": "load_balancing.cross_zone.enabled", "Value": "true"}]
+        ),
+        "SetSubnets": lambda: elbv2.set_subnets(
+            LoadBalancerArn=lb, Subnets=list(aws_network.subnets.values())
+        ),
+        "AddTags (claim the load balancer)": lambda: elbv2.add_tags(ResourceArns=[lb], Tags=ours),
+        "RemoveTags": lambda: elbv2.remove_tags(ResourceArns=[lb], TagKeys=[OTHER_TAG]),
+        "CreateListener": lambda: elbv2.create_listener(
+            LoadBalancerArn=lb,
+            Protocol="TCP",
+            Port=443,
+            DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+            Tags=ours,
+        ),
+        "ModifyListener": lambda: elbv2.modify_listener(ListenerArn=listener, Port=8080),
+        "DeleteListener": lambda: elbv2.delete_listener(ListenerArn=listener),
+        "RegisterTargets": lambda: elbv2.register_targets(TargetGroupArn=tg, Targets=[{"Id": instance}]),
+        "ModifyTargetGroup": lambda: elbv2.modify_target_group(
+            TargetGroupArn=tg, HealthCheckIntervalSeconds=10
+        ),
+        "DeleteTargetGroup": lambda: elbv2.delete_target_group(TargetGroupArn=tg),
+    }
+    not_denied = []
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            not_denied.append(name)
+        except ClientError as exc:
+            if error_code(exc) not in ("AccessDenied", "UnauthorizedOperation"):
+                not_denied.append(f"{name} ({error_code(exc)})")
+    assert not_denied == []
+
+    # and all of it is still there, untouched
+    assert root_elbv2.describe_listeners(LoadBalancerArn=lb)["Listeners"][0]["Port"] == 80
+    assert root_elbv2.describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"] == []
+    described = root_ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+    assert [p["FromPort"] for p in described["IpPermissions"]] == [80]
+    assert {t["Key"] for t in described["Tags"]} == {OTHER_TAG, "kubernetes.io/service-name"}
+
+
+def test_the_cluster_tag_of_our_own_resources_cannot_be_removed_or_changed(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    ours = _tags((CLUSTER_TAG, "owned"))
+    group = boto3.client("ec2").create_security_group(
+        GroupName="ours",
+        Description="ours",
+        VpcId=aws_network.vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": ours}],
+    )["GroupId"]
+    tg = boto3.client("elbv2").create_target_group(
+        Name="ours", Protocol="TCP", Port=30080, VpcId=aws_network.vpc_id, Tags=ours
+    )["TargetGroups"][0]["TargetGroupArn"]
+    ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
+
+    _denied(lambda: ec2.delete_tags(Resources=[group], Tags=[{"Key": CLUSTER_TAG}]))
+    _denied(lambda: ec2.create_tags(Resources=[group], Tags=_tags((CLUSTER_TAG, "shared"))))
+    _denied(lambda: elbv2.remove_tags(ResourceArns=[tg], TagKeys=[CLUSTER_TAG, "team"]))
+    _denied(lambda: elbv2.add_tags(ResourceArns=[tg], Tags=_tags((CLUSTER_TAG, "shared"))))
+
+    # other tags of our resources are the controller's to change
+    ec2.create_tags(Resources=[group], Tags=_tags(("team", "web")))
+    ec2.delete_tags(Resources=[group], Tags=[{"Key": "team"}])
+    elbv2.add_tags(ResourceArns=[tg], Tags=_tags(("team", "web")))
+    elbv2.remove_tags(ResourceArns=[tg], TagKeys=["team"])
+
+
+def test_ingress_rules_go_only_to_security_groups_tagged_for_this_cluster(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    root_ec2 = boto3.client("ec2")
+    untagged = root_ec2.create_security_group(GroupName="bare", Description="d", VpcId=aws_network.vpc_id)[
+        "GroupId"
+    ]
+    ec2 = as_controller("ec2")
+    rule = [
+        {"IpProtocol": "tcp", "FromPort": 30000, "ToPort": 32767, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
+    ]
+
+    # the node group is tagged "shared": the controller may add its rule there, not remove others
+    ec2.authorize_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule)
+    _denied(lambda: ec2.revoke_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule))
+    _denied(lambda: ec2.delete_security_group(GroupId=aws_network.node_sg))
+    # an untagged group is out of reach (README: tag the node security group)
+    _denied(lambda: ec2.authorize_security_group_ingress(GroupId=untagged, IpPermissions=rule))
