@@ -130,6 +130,8 @@ def _condition_holds(
         return not hit if negated else hit
 
     if qualifier:
+        if not present and if_exists:
+            return True
         members = (actual,) if isinstance(actual, str) else tuple(actual or ())
         if qualifier == "ForAllValues":
             return all(matches(v) for v in members)  # an empty set satisfies ForAllValues
@@ -156,6 +158,16 @@ def _conditions_hold(
             if not _condition_holds(operator, key, expected, context, extra_keys):
                 return False
     return True
+
+
+def _validate_conditions(conditions: Any, extra_keys: frozenset[str]) -> None:
+    if conditions is None:
+        return
+    if not isinstance(conditions, dict) or not all(isinstance(b, dict) for b in conditions.values()):
+        raise UnsupportedPolicy(f"Condition must map operators to objects, got {conditions!r}")
+    for operator, block in conditions.items():
+        for key, expected in block.items():
+            _condition_holds(operator, key, expected, {}, extra_keys)
 
 
 _STATEMENT_KEYS = frozenset(
@@ -243,13 +255,15 @@ def evaluate(
 ) -> Decision:
     """AWS's decision for one check against a principal's policies (or one role trust policy)."""
     extra = frozenset(_normalise_key(k) for k in extra_condition_keys)
+    statements = [(index, s) for policy in policies for index, s in enumerate(_statements(policy))]
+    for _, statement in statements:  # every condition is understood, also in statements that will not apply
+        _validate_conditions(statement.get("Condition"), extra)
     allows: list[str] = []
     denies: list[str] = []
-    for policy in policies:
-        for index, statement in enumerate(_statements(policy)):
-            if _statement_applies(statement, check, trust=trust, extra_keys=extra):
-                sid = str(statement.get("Sid", f"#{index}"))
-                (allows if statement["Effect"] == "Allow" else denies).append(sid)
+    for index, statement in statements:
+        if _statement_applies(statement, check, trust=trust, extra_keys=extra):
+            sid = str(statement.get("Sid", f"#{index}"))
+            (allows if statement["Effect"] == "Allow" else denies).append(sid)
     if denies:
         return Decision(check, False, "explicit deny", tuple(denies))
     if allows:

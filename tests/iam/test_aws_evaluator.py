@@ -176,6 +176,18 @@ def test_what_the_evaluator_does_not_model_fails_loudly(statement: dict[str, Any
         evaluate([policy(statement)], tags_check(request={"x": "1"}))
 
 
+def test_conditions_are_checked_even_in_statements_that_do_not_apply() -> None:
+    unrelated = allow("s3:GetObject", StringEquals={"s3:prefix": "x"})
+    with pytest.raises(UnsupportedPolicy, match="not modelled"):
+        evaluate([policy(allow("ec2:CreateTags"), unrelated)], tags_check())
+
+
+def test_set_operators_with_if_exists_hold_for_an_absent_key() -> None:
+    statement = [allow(**{"ForAnyValue:StringEqualsIfExists": {"aws:TagKeys": "team"}})]
+    assert decide(statement, Check("ec2:CreateTags", SG, {}))
+    assert not decide(statement, tags_check(request={"env": "x"}))
+
+
 def test_trust_policies_match_the_principal_and_the_token_claims() -> None:
     trust = {
         "Effect": "Allow",
