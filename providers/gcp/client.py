@@ -126,6 +126,9 @@ class GCEClients(CallCounter):
 
     def wait(self, op: Any, *, scope: str, location: str, operation: str) -> Any:
         deadline = time.monotonic() + OPERATION_TIMEOUT
+        # An operation lives in the project of its resource: a shared VPC's firewalls are in the host
+        # project, not in self.project.
+        project = operation_project(op.self_link, default=self.project)
         while op.status != compute_v1.Operation.Status.DONE:
             if time.monotonic() > deadline:
                 raise OperationFailed(
@@ -135,7 +138,7 @@ class GCEClients(CallCounter):
                 op = self.call(
                     "regionOperations.wait",
                     self.region_operations.wait,
-                    project=self.project,
+                    project=project,
                     region=location or self.region,
                     operation=op.name,
                 )
@@ -143,7 +146,7 @@ class GCEClients(CallCounter):
                 op = self.call(
                     "zoneOperations.wait",
                     self.zone_operations.wait,
-                    project=self.project,
+                    project=project,
                     zone=location,
                     operation=op.name,
                 )
@@ -151,7 +154,7 @@ class GCEClients(CallCounter):
                 op = self.call(
                     "globalOperations.wait",
                     self.global_operations.wait,
-                    project=self.project,
+                    project=project,
                     operation=op.name,
                 )
         if op.error and op.error.errors:
@@ -161,3 +164,11 @@ class GCEClients(CallCounter):
                 f"{operation} failed (HTTP {status}): {op.http_error_message or messages} [{messages}]"
             )
         return op
+
+
+def operation_project(self_link: str, *, default: str) -> str:
+    """The project in an operation's selfLink (``.../projects/<p>/global/operations/<name>``)."""
+    parts = self_link.split("/")
+    if "projects" in parts and parts.index("projects") + 1 < len(parts):
+        return parts[parts.index("projects") + 1]
+    return default
