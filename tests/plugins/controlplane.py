@@ -6,12 +6,14 @@ without the control plane cannot pass by testing nothing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from ccm.envtest.assets import AssetsNotFound, find_assets
 from ccm.envtest.controlplane import ControlPlane
@@ -44,11 +46,21 @@ def kube_api(control_plane: ControlPlane) -> Iterator[client.ApiClient]:
 
 
 @pytest.fixture
-def namespace(kube_api: client.ApiClient) -> str:
-    """A namespace of the test's own (namespaces stay Terminating without a controller-manager)."""
+def namespace(kube_api: client.ApiClient) -> Iterator[str]:
+    """A namespace of the test's own (namespaces stay Terminating without a controller-manager).
+
+    Its Services are removed afterwards, finalizers and all: the session's API server is shared, and a
+    LoadBalancer Service left behind would be work for the next test's controller (a cluster-wide one).
+    """
+    core = client.CoreV1Api(kube_api)
     name = f"t-{uuid.uuid4().hex[:10]}"
-    client.CoreV1Api(kube_api).create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    return name
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    for service in core.list_namespaced_service(name).items:
+        with contextlib.suppress(ApiException):
+            if service.metadata.finalizers:
+                core.patch_namespaced_service(service.metadata.name, name, {"metadata": {"finalizers": None}})
+            core.delete_namespaced_service(service.metadata.name, name)
 
 
 @pytest.fixture(scope="session")
