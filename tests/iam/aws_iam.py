@@ -317,6 +317,15 @@ def _tag_context(pairs: Sequence[tuple[str, str | None]]) -> dict[str, ContextVa
     return context
 
 
+def _tag_on_create(
+    *, service: str, arn: str, pairs: Sequence[tuple[str, str | None]], create_action: str
+) -> Check:
+    """The extra check AWS makes when a create call carries tags: the service's tagging action, with
+    ``<service>:CreateAction`` naming the create."""
+    action = "ec2:CreateTags" if service == "ec2" else f"{service}:AddTags"
+    return Check(action, arn, {**_tag_context(pairs), f"{service}:CreateAction": create_action})
+
+
 def _resource_context(arn: str, tags: TagLookup) -> dict[str, ContextValue]:
     return {f"aws:ResourceTag/{k}": v for k, v in (tags(arn) or {}).items()}
 
@@ -390,11 +399,7 @@ def authorization_requests(
             ]
             if pairs:
                 checks.append(
-                    Check(
-                        "ec2:CreateTags",
-                        group,
-                        {**_tag_context(pairs), "ec2:CreateAction": "CreateSecurityGroup"},
-                    )
+                    _tag_on_create(service="ec2", arn=group, pairs=pairs, create_action="CreateSecurityGroup")
                 )
             return checks
         if name in ("CreateTags", "DeleteTags"):
@@ -422,11 +427,7 @@ def authorization_requests(
             checks = [Check(action, arn, _tag_context(pairs))]
             if pairs:  # tag-on-create: AddTags is authorized too, with the create action named
                 checks.append(
-                    Check(
-                        "elasticloadbalancing:AddTags",
-                        arn,
-                        {**_tag_context(pairs), "elasticloadbalancing:CreateAction": name},
-                    )
+                    _tag_on_create(service="elasticloadbalancing", arn=arn, pairs=pairs, create_action=name)
                 )
             return checks
         if name == "CreateListener":
@@ -435,10 +436,8 @@ def authorization_requests(
             if pairs:
                 listener = lb_arn.replace(":loadbalancer/", ":listener/", 1) + "/*"
                 checks.append(
-                    Check(
-                        "elasticloadbalancing:AddTags",
-                        listener,
-                        {**_tag_context(pairs), "elasticloadbalancing:CreateAction": name},
+                    _tag_on_create(
+                        service="elasticloadbalancing", arn=listener, pairs=pairs, create_action=name
                     )
                 )
             return checks
