@@ -110,6 +110,11 @@ class ControlPlane:
         return f"https://127.0.0.1:{self.port}"
 
     @property
+    def service_account_issuer(self) -> str:
+        """The ``iss`` of the ServiceAccount tokens it issues (no trailing slash, like EKS's)."""
+        return self.server
+
+    @property
     def ca_cert(self) -> Path:
         assert self._ca is not None, "start() first"
         return self._ca.cert_path
@@ -225,7 +230,7 @@ class ControlPlane:
                 f"--tls-cert-file={serving.cert}",
                 f"--tls-private-key-file={serving.key}",
                 f"--client-ca-file={self.ca_cert}",
-                f"--service-account-issuer=https://127.0.0.1:{self.port}/",
+                f"--service-account-issuer={self.service_account_issuer}",
                 f"--service-account-key-file={sa_key}",
                 f"--service-account-signing-key-file={sa_key}",
                 f"--service-cluster-ip-range={self.service_cidr}",

@@ -25,9 +25,8 @@ from tests.e2e import test_aws_lifecycle
 from tests.plugins.controlplane import api_client_for
 from tests.providers.aws.conftest import CLUSTER
 
-# The end-to-end test drives the real controller the way tests/e2e does: the same fixtures.
+# The end-to-end test drives the real controller the way tests/e2e does: the same fixture.
 run_ccm = test_aws_lifecycle.run_ccm
-network = test_aws_lifecycle.network
 
 # The chart's values for the AWS tests: moto's region in the cloud config (so a ConfigMap is rendered,
 # applied and, in the end-to-end test, read by the controller), and the cluster name moto is seeded with.

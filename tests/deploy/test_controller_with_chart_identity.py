@@ -1,10 +1,14 @@
-"""The real controller, started with the chart's arguments and nothing but the chart's permissions.
+"""The whole install: the chart's arguments, its RBAC, and the Terraform IAM role reached through IRSA.
 
 The chart is applied to the real apiserver; ``ccm run`` gets the container's arguments from the
-rendered Deployment, the ServiceAccount's token as its only credential, the ConfigMap's cloud config
-at a local path (as the kubelet would mount it) and moto as its AWS. It must elect itself on the
-chart's Lease and take a Service through create, a node change and delete. Anything the chart's RBAC
-forgot would show as a 403 here.
+rendered Deployment, the ServiceAccount's token as its only Kubernetes credential, the ConfigMap's cloud
+config at a local path (as the kubelet would mount it) and moto, with IAM enforced, as its AWS. Its only
+AWS credential is what EKS's pod identity webhook gives a pod: ``AWS_ROLE_ARN`` and a token file holding
+a token the API server issued to the chart's ServiceAccount for audience ``sts.amazonaws.com``, which
+boto3 exchanges for a session of the role ``terraform/aws`` makes (its trust policy, checked against the
+token's claims, and exactly its policy). It must elect itself on the chart's Lease and take a Service
+through create, a node change and delete. Anything the chart's RBAC or the IAM policy forgot would show
+as a 403 or a denied call here.
 """
 
 from __future__ import annotations
@@ -16,15 +20,23 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from ccm.envtest.controlplane import free_port
+from ccm.envtest.controlplane import ControlPlane, free_port
 from tests import kube
 from tests.cli.conftest import https_get
 from tests.deploy import chart
 from tests.deploy.conftest import Release
 from tests.e2e.test_aws_lifecycle import _node, _targets_of
+from tests.iam.aws_enforcement import Enforcement, credentials_env
+from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+    aws_iam_fixture,
+    aws_network_fixture,
+    irsa_role,
+    policy_document,
+)
 from tests.providers.aws.conftest import Network, service_resources
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
@@ -55,21 +67,58 @@ def lease(api: client.ApiClient, release: Release) -> dict[str, Any] | None:
     return result
 
 
-def test_the_controller_with_the_charts_args_and_identity_runs_a_service_through_its_life(
+def irsa_environment(
+    *, release: Release, kube_api: client.ApiClient, control_plane: ControlPlane, tmp_path: Path
+) -> dict[str, str | None]:
+    """What the pod identity webhook gives the chart's pod: the role and a token for STS, nothing else."""
+    role_arn = irsa_role(
+        policy_document(),
+        namespace=release.namespace,
+        service_account=release.service_account,
+        issuer=control_plane.service_account_issuer,
+    )
+    token = client.CoreV1Api(kube_api).create_namespaced_service_account_token(
+        release.service_account,
+        release.namespace,
+        client.AuthenticationV1TokenRequest(
+            spec=client.V1TokenRequestSpec(audiences=["sts.amazonaws.com"], expiration_seconds=3600)
+        ),
+    )
+    token_file = tmp_path / "aws-web-identity-token"
+    token_file.write_text(token.status.token)
+    return {
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_SESSION_TOKEN": None,
+        "AWS_ROLE_ARN": role_arn,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
+        "AWS_ROLE_SESSION_NAME": "ccm-lb",
+    }
+
+
+def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_service_through_its_life(
     release: Release,
     kube_api: client.ApiClient,
-    network: Network,
+    control_plane: ControlPlane,
+    aws_iam: Enforcement,
+    aws_network: Network,
     run_ccm: Callable[..., subprocess.Popen[bytes]],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ns = release.namespace
+    network = aws_network
     nodes = [_node(kube_api, instance) for instance in network.instances[:2]]
     try:
         args = controller_args(release, tmp_path)
         assert chart.flag(args, "leader-elect") == "true"
         assert chart.flag(args, "leader-elect-resource-namespace") == ns
         port = free_port()
-        proc = run_ccm(*args, f"--secure-port={port}")
+        irsa = irsa_environment(
+            release=release, kube_api=kube_api, control_plane=control_plane, tmp_path=tmp_path
+        )
+        with credentials_env(monkeypatch, irsa):  # the process's environment only; the test stays root
+            proc = run_ccm(*args, f"--secure-port={port}")
 
         # Leader on the chart's Lease, in the release namespace: the Role allowed create and update.
         held = kube.eventually(
@@ -126,3 +175,10 @@ def test_the_controller_with_the_charts_args_and_identity_runs_a_service_through
     finally:
         for name in nodes:
             kube.delete_node(kube_api, name)
+
+    # Every AWS call was the chart's ServiceAccount, through the role, and none was denied.
+    assert aws_iam.denials == []
+    web_identity = f"web-identity:system:serviceaccount:{ns}:{release.service_account}"
+    principals = {c.principal for c in aws_iam.calls}
+    assert web_identity in principals and len(principals) == 2, principals
+    assert "elasticloadbalancing:CreateLoadBalancer" in {c.action for c in aws_iam.calls}

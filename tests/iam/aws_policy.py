@@ -132,12 +132,17 @@ def oidc_token(*, sub: str, aud: str = "sts.amazonaws.com", issuer: str = f"http
 
 
 def irsa_role(
-    policy: Mapping[str, Any], *, namespace: str = "kube-system", service_account: str = ROLE_NAME
+    policy: Mapping[str, Any],
+    *,
+    namespace: str = "kube-system",
+    service_account: str = ROLE_NAME,
+    issuer: str = f"https://{OIDC_HOST}",
 ) -> str:
-    """The cluster's OIDC provider and the role Terraform makes (trust-policy.json, policy attached)."""
+    """The cluster's OIDC provider (``issuer``, the cluster's service-account issuer) and the role
+    Terraform makes (trust-policy.json, policy attached)."""
     iam = boto3.client("iam")
     provider_arn: str = iam.create_open_id_connect_provider(
-        Url=f"https://{OIDC_HOST}", ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9" * 40]
+        Url=issuer, ClientIDList=["sts.amazonaws.com"], ThumbprintList=["9" * 40]
     )["OpenIDConnectProviderArn"]
     trust = trust_policy_document(
         oidc_provider_arn=provider_arn, namespace=namespace, service_account=service_account
