@@ -54,6 +54,10 @@ TG_ATTRIBUTE_DEFAULTS = {
 BACKEND_RULE_DESCRIPTION = "ccm-lb: NodePorts from the load balancers of cluster {cluster}"
 
 
+class NodeSecurityGroupDenied(RuntimeError):
+    """The backend rule could not be added to a node's security group: an IAM matter the user fixes."""
+
+
 @dataclass
 class Found:
     """One tagged resource from the tagging API."""
@@ -418,8 +422,17 @@ class Deployer:
                 GroupId=node_sg, IpPermissions=self._backend_permissions(backend_sg)
             )
         except ClientError as exc:
-            if error_code(exc) != "InvalidPermission.Duplicate":
-                raise
+            code = error_code(exc)
+            if code == "InvalidPermission.Duplicate":
+                return
+            if code in ("UnauthorizedOperation", "AccessDenied"):
+                raise NodeSecurityGroupDenied(
+                    f"not allowed to add the load balancer's rule to node security group {node_sg} "
+                    f"({code}). The least-privilege policy (terraform/aws) allows it only on security "
+                    f"groups tagged {self.cluster_tag} (owned or shared): tag the nodes' security group "
+                    f"with it, or grant ec2:AuthorizeSecurityGroupIngress on {node_sg}"
+                ) from exc
+            raise
 
     def _ensure_frontend_sg(self, *, stack: model.Stack, actual: ActualStack) -> str:
         spec = stack.frontend_security_group

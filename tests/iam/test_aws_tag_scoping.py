@@ -14,8 +14,11 @@ import pytest
 from botocore.exceptions import ClientError
 
 from providers.aws.client import error_code
+from providers.aws.deployer import NodeSecurityGroupDenied
 from tests.iam.aws_enforcement import Enforcement
+from tests.iam.aws_lifecycle import request
 from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+    RestrictedProviders,
     aws_iam_fixture,
     aws_network_fixture,
     controller_role,
@@ -219,3 +222,17 @@ def test_ingress_rules_go_only_to_security_groups_tagged_for_this_cluster(
     _denied(lambda: ec2.delete_security_group(GroupId=aws_network.node_sg))
     # an untagged group is out of reach (README: tag the node security group)
     _denied(lambda: ec2.authorize_security_group_ingress(GroupId=untagged, IpPermissions=rule))
+
+
+def test_an_untagged_node_security_group_fails_the_ensure_with_the_tag_to_add(
+    aws_iam: Enforcement, aws_network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    boto3.client("ec2").delete_tags(Resources=[aws_network.node_sg], Tags=[{"Key": CLUSTER_TAG}])
+    provider = RestrictedProviders(monkeypatch, policy_document())()
+
+    with pytest.raises(NodeSecurityGroupDenied) as failure:
+        provider.ensure_load_balancer(request=request(aws_network))
+
+    message = str(failure.value)
+    assert aws_network.node_sg in message and CLUSTER_TAG in message and "owned or shared" in message
+    assert [d.action for d in aws_iam.denials] == ["ec2:AuthorizeSecurityGroupIngress"]
