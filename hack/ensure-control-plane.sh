@@ -12,6 +12,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/k8s-build.sh
+. "$ROOT/hack/lib/k8s-build.sh"
 K8S_VERSIONS=${CCM_K8S_VERSIONS:-"v1.37.2 v1.36.3"}
 ETCD_VERSIONS=${CCM_ETCD_VERSIONS:-"v3.6.16 v3.6.15 v3.6.14 v3.6.13"}
 BASE=${CCM_KUBEBINS:-$ROOT/.kubebins}
@@ -41,26 +43,17 @@ export GOTOOLCHAIN=${GOTOOLCHAIN:-local} GOFLAGS=-mod=mod CGO_ENABLED=0
 mkdir -p "$OUT"
 
 build_apiserver() {
-  local k8s stg src mod minor ldf p
+  local k8s src
   for k8s in $K8S_VERSIONS; do
-    stg="v0.${k8s#v1.}"
     src=$BASE/src-kube-$k8s
-    log "building kube-apiserver $k8s (staging $stg) in $src; log: $LOG"
+    log "building kube-apiserver $k8s (staging v0.${k8s#v1.}) in $src; log: $LOG"
     mkdir -p "$src"
     (
       cd "$src"
       [ -f go.mod ] || go mod init example.invalid/kubebins >>"$LOG" 2>&1
-      mod=$(go mod download -json "k8s.io/kubernetes@$k8s" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
-      for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$mod" | sort -u); do
-        go mod edit -replace="$m=$m@$stg"
-      done
+      k8s_staging_replaces "$k8s"
       go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@$k8s" >>"$LOG" 2>&1
-      minor=$(echo "$k8s" | cut -d. -f2)
-      ldf="-s -w"
-      for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-        ldf="$ldf -X $p.gitVersion=$k8s -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-      done
-      go build -p "${CCM_BUILD_PARALLEL:-2}" -trimpath -ldflags "$ldf" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >>"$LOG" 2>&1
+      go build -p "${CCM_BUILD_PARALLEL:-2}" -trimpath -ldflags "$(k8s_version_ldflags "$k8s")" -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver >>"$LOG" 2>&1
       mv "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
     ) && { echo "$k8s" >"$OUT/kube-apiserver.version"; return 0; }
     log "kube-apiserver $k8s did not build (see $LOG); trying the next version"

@@ -11,6 +11,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+# shellcheck source=hack/lib/k8s-build.sh
+. "$ROOT/hack/lib/k8s-build.sh"
 BASE=${CCM_TOOLS:-$ROOT/.tools}
 OUT=$BASE/bin
 LOG=$BASE/build.log
@@ -70,13 +72,8 @@ go_build() {  # name version[+build-tag] src-dir package ldflags [replace-from-k
   (
     cd "$src"
     [ -f go.mod ] || go mod init "example.invalid/$name" >>"$LOG" 2>&1
-    if [ -n "$k8s" ]; then  # k8s.io/kubernetes pins its staging modules at v0.0.0: map them to real tags
-      local mod stg m
-      stg="v0.${k8s#v1.}"
-      mod=$(go mod download -json "k8s.io/kubernetes@$k8s" | python3 -c 'import json,sys;print(json.load(sys.stdin)["GoMod"])')
-      for m in $(awk '$1 ~ /^k8s\.io\// && $2 == "v0.0.0" {print $1}' "$mod" | sort -u); do
-        go mod edit -replace="$m=$m@$stg"
-      done
+    if [ -n "$k8s" ]; then
+      k8s_staging_replaces "$k8s"
     fi
     if [ -z "$k8s" ]; then
       local main mod r
@@ -114,12 +111,8 @@ if ! have helm "$HELM_STAMP"; then
 fi
 
 if ! have kubectl "$KUBECTL_VERSION"; then
-  minor=$(echo "$KUBECTL_VERSION" | cut -d. -f2)
-  ldf="-s -w"
-  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-    ldf="$ldf -X $p.gitVersion=$KUBECTL_VERSION -X $p.gitMajor=1 -X $p.gitMinor=$minor -X $p.gitTreeState=clean"
-  done
-  go_build kubectl "$KUBECTL_VERSION" "$BASE/src-kubectl" k8s.io/kubernetes/cmd/kubectl "$ldf" "$KUBECTL_VERSION"
+  go_build kubectl "$KUBECTL_VERSION" "$BASE/src-kubectl" k8s.io/kubernetes/cmd/kubectl \
+    "$(k8s_version_ldflags "$KUBECTL_VERSION")" "$KUBECTL_VERSION"
   built="$built kubectl"
 fi
 

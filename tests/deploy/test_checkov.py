@@ -6,12 +6,11 @@ must pass.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
+from tests.checkov import run_checkov
 from tests.deploy import chart
 from tests.deploy.chart import CHART, MANIFESTS, REPO
 
@@ -31,34 +30,17 @@ def test_checkov_finds_no_failed_check_in_the_rendered_manifests(
     rendered = sorted(p.name for p in folder.iterdir())
     assert rendered == ["aws.yaml", "daemonset.yaml", "gce.yaml", "servicemonitor.yaml"]
 
-    result = chart.run(
-        [
-            tool("checkov"),
-            "--framework",
-            "kubernetes",
-            "-d",
-            folder,
-            "--config-file",
-            CONFIG,
-            "--compact",
-            "--quiet",
-            "--skip-download",
-            "-o",
-            "json",
-        ],
-        timeout=300,
+    result = run_checkov(
+        tool("checkov"), "--framework", "kubernetes", "-d", folder, "--config-file", CONFIG, timeout=300
     )
     assert result.stdout.strip().startswith(("{", "[")), (
         f"checkov printed no JSON:\n{result.stdout}{result.stderr}"
     )
-    parsed = json.loads(result.stdout)
-    reports: list[dict[str, Any]] = parsed if isinstance(parsed, list) else [parsed]
-    kubernetes = [r for r in reports if r.get("check_type") == "kubernetes"]
-    assert kubernetes, f"no kubernetes report in {[r.get('check_type') for r in reports]}"
+    kubernetes = [r for r in result.reports if r.get("check_type") == "kubernetes"]
+    assert kubernetes, f"no kubernetes report in {[r.get('check_type') for r in result.reports]}"
     failed = [
         f"{c['check_id']} {c['check_name']}: {c['resource']} ({c['file_path']})"
-        for report in kubernetes
-        for c in report["results"].get("failed_checks", [])
+        for c in result.results("failed_checks", check_type="kubernetes")
     ]
     assert not failed, (
         "checkov failed checks (fix the chart, or skip in deploy/.checkov.yaml with a reason):\n"

@@ -34,6 +34,7 @@ from tests.iam.aws_enforcement import Enforcement, credentials_env
 from tests.iam.aws_policy import (  # noqa: F401 - fixtures
     aws_iam_fixture,
     aws_network_fixture,
+    irsa_env,
     irsa_role,
     policy_document,
 )
@@ -86,14 +87,7 @@ def irsa_environment(
     )
     token_file = tmp_path / "aws-web-identity-token"
     token_file.write_text(token.status.token)
-    return {
-        "AWS_ACCESS_KEY_ID": None,
-        "AWS_SECRET_ACCESS_KEY": None,
-        "AWS_SESSION_TOKEN": None,
-        "AWS_ROLE_ARN": role_arn,
-        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
-        "AWS_ROLE_SESSION_NAME": "ccm-lb",
-    }
+    return irsa_env(role_arn=role_arn, token_file=token_file)
 
 
 def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_service_through_its_life(

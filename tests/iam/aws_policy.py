@@ -157,6 +157,19 @@ def irsa_role(
     return role_arn
 
 
+def irsa_env(*, role_arn: str, token_file: Path) -> dict[str, str | None]:
+    """What EKS's pod identity webhook gives a pod (and no access key): boto3 then exchanges the token
+    for a session of the role through ``sts:AssumeRoleWithWebIdentity``."""
+    return {
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_SESSION_TOKEN": None,
+        "AWS_ROLE_ARN": role_arn,
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token_file),
+        "AWS_ROLE_SESSION_NAME": "ccm-lb",
+    }
+
+
 def role_session(role_arn: str) -> dict[str, str]:
     """Session credentials of the role, from moto STS, as environment variables."""
     creds = boto3.client("sts").assume_role(RoleArn=role_arn, RoleSessionName="ccm-lb")["Credentials"]

@@ -22,6 +22,7 @@ from tests.iam.aws_policy import (  # noqa: F401 - fixtures
     ROLE_NAME,
     aws_iam_fixture,
     aws_network_fixture,
+    irsa_env,
     irsa_role,
     oidc_token,
     policy_document,
@@ -45,15 +46,8 @@ def test_ccm_run_takes_a_service_from_creation_to_deletion_with_irsa_and_only_th
     token.write_text(oidc_token(sub=SERVICE_ACCOUNT))
     nodes = [_node(kube_api, instance) for instance in aws_network.instances]
     try:
-        irsa = {
-            "AWS_ACCESS_KEY_ID": None,
-            "AWS_SECRET_ACCESS_KEY": None,
-            "AWS_SESSION_TOKEN": None,
-            "AWS_ROLE_ARN": role_arn,
-            "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
-            "AWS_ROLE_SESSION_NAME": "ccm-lb",
-        }
-        with credentials_env(monkeypatch, irsa):  # the process's environment only; the test stays root
+        # the process's environment only; the test stays root
+        with credentials_env(monkeypatch, irsa_env(role_arn=role_arn, token_file=token)):
             run_ccm()
         ports = [
             {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},

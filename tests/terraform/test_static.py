@@ -17,6 +17,8 @@ from typing import Any
 import hcl2
 import pytest
 
+from tests.checkov import run_checkov
+
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"
 Tool = Callable[[str], Path]
@@ -114,47 +116,17 @@ def test_tofu_fmt_finds_nothing_to_change(tool: Tool) -> None:
     assert result.returncode == 0, f"tofu fmt would change:\n{result.stdout}{result.stderr}"
 
 
-def _checkov_reports(output: str) -> list[dict[str, Any]]:
-    """checkov -o json prints one report, a list of them (one per framework), or a bare summary."""
-    document = json.loads(output)
-    reports = document if isinstance(document, list) else [document]
-    return [r for r in reports if isinstance(r, dict)]
-
-
 def test_checkov_reports_no_failed_check(tool: Tool) -> None:
-    result = subprocess.run(
-        [
-            str(tool("checkov")),
-            "-d",
-            "terraform",
-            "--framework",
-            "terraform",
-            "-o",
-            "json",
-            "--compact",
-            "--quiet",
-            "--skip-download",  # no Prisma Cloud calls: the checks are bundled
-        ],
-        check=False,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "BC_SKIP_MAPPING": "TRUE"},
-    )
+    result = run_checkov(tool("checkov"), "-d", "terraform", "--framework", "terraform", cwd=ROOT)
     assert result.returncode in (0, 1), (
         f"checkov failed to run ({result.returncode}):\n{result.stderr[-3000:]}"
     )
-    reports = _checkov_reports(result.stdout)
     failed = [
         f"{check['check_id']} terraform{check['file_path']} {check['resource']}: {check['check_name']}"
-        for report in reports
-        for check in report.get("results", {}).get("failed_checks", [])
+        for check in result.results("failed_checks")
     ]
-    parsing_errors = [
-        error for report in reports for error in report.get("results", {}).get("parsing_errors", [])
-    ]
-    scanned = sum(report.get("summary", {}).get("resource_count", 0) for report in reports)
+    parsing_errors = result.results("parsing_errors")
+    scanned = sum(report.get("summary", {}).get("resource_count", 0) for report in result.reports)
     assert not failed, "checkov failed checks:\n" + "\n".join(sorted(failed))
     assert not parsing_errors, f"checkov could not parse {parsing_errors}"
     assert scanned > 0, f"checkov scanned no resource: {result.stdout[:2000]}"
