@@ -23,6 +23,7 @@ import datetime
 import hashlib
 import logging
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,7 @@ TG_ATTRIBUTE_DEFAULTS = {
     "target_health_state.unhealthy.connection_termination.enabled": "true",
     "target_health_state.unhealthy.draining_interval_seconds": "0",
 }
+NOT_RUNNING_RETRY_SECONDS = 300.0  # an instance refused as not running is tried again after this
 BACKEND_RULE_DESCRIPTION = "ccm-lb: NodePorts from the load balancers of cluster {cluster}"
 
 
@@ -117,6 +119,8 @@ class Deployer:
         self._instance_sgs: dict[str, tuple[str, ...]] = {}
         self._stacks: dict[str, StackCache] = {}
         self._orphans_seen: dict[str, float] = {}
+        self._not_running: dict[str, float] = {}  # instance ID → when RegisterTargets refused it
+        self._sg_permissions: dict[str, list[dict[str, Any]]] = {}  # node SG → its ingress, as last read
 
     # -- discovery ----------------------------------------------------------------------------------
 
@@ -372,17 +376,37 @@ class Deployer:
             f"{self.cluster_name} (no {self.cluster_tag}=owned tag); refusing to use it"
         )
 
+    def _describe_instances(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The instances that exist, by ID; IDs AWS no longer knows are simply absent.
+
+        ``DescribeInstances(InstanceIds=…)`` fails the whole call with ``InvalidInstanceID.NotFound``
+        for one unknown ID (a node whose instance was terminated more than about an hour ago: EC2 API
+        reference, DescribeInstances). The ``instance-id`` filter returns what exists instead.
+        """
+        found: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(sorted(set(instance_ids)), 200):
+            for page in self.clients.ec2.get_paginator("describe_instances").paginate(
+                Filters=[{"Name": "instance-id", "Values": list(chunk)}]
+            ):
+                for reservation in page["Reservations"]:
+                    for instance in reservation["Instances"]:
+                        found[instance["InstanceId"]] = instance
+        return found
+
     def _learn_instance_sgs(self, instance_ids: Sequence[str]) -> None:
         """Which security group of each instance gets our rule (upstream's choice: the cluster-tagged one)."""
-        reservations = []
-        for page in self.clients.ec2.get_paginator("describe_instances").paginate(
-            InstanceIds=list(instance_ids)
-        ):
-            reservations.extend(page["Reservations"])
-        groups_of: dict[str, list[str]] = {}
-        for reservation in reservations:
-            for instance in reservation["Instances"]:
-                groups_of[instance["InstanceId"]] = [g["GroupId"] for g in instance.get("SecurityGroups", [])]
+        instances = self._describe_instances(instance_ids)
+        groups_of: dict[str, list[str]] = {
+            iid: [g["GroupId"] for g in instance.get("SecurityGroups", [])]
+            for iid, instance in instances.items()
+        }
+        missing = sorted(set(instance_ids) - set(instances))
+        if missing:
+            logger.warning(
+                "instances %s of cluster nodes do not exist (terminated): they get no load balancer rule "
+                "and are not registered as targets",
+                ", ".join(missing),
+            )
         all_groups = sorted({g for gs in groups_of.values() for g in gs})
         tagged: set[str] = set()
         if all_groups:
@@ -390,7 +414,11 @@ class Deployer:
                 keys = {t["Key"] for t in group.get("Tags", [])}
                 if self.cluster_tag in keys:
                     tagged.add(group["GroupId"])
+                with self._lock:  # read once here, so the backend rule is diffed without another call
+                    self._sg_permissions[group["GroupId"]] = list(group.get("IpPermissions", []))
         with self._lock:
+            for instance_id in missing:
+                self._instance_sgs[instance_id] = ()  # a terminated instance never comes back
             for instance_id, groups in groups_of.items():
                 chosen = [g for g in groups if g in tagged] or (groups if len(groups) == 1 else [])
                 if not chosen:
@@ -416,23 +444,51 @@ class Deployer:
             perms.append({"IpProtocol": "tcp", "FromPort": probe, "ToPort": probe, "UserIdGroupPairs": pair})
         return perms
 
+    @staticmethod
+    def _pair_rules(permissions: Iterable[Mapping[str, Any]]) -> set[tuple[str, int, int, str]]:
+        """Security-group-sourced rules of a group's permissions: (protocol, from, to, source group)."""
+        return {
+            (str(p.get("IpProtocol")), int(p.get("FromPort", -1)), int(p.get("ToPort", -1)), g["GroupId"])
+            for p in permissions
+            for g in p.get("UserIdGroupPairs", [])
+        }
+
     def _authorize_backend_on_node_sg(self, *, node_sg: str, backend_sg: str) -> None:
-        try:
-            self.clients.ec2.authorize_security_group_ingress(
-                GroupId=node_sg, IpPermissions=self._backend_permissions(backend_sg)
-            )
-        except ClientError as exc:
-            code = error_code(exc)
-            if code == "InvalidPermission.Duplicate":
+        """Add only the backend rules the node group lacks (as upstream's ``addSecurityGroupIngress``).
+
+        AuthorizeSecurityGroupIngress fails as a whole (``InvalidPermission.Duplicate``) when one of its
+        permissions exists, so a group that has one of the three rules would never get the others if
+        the duplicate were taken for success. The group's permissions come from the DescribeSecurityGroups
+        that found the node groups; a duplicate (someone added a rule meanwhile) reads the group again.
+        """
+        with self._lock:
+            known = self._sg_permissions.get(node_sg)
+        for attempt in range(2):
+            if known is None:
+                group = self.clients.ec2.describe_security_groups(GroupIds=[node_sg])["SecurityGroups"][0]
+                known = list(group.get("IpPermissions", []))
+            have = self._pair_rules(known)
+            missing = [p for p in self._backend_permissions(backend_sg) if not self._pair_rules([p]) <= have]
+            if not missing:
                 return
-            if code in ("UnauthorizedOperation", "AccessDenied"):
-                raise NodeSecurityGroupDenied(
-                    f"not allowed to add the load balancer's rule to node security group {node_sg} "
-                    f"({code}). The least-privilege policy (terraform/aws) allows it only on security "
-                    f"groups tagged {self.cluster_tag} (owned or shared): tag the nodes' security group "
-                    f"with it, or grant ec2:AuthorizeSecurityGroupIngress on {node_sg}"
-                ) from exc
-            raise
+            try:
+                self.clients.ec2.authorize_security_group_ingress(GroupId=node_sg, IpPermissions=missing)
+                with self._lock:
+                    self._sg_permissions[node_sg] = [*known, *missing]
+                return
+            except ClientError as exc:
+                code = error_code(exc)
+                if code == "InvalidPermission.Duplicate" and attempt == 0:
+                    known = None
+                    continue
+                if code in ("UnauthorizedOperation", "AccessDenied"):
+                    raise NodeSecurityGroupDenied(
+                        f"not allowed to add the load balancer's rule to node security group {node_sg} "
+                        f"({code}). The least-privilege policy (terraform/aws) allows it only on security "
+                        f"groups tagged {self.cluster_tag} (owned or shared): tag the nodes' security group "
+                        f"with it, or grant ec2:AuthorizeSecurityGroupIngress on {node_sg}"
+                    ) from exc
+                raise
 
     def _ensure_frontend_sg(self, *, stack: model.Stack, actual: ActualStack) -> str:
         spec = stack.frontend_security_group
@@ -804,8 +860,17 @@ class Deployer:
     # targets
 
     def _sync_targets(self, *, cache: StackCache, stack: model.Stack) -> None:
+        """Deregister, then register (as upstream: a node swap never needs room for both in the
+        500-targets-per-AZ quota), skipping instances AWS recently refused as not running."""
         want = frozenset(stack.targets)
+        now = time.monotonic()
+        with self._lock:
+            for iid, since in list(self._not_running.items()):
+                if now - since >= NOT_RUNNING_RETRY_SECONDS or iid not in want:
+                    del self._not_running[iid]
         for arn in cache.tg_arns.values():
+            with self._lock:
+                skip = frozenset(self._not_running)
             have = cache.targets.get(arn)
             if have is None:
                 health = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)[
@@ -814,12 +879,47 @@ class Deployer:
                 have = frozenset(
                     h["Target"]["Id"] for h in health if h.get("TargetHealth", {}).get("State") != "draining"
                 )
-            add, remove = sorted(want - have), sorted(have - want)
-            for chunk in _chunks(add, 100):
-                self.clients.elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
+            add, remove = sorted(want - have - skip), sorted(have - want)
             for chunk in _chunks(remove, 100):
                 self.clients.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
-            cache.targets[arn] = want
+            refused: set[str] = set()
+            for chunk in _chunks(add, 100):
+                refused |= self._register(arn=arn, instance_ids=chunk)
+            cache.targets[arn] = (have - set(remove)) | (set(add) - refused)
+
+    def _register(self, *, arn: str, instance_ids: Sequence[str]) -> set[str]:
+        """Register ``instance_ids``; returns those AWS refuses because they are not running.
+
+        RegisterTargets refuses the whole call (``InvalidTarget``) when one instance is not running
+        or no longer exists (ELBv2 API reference, RegisterTargets). Then the instances are described
+        once, the running ones registered, and the rest reported and left out for a while, so that
+        one stopped node never keeps every other node (and every Service) out of the load balancer.
+        """
+        elbv2 = self.clients.elbv2
+        try:
+            elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in instance_ids])
+            return set()
+        except ClientError as exc:
+            if error_code(exc) != "InvalidTarget":
+                raise
+        found = self._describe_instances(instance_ids)
+        running = [i for i in instance_ids if found.get(i, {}).get("State", {}).get("Name") == "running"]
+        refused = {i for i in instance_ids if i not in running}
+        logger.warning(
+            "not registering instances that are not running with %s: %s",
+            arn,
+            ", ".join(
+                f"{i} ({found[i]['State']['Name'] if i in found else 'does not exist'})"
+                for i in sorted(refused)
+            ),
+        )
+        now = time.monotonic()
+        with self._lock:
+            for iid in refused:
+                self._not_running[iid] = now
+        if running:
+            elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in running])
+        return refused
 
     def update_targets(self, *, key: str, uid: str, stack: model.Stack) -> bool:
         """Only the targets (node sync). Returns False if the stack is unknown (the caller ensures)."""

@@ -8,7 +8,20 @@ unchanged against moto and meets AWS's real answers:
 * ``CreateListener`` on a port in use: AWS says ``DuplicateListener`` (moto adds another);
 * ``DescribeTargetGroups(LoadBalancerArn)`` for an LB without target groups: AWS returns an empty
   list (moto raises ``TargetGroupNotFound``);
-* ``DeleteSecurityGroup`` of a group still attached to a load balancer: ``DependencyViolation``.
+* ``DeleteSecurityGroup`` of a group still attached to a load balancer: ``DependencyViolation``;
+* ``RegisterTargets`` of an instance that does not exist (terminated long ago) or is not running:
+  ``InvalidTarget``, and nothing of the call is registered. Sources: the ELBv2 API reference of
+  RegisterTargets ("If the target is an EC2 instance, it must be in the running state when you
+  register it") and botocore's elbv2 service-2.json, ``InvalidTargetException``: "The specified
+  target does not exist, is not in the same VPC as the target group, or has an unsupported instance
+  type". moto refuses a non-running instance only after registering the targets before it, and
+  accepts an unknown instance ID;
+* ``AuthorizeSecurityGroupIngress`` with one permission that already exists: ``InvalidPermission.Duplicate``
+  and none of the call's permissions is added (moto adds those before the duplicate). Sources: the EC2
+  API reference's error codes ("InvalidPermission.Duplicate: The specified inbound or outbound rule
+  already exists for that security group") and upstream cloud-provider-aws, pkg/providers/v1/aws.go
+  ``addSecurityGroupIngress``, which diffs against the group's permissions before authorizing only
+  the missing ones, because the call fails as a whole.
 """
 
 from __future__ import annotations
@@ -37,6 +50,15 @@ def _error(code: str, message: str, operation: str) -> ClientError:
     return ClientError({"Error": {"Code": code, "Message": message}}, operation)
 
 
+def _rules(perm: dict[str, Any]) -> list[tuple[str, int, int, str]]:
+    """One security-group permission as single rules: (protocol, from, to, source)."""
+    head = (str(perm.get("IpProtocol", "")), int(perm.get("FromPort", -1)), int(perm.get("ToPort", -1)))
+    sources = [g["GroupId"] for g in perm.get("UserIdGroupPairs", [])]
+    sources += [r["CidrIp"] for r in perm.get("IpRanges", [])]
+    sources += [r["CidrIpv6"] for r in perm.get("Ipv6Ranges", [])]
+    return [(*head, source) for source in sources]
+
+
 class AWSBehaviour:
     """Install with ``AWSBehaviour(clients).install()``; uses its own moto client to look things up."""
 
@@ -49,6 +71,9 @@ class AWSBehaviour:
     def install(self) -> AWSBehaviour:
         self.clients.elbv2.meta.events.register("before-call.elastic-load-balancing-v2.*", self._elbv2)
         self.clients.ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", self._delete_sg)
+        self.clients.ec2.meta.events.register(
+            "before-call.ec2.AuthorizeSecurityGroupIngress", self._authorize_ingress
+        )
         return self
 
     def _elbv2(self, *, model: Any, params: dict[str, Any], **_: Any) -> Any:
@@ -78,10 +103,71 @@ class AWSBehaviour:
                         "A listener already exists on this port for this load balancer",
                         name,
                     )
+        if name == "RegisterTargets":
+            self._register_targets(p)
         if name == "DescribeTargetGroups" and "LoadBalancerArn" in p:
             listeners = self.elbv2.describe_listeners(LoadBalancerArn=p["LoadBalancerArn"])["Listeners"]
             if not listeners:
                 return _OK, {"TargetGroups": []}
+        return None
+
+    def _register_targets(self, p: dict[str, str]) -> None:
+        ids = [v for k, v in sorted(p.items()) if k.startswith("Targets.member.") and k.endswith(".Id")]
+        instances = [i for i in ids if i.startswith("i-")]
+        if not instances:
+            return
+        state: dict[str, str] = {}
+        for reservation in self.ec2.describe_instances(
+            Filters=[{"Name": "instance-id", "Values": instances}]
+        )["Reservations"]:
+            for instance in reservation["Instances"]:
+                state[instance["InstanceId"]] = instance["State"]["Name"]
+        bad = [i for i in instances if state.get(i) != "running"]
+        if bad:
+            raise _error(
+                "InvalidTarget",
+                "The following targets are not in a running state and cannot be registered: "
+                + ", ".join(f"'{i}'" for i in bad),
+                "RegisterTargets",
+            )
+
+    def _authorize_ingress(self, *, params: dict[str, Any], **_: Any) -> Any:
+        p = _params(params)
+        group = p.get("GroupId", "")
+        if not group:
+            return None
+        existing = self.ec2.describe_security_groups(GroupIds=[group])["SecurityGroups"][0]
+        have = {rule for perm in existing.get("IpPermissions", []) for rule in _rules(perm)}
+        indexes = sorted({k.split(".")[1] for k in p if k.startswith("IpPermissions.")}, key=int)
+        for n in indexes:
+            prefix = f"IpPermissions.{n}."
+            perm: dict[str, Any] = {
+                "IpProtocol": p.get(prefix + "IpProtocol", ""),
+                "FromPort": int(p.get(prefix + "FromPort", -1)),
+                "ToPort": int(p.get(prefix + "ToPort", -1)),
+                "UserIdGroupPairs": [
+                    {"GroupId": v}
+                    for k, v in p.items()
+                    if k.startswith(prefix + "Groups.") and k.endswith(".GroupId")
+                ],
+                "IpRanges": [
+                    {"CidrIp": v}
+                    for k, v in p.items()
+                    if k.startswith(prefix + "IpRanges.") and k.endswith(".CidrIp")
+                ],
+                "Ipv6Ranges": [
+                    {"CidrIpv6": v}
+                    for k, v in p.items()
+                    if k.startswith(prefix + "Ipv6Ranges.") and k.endswith(".CidrIpv6")
+                ],
+            }
+            duplicate = next((rule for rule in _rules(perm) if rule in have), None)
+            if duplicate is not None:
+                raise _error(
+                    "InvalidPermission.Duplicate",
+                    f"the specified rule {duplicate} already exists",
+                    "AuthorizeSecurityGroupIngress",
+                )
         return None
 
     def _delete_sg(self, *, params: dict[str, Any], **_: Any) -> Any:
