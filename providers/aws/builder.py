@@ -237,7 +237,7 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
                 health_check=_udp_health_check(health_check, request, config)
                 if tg_protocol == "UDP"
                 else health_check,
-                attributes=tg_attributes,
+                attributes=_attributes_for(annotations, tg_attributes, protocol=tg_protocol),
                 tags=tags(resource),
             )
         )
@@ -477,7 +477,7 @@ def _udp_health_check(check: HealthCheck, request: LoadBalancerRequest, config: 
         port=str(config.shared_probe_port),
         path=config.shared_probe_path,
         interval_seconds=check.interval_seconds,
-        timeout_seconds=_TIMEOUT_HTTP,
+        timeout_seconds=_timeout(request.annotations, protocol="HTTP", interval=check.interval_seconds),
         healthy_threshold=check.healthy_threshold,
         unhealthy_threshold=check.unhealthy_threshold,
     )
@@ -547,14 +547,13 @@ def _health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthChec
         value = ann.parse_int(annotations=annotations, key=key, low=bounds[0], high=bounds[1])
         return default if value is None else value
 
+    interval = seconds_or_count(ann.HEALTHCHECK_INTERVAL, ann.INTERVAL_RANGE, interval)
     return HealthCheck(
         protocol=protocol,
         port=port,
         path="" if protocol == "TCP" else path,
-        interval_seconds=seconds_or_count(ann.HEALTHCHECK_INTERVAL, ann.INTERVAL_RANGE, interval),
-        timeout_seconds=seconds_or_count(
-            ann.HEALTHCHECK_TIMEOUT, ann.TIMEOUT_RANGE, _TIMEOUT_TCP if protocol == "TCP" else _TIMEOUT_HTTP
-        ),
+        interval_seconds=interval,
+        timeout_seconds=_timeout(annotations, protocol=protocol, interval=interval),
         healthy_threshold=seconds_or_count(
             ann.HEALTHCHECK_HEALTHY_THRESHOLD, ann.HEALTHY_THRESHOLD_RANGE, healthy
         ),
@@ -562,6 +561,38 @@ def _health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthChec
             ann.HEALTHCHECK_UNHEALTHY_THRESHOLD, ann.HEALTHY_THRESHOLD_RANGE, unhealthy
         ),
     )
+
+
+def _timeout(annotations: Mapping[str, str], *, protocol: str, interval: int) -> int:
+    """The health-check timeout: the annotation's, or AWS's default for the protocol cut to fit.
+
+    AWS refuses a timeout longer than the interval, and for HTTP(S) checks one that is not shorter
+    ("Health check timeout '10' must be smaller than or equal to the interval '5'": the ELBv2 API's
+    validation, as moto's ``create_target_group`` reproduces it). AWS's defaults (botocore elbv2
+    service-2.json, ``HealthCheckTimeoutSeconds``: 10 s for TCP, 6 s for HTTP) do not fit a 5 s
+    interval, so a default is shortened; a timeout the user wrote is refused instead, naming it.
+    """
+    http = protocol in ("HTTP", "HTTPS")
+    longest = interval - 1 if http else interval
+    wanted = ann.parse_int(
+        annotations=annotations,
+        key=ann.HEALTHCHECK_TIMEOUT,
+        low=ann.TIMEOUT_RANGE[0],
+        high=ann.TIMEOUT_RANGE[1],
+    )
+    if wanted is None:
+        return min(_TIMEOUT_TCP if protocol == "TCP" else _TIMEOUT_HTTP, longest)
+    if wanted > longest:
+        rule = f"less than the interval ({interval})" if http else f"at most the interval ({interval})"
+        raise ann.invalid(
+            key=ann.HEALTHCHECK_TIMEOUT,
+            value=annotations[ann.HEALTHCHECK_TIMEOUT],
+            reason=f"AWS refuses a {protocol} health-check timeout longer than the interval",
+            accepted=(
+                f"seconds from {ann.TIMEOUT_RANGE[0]} to {longest}: {rule}, set by {ann.HEALTHCHECK_INTERVAL}"
+            ),
+        )
+    return wanted
 
 
 # -- attributes ---------------------------------------------------------------------------------------
@@ -604,6 +635,48 @@ def _target_group_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str,
             )
         attributes["proxy_protocol_v2.enabled"] = "true"
     return tuple(sorted(attributes.items()))
+
+
+_UNHEALTHY_TERMINATION: Final = "target_health_state.unhealthy.connection_termination.enabled"
+_UNHEALTHY_DRAINING: Final = "target_health_state.unhealthy.draining_interval_seconds"
+
+
+def _attributes_for(
+    annotations: Mapping[str, str], attributes: tuple[tuple[str, str], ...], *, protocol: str
+) -> tuple[tuple[str, str], ...]:
+    """The target-group attributes, checked against what AWS accepts for ``protocol``.
+
+    botocore's elbv2 service-2.json (``TargetGroupAttribute.Key``): client IP preservation "can't be
+    disabled for UDP and TCP_UDP target groups"; unhealthy connection termination "can't be enabled
+    for UDP and TCP_UDP target groups"; the unhealthy draining interval "can only be configured when
+    target_health_state.unhealthy.connection_termination.enabled is false". The NLB guide ("Sticky
+    sessions"): stickiness is not supported with TLS target groups.
+    """
+    want = dict(attributes)
+    udp = protocol in ("UDP", "TCP_UDP")
+    problem = ""
+    if udp and want.get("preserve_client_ip.enabled") == "false":
+        problem = (
+            f"preserve_client_ip.enabled=false: AWS cannot turn client IP preservation off on {protocol}"
+        )
+    elif udp and want.get(_UNHEALTHY_TERMINATION) == "true":
+        problem = f"{_UNHEALTHY_TERMINATION}=true: AWS cannot terminate unhealthy connections on {protocol}"
+    elif protocol == "TLS" and want.get("stickiness.enabled") == "true":
+        problem = "stickiness.enabled=true: AWS has no stickiness on TLS target groups (backend-protocol ssl)"
+    elif (
+        want.get(_UNHEALTHY_DRAINING, "0") != "0" and want.get(_UNHEALTHY_TERMINATION) != "false" and not udp
+    ):
+        problem = (
+            f"{_UNHEALTHY_DRAINING} needs unhealthy connection termination off: add "
+            f"{_UNHEALTHY_TERMINATION}=false"
+        )
+    if problem:
+        raise ann.invalid(
+            key=ann.TARGET_GROUP_ATTRIBUTES,
+            value=annotations[ann.TARGET_GROUP_ATTRIBUTES],
+            reason=f"{problem} (port protocol {protocol})",
+        )
+    return attributes
 
 
 def _load_balancer_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -697,6 +770,8 @@ def _subnets(
         tags = _tag_map(subnet)
         if subnet.zone_type != "availability-zone":
             continue
+        if not internal and not subnet.public:
+            continue  # no route to an internet gateway: an internet-facing NLB there is unreachable
         ours = _ours(tags, cluster_id)
         if not ours and _tagged_for_a_cluster(tags):
             continue  # tagged for another cluster only
@@ -710,8 +785,9 @@ def _subnets(
             value="",
             reason=(
                 f"no subnet of {cluster.vpc_id} can be used: tag one subnet per availability zone "
-                f"with {role}=1 and {cluster_tag(cluster_id)}=shared (or owned), "
-                "or list subnets in this annotation"
+                f"with {role}=1 and {cluster_tag(cluster_id)}=shared (or owned)"
+                + ("" if internal else ", in a route table with a route to an internet gateway")
+                + ", or list subnets in this annotation"
             ),
         )
     return tuple(best[zone][1] for zone in sorted(best))

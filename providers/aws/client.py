@@ -31,9 +31,13 @@ ERRORS = Counter(
 THROTTLES = Counter(
     "cloudprovider_aws_api_throttled_requests", "AWS API requests that were throttled", ["operation_name"]
 )
+# The codes botocore's own retry handler takes for throttling (botocore/retries/standard.py,
+# ``ThrottlingErrorDetector._THROTTLED_ERROR_CODES``) that ELBv2, EC2 and the tagging API can answer.
 THROTTLING_CODES = frozenset(
     {
         "Throttling",
+        "ThrottledException",
+        "EC2ThrottledException",
         "ThrottlingException",
         "RequestLimitExceeded",
         "TooManyRequestsException",

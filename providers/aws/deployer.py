@@ -10,7 +10,10 @@ The aws-load-balancer-controller pattern, tuned for few calls:
 * every create is idempotent (AWS returns the existing load balancer or target group for the same
   name and settings; a duplicate listener or security group is looked up), so a process killed
   between two calls converges on the next try;
-* deleting is deploying nothing: the same listing, then deletes, in dependency order.
+* deleting is deploying nothing: the same listing, then deletes, in dependency order;
+* the tagging API is eventually consistent (it lists deleted resources for a while, new ones late): a
+  listed part is confirmed by a describe wherever it is acted on (the full ensure, the orphan sweep,
+  ``get_load_balancer``), never in the unchanged resync, which trusts the spec-hash tags.
 
 Cluster-wide state (subnets, the shared backend security group, which node security groups carry our
 rule) and per-Service state (ARNs, registered targets, DNS name) is cached in memory; the cache is
@@ -52,6 +55,24 @@ TG_ATTRIBUTE_DEFAULTS = {
     "target_health_state.unhealthy.connection_termination.enabled": "true",
     "target_health_state.unhealthy.draining_interval_seconds": "0",
 }
+# UDP and TCP_UDP differ (botocore elbv2 service-2.json, TargetGroupAttribute.Key): connections are
+# terminated at the end of deregistration by default, and unhealthy connection termination cannot be
+# enabled at all, so it is never reset.
+UDP_TG_ATTRIBUTE_DEFAULTS = {
+    **{
+        k: v
+        for k, v in TG_ATTRIBUTE_DEFAULTS.items()
+        if k != "target_health_state.unhealthy.connection_termination.enabled"
+    },
+    "deregistration_delay.connection_termination.enabled": "true",
+}
+
+
+def tg_attribute_defaults(protocol: str) -> Mapping[str, str]:
+    """AWS's default target-group attributes for a target group of ``protocol``."""
+    return UDP_TG_ATTRIBUTE_DEFAULTS if protocol in ("UDP", "TCP_UDP") else TG_ATTRIBUTE_DEFAULTS
+
+
 NOT_RUNNING_RETRY_SECONDS = 300.0  # an instance refused as not running is tried again after this
 BACKEND_RULE_DESCRIPTION = "ccm-lb: NodePorts from the load balancers of cluster {cluster}"
 
@@ -125,7 +146,11 @@ class Deployer:
     # -- discovery ----------------------------------------------------------------------------------
 
     def cluster_info(self) -> model.ClusterInfo:
-        """The VPC and its subnets: one DescribeSubnets, cached for the life of the process."""
+        """The VPC, its subnets, their zone types and which are public; cached for the life of the process.
+
+        One DescribeSubnets (two when the VPC is found by the cluster tag), one DescribeAvailabilityZones
+        and one DescribeRouteTables, once per process.
+        """
         with self._lock:
             if self._cluster is not None:
                 return self._cluster
@@ -154,6 +179,8 @@ class Deployer:
                 Filters=[{"Name": "vpc-id", "Values": [vpc]}]
             ):
                 subnets.extend(page["Subnets"])
+        zone_types = self._zone_types(sorted({s["AvailabilityZone"] for s in subnets}))
+        public = self._public_subnets(vpc_id=vpc, subnet_ids=[s["SubnetId"] for s in subnets])
         info = model.ClusterInfo(
             cluster_name=self.cluster_name,
             vpc_id=vpc,
@@ -165,9 +192,8 @@ class Deployer:
                             vpc_id=s["VpcId"],
                             availability_zone=s["AvailabilityZone"],
                             cidr_block=s.get("CidrBlock", ""),
-                            zone_type=s.get("AvailabilityZoneType", "availability-zone")
-                            if "AvailabilityZoneType" in s
-                            else "availability-zone",
+                            zone_type=zone_types.get(s["AvailabilityZone"], "availability-zone"),
+                            public=s["SubnetId"] in public,
                             tags=tuple(sorted((t["Key"], t["Value"]) for t in s.get("Tags", []))),
                         )
                         for s in subnets
@@ -179,6 +205,39 @@ class Deployer:
         with self._lock:
             self._cluster = info
         return info
+
+    def _zone_types(self, zones: Sequence[str]) -> dict[str, str]:
+        """Zone name → ``ZoneType`` (availability-zone, local-zone, wavelength-zone).
+
+        The Subnet shape has no zone type (botocore ec2 service-2.json); the AvailabilityZone shape of
+        DescribeAvailabilityZones has ``ZoneType``, as upstream cloud-provider-aws reads it to keep
+        load balancers out of Local and Wavelength Zones.
+        """
+        if not zones:
+            return {}
+        described = self.clients.ec2.describe_availability_zones(ZoneNames=list(zones))["AvailabilityZones"]
+        return {z["ZoneName"]: z.get("ZoneType", "availability-zone") for z in described}
+
+    def _public_subnets(self, *, vpc_id: str, subnet_ids: Iterable[str]) -> frozenset[str]:
+        """Subnets whose route table (their own, else the VPC's main one) routes to an internet gateway.
+
+        Upstream cloud-provider-aws (pkg/providers/v1/aws.go, ``isSubnetPublic``) gives an
+        internet-facing load balancer only such subnets; a subnet without an association of its own
+        uses the main route table (EC2 API reference, DescribeRouteTables ``association.main``).
+        """
+        tables = []
+        for page in self.clients.ec2.get_paginator("describe_route_tables").paginate(
+            Filters=[{"Name": "vpc-id", "Values": [vpc_id]}]
+        ):
+            tables.extend(page["RouteTables"])
+
+        def to_igw(table: Mapping[str, Any] | None) -> bool:
+            routes = table.get("Routes", []) if table else []
+            return any(str(r.get("GatewayId", "")).startswith("igw-") for r in routes)
+
+        main = next((t for t in tables if any(a.get("Main") for a in t.get("Associations", []))), None)
+        own = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
+        return frozenset(sid for sid in subnet_ids if to_igw(own.get(sid, main)))
 
     def list_owned(
         self, *, uid: str | None = None, types: Sequence[str] = (LB_TYPE, TG_TYPE, SG_TYPE)
@@ -205,6 +264,58 @@ class Deployer:
             token = page.get("PaginationToken", "")
             if not token:
                 return found
+
+    def confirmed_load_balancers(self, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The load balancers of ``arns`` that exist, by ARN (see :meth:`_described_load_balancers`)."""
+        return self._described_load_balancers(arns)
+
+    def _described_load_balancers(self, arns: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The load balancers of ``arns`` that exist (ARN → description), 20 per call.
+
+        The tagging API is eventually consistent and lists resources that were "previously tagged"
+        (Resource Groups Tagging API reference, GetResources), deleted ones included: a hit is
+        confirmed before it is acted on. DescribeLoadBalancers takes at most 20 ARNs (botocore elbv2
+        service-2.json, ``LoadBalancerArns``) and fails as a whole with ``LoadBalancerNotFound``, in
+        which case the batch is described one by one.
+        """
+        return self._described(arns, describe=self._describe_lbs, missing="LoadBalancerNotFound")
+
+    def _describe_lbs(self, arns: Sequence[str]) -> list[dict[str, Any]]:
+        return list(self.clients.elbv2.describe_load_balancers(LoadBalancerArns=list(arns))["LoadBalancers"])
+
+    def _describe_tgs(self, arns: Sequence[str]) -> list[dict[str, Any]]:
+        return list(self.clients.elbv2.describe_target_groups(TargetGroupArns=list(arns))["TargetGroups"])
+
+    @staticmethod
+    def _described(arns: Sequence[str], *, describe: Any, missing: str) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        key = "LoadBalancerArn" if missing == "LoadBalancerNotFound" else "TargetGroupArn"
+        for chunk in _chunks(sorted(set(arns)), 20):
+            try:
+                found.update((d[key], d) for d in describe(chunk))
+                continue
+            except ClientError as exc:
+                if error_code(exc) != missing:
+                    raise
+            for arn in chunk:
+                try:
+                    found.update((d[key], d) for d in describe([arn]))
+                except ClientError as exc:
+                    if error_code(exc) != missing:
+                        raise
+        return found
+
+    def _confirmed_target_groups(self, listed: list[Found]) -> list[Found]:
+        """The listed target groups that still exist (see :meth:`_described_load_balancers`)."""
+        if not listed:
+            return listed
+        exists = self._described(
+            [tg.arn for tg in listed], describe=self._describe_tgs, missing="TargetGroupNotFound"
+        )
+        gone = [tg.arn for tg in listed if tg.arn not in exists]
+        if gone:
+            logger.info("the tagging API still lists deleted target groups %s: ignored", ", ".join(gone))
+        return [tg for tg in listed if tg.arn in exists]
 
     def _actual(self, uid: str) -> ActualStack:
         actual = ActualStack()
@@ -245,6 +356,7 @@ class Deployer:
             self._sync_targets(cache=cache, stack=stack)
             return self._dns_name(cache), cache.lb_arn
 
+        actual.target_groups = self._confirmed_target_groups(actual.target_groups)
         frontend = self._ensure_frontend_sg(stack=stack, actual=actual)
         # The backend group is attached in every case (BYO groups included): the node rules reference it.
         sg_ids = [*([frontend] if frontend else []), *stack.byo_security_groups, backend_sg]
@@ -282,11 +394,18 @@ class Deployer:
             for spec in stack.listeners
         }
         have = set()
-        for page in self.clients.elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
-            for listener in page["Listeners"]:
-                tg = (listener.get("DefaultActions") or [{}])[0].get("TargetGroupArn", "")
-                cert = (listener.get("Certificates") or [{}])[0].get("CertificateArn", "")
-                have.add((int(listener["Port"]), listener["Protocol"], tg, cert))
+        try:
+            for page in self.clients.elbv2.get_paginator("describe_listeners").paginate(
+                LoadBalancerArn=lb_arn
+            ):
+                for listener in page["Listeners"]:
+                    tg = (listener.get("DefaultActions") or [{}])[0].get("TargetGroupArn", "")
+                    cert = (listener.get("Certificates") or [{}])[0].get("CertificateArn", "")
+                    have.add((int(listener["Port"]), listener["Protocol"], tg, cert))
+        except ClientError as exc:
+            if error_code(exc) != "LoadBalancerNotFound":
+                raise
+            return False  # listed by the tagging API, but deleted: the full path recreates it
         if have != want:
             return False
         cache.lb_arn, cache.listeners_hash = lb_arn, desired_hash
@@ -520,7 +639,14 @@ class Deployer:
             return sg_id
         # Reconciling: the rules are checked even when the hash tag matches, because a crash between
         # CreateSecurityGroup (which carries the tag) and the authorize call leaves a tagged, empty group.
-        self._sync_rules(sg_id=existing.sg_id, rules=spec.rules)
+        try:
+            self._sync_rules(sg_id=existing.sg_id, rules=spec.rules)
+        except ClientError as exc:
+            if error_code(exc) != "InvalidGroup.NotFound":
+                raise
+            logger.info("the tagging API still lists deleted security group %s: made again", existing.sg_id)
+            actual.security_groups = [g for g in actual.security_groups if g is not existing]
+            return self._ensure_frontend_sg(stack=stack, actual=actual)
         if existing.tags.get(model.SPEC_HASH_TAG) != want_hash:
             want_tags = {**dict(spec.tags), model.SPEC_HASH_TAG: want_hash}
             stale = [k for k in existing.tags if k not in want_tags and not k.startswith("aws:")]
@@ -586,9 +712,12 @@ class Deployer:
         spec = stack.load_balancer
         elbv2 = self.clients.elbv2
         existing = actual.load_balancer
+        described: dict[str, Any] = {}
         if existing is not None:
-            described = elbv2.describe_load_balancers(LoadBalancerArns=[existing.arn])["LoadBalancers"][0]
-            if described.get("Scheme") != spec.scheme:
+            described = self._described_load_balancers([existing.arn]).get(existing.arn, {})
+            if not described:  # listed by the tagging API, but deleted since: made again
+                existing = None
+            elif described.get("Scheme") != spec.scheme:
                 logger.info(
                     "%s: scheme changes from %s to %s: replacing the load balancer",
                     spec.name,
@@ -780,7 +909,7 @@ class Deployer:
         have = {a["Key"]: a["Value"] for a in described}
         want = dict(spec.attributes)
         changes = {k: v for k, v in want.items() if have.get(k) != v}
-        for key, default in TG_ATTRIBUTE_DEFAULTS.items():  # an annotation removed: back to AWS's default
+        for key, default in tg_attribute_defaults(spec.protocol).items():  # annotation removed: AWS's default
             if key not in want and key in have and have[key] != default:
                 changes[key] = default
         if changes:
@@ -939,7 +1068,11 @@ class Deployer:
     def delete(self, *, key: str, uid: str) -> None:
         """Delete everything of the Service's stack that this cluster owns."""
         actual = self._actual(uid)
-        self._stacks.pop(key, None)
+        cache = self._stacks.pop(key, None)
+        if actual.empty and cache is not None and cache.lb_arn:
+            # The tagging API may not list what was made a moment ago: delete what this process made.
+            actual.load_balancer = Found(arn=cache.lb_arn, tags={})
+            actual.target_groups = [Found(arn=arn, tags={}) for arn in cache.tg_arns.values()]
         if actual.load_balancer is not None:
             try:
                 self.clients.elbv2.delete_load_balancer(LoadBalancerArn=actual.load_balancer.arn)
@@ -1027,8 +1160,36 @@ class Deployer:
         self._delete_orphans(due)
         return frozenset(drifted)
 
+    def _existing(self, items: Sequence[Found]) -> list[Found]:
+        """The listed resources that still exist: the tagging API also lists deleted ones."""
+        lbs = [i.arn for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+        tgs = [i.arn for i in items if i.resource_id.startswith(model.TARGET_GROUP_PREFIX)]
+        sgs = [i.sg_id for i in items if i.resource_id == model.RESOURCE_FRONTEND_SG]
+        exists: set[str] = set()
+        if lbs:
+            exists |= set(self._described_load_balancers(lbs))
+        if tgs:
+            exists |= set(self._described(tgs, describe=self._describe_tgs, missing="TargetGroupNotFound"))
+        for chunk in _chunks(sorted(set(sgs)), 200):  # a group-id filter tolerates unknown IDs
+            groups = self.clients.ec2.describe_security_groups(
+                Filters=[{"Name": "group-id", "Values": list(chunk)}]
+            )
+            exists |= {g["GroupId"] for g in groups["SecurityGroups"]}
+        kept = [i for i in items if i.arn in exists or i.sg_id in exists]
+        gone = [i.arn for i in items if i not in kept]
+        if gone:
+            logger.info(
+                "the tagging API still lists deleted resources %s: nothing to delete", ", ".join(gone)
+            )
+            with self._lock:
+                for arn in gone:
+                    self._orphans_seen.pop(arn, None)
+        return kept
+
     def _delete_orphans(self, orphans: Sequence[Found]) -> None:
         order = {model.RESOURCE_LOAD_BALANCER: 0, model.RESOURCE_FRONTEND_SG: 2}
+        if orphans:
+            orphans = self._existing(orphans)
         for item in sorted(orphans, key=lambda i: order.get(i.resource_id, 1)):
             logger.info(
                 "deleting orphaned %s %s of Service %s (uid %s)",

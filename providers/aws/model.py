@@ -58,6 +58,9 @@ class Subnet:
     cidr_block: str
     zone_type: str = "availability-zone"  # local-zone and wavelength-zone subnets are never chosen
     tags: Tags = ()
+    # routes to an internet gateway (its route table, else the VPC's main one): only such subnets are
+    # discovered for internet-facing load balancers. The deployer reads it from the route tables.
+    public: bool = True
 
 
 @dataclass(frozen=True)

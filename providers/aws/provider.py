@@ -63,7 +63,11 @@ class AWSProvider:
         found = self.deployer.list_owned(uid=request.uid, types=("elasticloadbalancing:loadbalancer",))
         if not found:
             return None, False
-        lb = self.clients.elbv2.describe_load_balancers(LoadBalancerArns=[found[0].arn])["LoadBalancers"][0]
+        # the tagging API also lists deleted load balancers for a while: only one that exists counts
+        described = self.deployer.confirmed_load_balancers([f.arn for f in found])
+        lb = next((described[f.arn] for f in found if f.arn in described), None)
+        if lb is None:
+            return None, False
         return LoadBalancerStatus(ingress=(IngressPoint(hostname=lb["DNSName"]),)), True
 
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:

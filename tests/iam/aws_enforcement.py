@@ -15,7 +15,10 @@ can be replaced for a test's duration:
   checked; any other key is the account's root (the fixtures' ``testing`` key), which no identity
   policy restricts, as in AWS. The tests seed and inspect the account with it;
 * the unsigned ``sts:AssumeRoleWithWebIdentity`` (how IRSA gets credentials) is checked against the
-  role's trust policy with the token's ``iss``/``sub``/``aud`` claims, as AWS STS does.
+  role's trust policy with the token's ``iss``/``sub``/``aud`` claims, as AWS STS does;
+* the first ``CreateLoadBalancer`` of an account (no ``AWSServiceRoleForElasticLoadBalancing`` role
+  yet) is also checked for ``iam:CreateServiceLinkedRole``
+  (:func:`~tests.iam.aws_iam.service_linked_role_check`), and makes that role when allowed.
 
 Every call of an enforced principal is recorded (:attr:`Enforcement.calls`), so tests can say
 which actions the controller used and that none was denied.
@@ -43,12 +46,15 @@ from moto.iam.access_control import IAMRequestBase
 from moto.iam.models import Policy, iam_backends
 
 from tests.iam.aws_iam import (
+    ELB_SERVICE,
+    ELB_SERVICE_LINKED_ROLE,
     Check,
     Decision,
     UnknownAction,
     UnsupportedPolicy,
     authorization_requests,
     evaluate,
+    service_linked_role_check,
 )
 
 PARTITION = "aws"
@@ -204,6 +210,12 @@ class Enforcement:
                 account=account,
                 tags=lambda arn: resource_tags(account, region, arn),
             )
+            iam = iam_backends[account][PARTITION]
+            role_exists = any(r.name == ELB_SERVICE_LINKED_ROLE for r in iam.get_roles())
+            first = service_linked_role_check(
+                action, partition=PARTITION, account=account, role_exists=role_exists
+            )
+            checks = [*checks, *([first] if first else [])]
             decisions = tuple(evaluate(policies, c) for c in checks)
         except (UnknownAction, UnsupportedPolicy, KeyError) as exc:
             raise self._fail(f"{action}: {type(exc).__name__}: {exc}") from exc
@@ -212,6 +224,10 @@ class Enforcement:
             self.calls.append(call)
         denied = next((d for d in decisions if not d.allowed), None)
         if denied is None:
+            if first is not None:  # ELB made its role, as the caller: later load balancers need nothing more
+                iam.create_service_linked_role(
+                    ELB_SERVICE, "Allows ELB to call AWS services on your behalf.", ""
+                )
             return
         why = (
             "no identity-based policy allows it"

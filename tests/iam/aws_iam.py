@@ -89,7 +89,7 @@ def _known_key(key: str, extra: frozenset[str]) -> bool:
     return (
         key.startswith(("aws:requesttag/", "aws:resourcetag/"))
         or key in MULTIVALUED_KEYS
-        or key in {"ec2:createaction", "elasticloadbalancing:createaction"}
+        or key in {"ec2:createaction", "elasticloadbalancing:createaction", "iam:awsservicename"}
         or key in extra
     )
 
@@ -457,3 +457,29 @@ def authorization_requests(
         raise UnknownAction(action)
 
     raise UnknownAction(action)
+
+
+# -- the service-linked role ----------------------------------------------------------------------
+
+ELB_SERVICE = "elasticloadbalancing.amazonaws.com"
+ELB_SERVICE_LINKED_ROLE = "AWSServiceRoleForElasticLoadBalancing"
+
+
+def service_linked_role_check(
+    action: str, *, partition: str, account: str, role_exists: bool
+) -> Check | None:
+    """The extra authorization of the first load balancer in an account, or None.
+
+    Elastic Load Balancing creates its service-linked role ``AWSServiceRoleForElasticLoadBalancing`` the
+    first time a load balancer is created in an account, as the caller: the caller needs
+    ``iam:CreateServiceLinkedRole`` with ``iam:AWSServiceName = elasticloadbalancing.amazonaws.com``
+    (ELB user guide, "Service-linked role for Elastic Load Balancing"; aws-load-balancer-controller
+    docs/install/iam_policy.json grants exactly that). Once the role exists, nothing more is checked.
+    """
+    if action != "elasticloadbalancing:CreateLoadBalancer" or role_exists:
+        return None
+    return Check(
+        "iam:CreateServiceLinkedRole",
+        f"arn:{partition}:iam::{account}:role/aws-service-role/{ELB_SERVICE}/{ELB_SERVICE_LINKED_ROLE}",
+        {"iam:AWSServiceName": ELB_SERVICE},
+    )

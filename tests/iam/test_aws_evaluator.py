@@ -336,3 +336,48 @@ def test_a_call_the_evaluator_cannot_model_fails_the_request_and_the_test(
     assert error_code(failure.value) == "IamEvaluatorFailure"
     assert aws_iam.errors == ["ec2:CreateVpc: UnknownAction: ec2:CreateVpc"]
     aws_iam.errors.clear()  # expected here; the fixture fails any other test that has one
+
+
+def test_only_the_first_load_balancer_of_an_account_needs_the_elb_service_linked_role() -> None:
+    from tests.iam.aws_iam import service_linked_role_check
+
+    first = service_linked_role_check(
+        "elasticloadbalancing:CreateLoadBalancer", partition="aws", account="123456789012", role_exists=False
+    )
+    assert first is not None and first.action == "iam:CreateServiceLinkedRole"
+    assert first.context == {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}
+    assert first.resource.endswith(
+        ":role/aws-service-role/elasticloadbalancing.amazonaws.com/AWSServiceRoleForElasticLoadBalancing"
+    )
+    assert (
+        service_linked_role_check(
+            "elasticloadbalancing:CreateLoadBalancer",
+            partition="aws",
+            account="123456789012",
+            role_exists=True,
+        )
+        is None
+    )
+    assert (
+        service_linked_role_check(
+            "elasticloadbalancing:CreateTargetGroup",
+            partition="aws",
+            account="123456789012",
+            role_exists=False,
+        )
+        is None
+    )
+    allow = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": "iam:CreateServiceLinkedRole",
+                "Resource": "*",
+                "Condition": {"StringEquals": {"iam:AWSServiceName": "elasticloadbalancing.amazonaws.com"}},
+            }
+        ],
+    }
+    assert evaluate([allow], first).allowed
+    other = Check("iam:CreateServiceLinkedRole", first.resource, {"iam:AWSServiceName": "ec2.amazonaws.com"})
+    assert not evaluate([allow], other).allowed

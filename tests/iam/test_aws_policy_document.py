@@ -22,6 +22,7 @@ CLUSTER_KEY = "kubernetes.io/cluster/${cluster_name}"
 UNFENCED = {
     "Describe": "Describe* and tag:GetResources have no resource-level permissions: Resource must be *",
     "CreateSecurityGroupsInVpcs": "the VPC a group is made in is not ours to tag; the group itself is fenced",
+    "CreateElbServiceLinkedRole": "ELB's own role (one ARN, iam:AWSServiceName fixed), made once per account",
 }
 MANAGED_POLICY_LIMIT = 6144  # characters, whitespace not counted
 
@@ -106,8 +107,9 @@ def _operations_called_by_the_provider() -> set[str]:
 def test_the_policy_grants_exactly_the_operations_the_provider_calls() -> None:
     called = _operations_called_by_the_provider()
     assert "elasticloadbalancing:CreateLoadBalancer" in called and "ec2:DescribeSubnets" in called
-    # Tagging at creation is authorized as the tagging action too (ec2:CreateTags is also called directly).
-    needed = called | {"elasticloadbalancing:AddTags", "ec2:CreateTags"}
+    # Tagging at creation is authorized as the tagging action too (ec2:CreateTags is also called directly),
+    # and the first CreateLoadBalancer of an account makes ELB's service-linked role as the caller.
+    needed = called | {"elasticloadbalancing:AddTags", "ec2:CreateTags", "iam:CreateServiceLinkedRole"}
     granted = {a for sid in sids() for a in actions_of(policy_document(), sid)}
     assert granted == needed, (
         f"not granted: {sorted(needed - granted)}; never called: {sorted(granted - needed)}"

@@ -21,7 +21,29 @@ unchanged against moto and meets AWS's real answers:
   API reference's error codes ("InvalidPermission.Duplicate: The specified inbound or outbound rule
   already exists for that security group") and upstream cloud-provider-aws, pkg/providers/v1/aws.go
   ``addSecurityGroupIngress``, which diffs against the group's permissions before authorizing only
-  the missing ones, because the call fails as a whole.
+  the missing ones, because the call fails as a whole;
+* ``ModifyTargetGroup`` leaving a health-check timeout longer than the interval (or, for HTTP and HTTPS
+  checks, not shorter): ``ValidationError``. moto checks this on ``CreateTargetGroup`` only, with AWS's
+  messages (moto/elbv2/models.py ``create_target_group``); AWS validates the resulting health check
+  of a modify the same way. Ranges: botocore elbv2 service-2.json, ``HealthCheckIntervalSeconds``
+  5-300 and ``HealthCheckTimeoutSeconds`` 2-120 (defaults 10 s TCP/TLS/HTTPS, 6 s HTTP);
+* target-group attributes per protocol, from botocore elbv2 service-2.json, ``TargetGroupAttribute.Key``:
+  a new target group holds the NLB attributes with AWS's defaults (moto has none of them), where
+  ``deregistration_delay.connection_termination.enabled`` is true for UDP and TCP_UDP ("For new
+  UDP/TCP_UDP target groups the default is true") and
+  ``target_health_state.unhealthy.connection_termination.enabled`` is false for them ("can't be
+  enabled for UDP and TCP_UDP target groups"); ``ModifyTargetGroupAttributes`` refuses
+  (``InvalidConfigurationRequest``) ``preserve_client_ip.enabled=false`` on UDP/TCP_UDP ("Client IP
+  preservation can't be disabled for UDP and TCP_UDP target groups"), enabling unhealthy connection
+  termination on them, a non-zero ``target_health_state.unhealthy.draining_interval_seconds`` while
+  unhealthy connection termination is on ("can only be configured when ... is false"), and
+  ``stickiness.enabled=true`` on a TLS target group (ELB NLB guide, "Sticky sessions": not supported
+  with TLS listeners and TLS target groups);
+* with ``deleted_resources_linger`` set, ``GetResources`` keeps listing load balancers, target groups
+  and security groups deleted through the provider (and those the test puts in ``lingering``), with
+  their last tags, as the Resource Groups Tagging API does for a while: its API reference says
+  GetResources "returns all the tagged or previously tagged resources" and that the tagging data is
+  eventually consistent. moto forgets a deleted resource at once.
 """
 
 from __future__ import annotations
@@ -67,10 +89,21 @@ class AWSBehaviour:
         self.elbv2 = boto3.client("elbv2")
         self.ec2 = boto3.client("ec2")
         self.attached_sgs_block_delete = True
+        self.deleted_resources_linger = False
+        self.lingering: list[dict[str, Any]] = []  # GetResources items of deleted resources
 
     def install(self) -> AWSBehaviour:
         self.clients.elbv2.meta.events.register("before-call.elastic-load-balancing-v2.*", self._elbv2)
+        self.clients.elbv2.meta.events.register(
+            "after-call.elastic-load-balancing-v2.CreateTargetGroup", self._target_group_defaults
+        )
         self.clients.ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", self._delete_sg)
+        self.clients.tagging.meta.events.register("before-parameter-build.*.GetResources", self._tag_query)
+        self.clients.tagging.meta.events.register("after-call.*.GetResources", self._get_resources)
+        for client in (self.clients.elbv2, self.clients.ec2):
+            client.meta.events.register("before-call.*.DeleteLoadBalancer", self._remember_deleted)
+            client.meta.events.register("before-call.*.DeleteTargetGroup", self._remember_deleted)
+            client.meta.events.register("before-call.*.DeleteSecurityGroup", self._remember_deleted)
         self.clients.ec2.meta.events.register(
             "before-call.ec2.AuthorizeSecurityGroupIngress", self._authorize_ingress
         )
@@ -105,11 +138,121 @@ class AWSBehaviour:
                     )
         if name == "RegisterTargets":
             self._register_targets(p)
+        if name == "ModifyTargetGroup":
+            self._modify_target_group(p)
+        if name == "ModifyTargetGroupAttributes":
+            self._modify_target_group_attributes(p)
         if name == "DescribeTargetGroups" and "LoadBalancerArn" in p:
             listeners = self.elbv2.describe_listeners(LoadBalancerArn=p["LoadBalancerArn"])["Listeners"]
             if not listeners:
                 return _OK, {"TargetGroups": []}
         return None
+
+    def _remember_deleted(self, *, params: dict[str, Any], **_: Any) -> None:
+        if not self.deleted_resources_linger:
+            return
+        p = _params(params)
+        arn = p.get("LoadBalancerArn") or p.get("TargetGroupArn") or ""
+        tagging = boto3.client("resourcegroupstaggingapi")
+        for page in tagging.get_paginator("get_resources").paginate():
+            for item in page["ResourceTagMappingList"]:
+                if item["ResourceARN"] == arn or item["ResourceARN"].endswith(f"/{p.get('GroupId', '?')}"):
+                    self.lingering.append(item)
+
+    @staticmethod
+    def _tag_query(*, params: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        context["tag_query"] = dict(params)
+
+    def _get_resources(self, *, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        if not self.lingering or parsed.get("PaginationToken"):
+            return
+        listed = {item["ResourceARN"] for item in parsed.get("ResourceTagMappingList", [])}
+        query = context.get("tag_query", {})
+        filters = query.get("TagFilters", [])
+        types = query.get("ResourceTypeFilters", [])
+
+        def matches(item: dict[str, Any]) -> bool:
+            tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
+            kind = {
+                "elasticloadbalancing:loadbalancer": ":loadbalancer/",
+                "elasticloadbalancing:targetgroup": ":targetgroup/",
+                "ec2:security-group": ":security-group/",
+            }
+            if types and not any(kind.get(t, "?") in item["ResourceARN"] for t in types):
+                return False
+            return all(
+                f["Key"] in tags and (not f.get("Values") or tags[f["Key"]] in f["Values"]) for f in filters
+            )
+
+        parsed.setdefault("ResourceTagMappingList", []).extend(
+            item for item in self.lingering if item["ResourceARN"] not in listed and matches(item)
+        )
+
+    def _target_group_defaults(self, *, parsed: dict[str, Any], **_: Any) -> None:
+        for tg in parsed.get("TargetGroups", []):
+            udp = tg["Protocol"] in ("UDP", "TCP_UDP")
+            defaults = {
+                "preserve_client_ip.enabled": "true",
+                "proxy_protocol_v2.enabled": "false",
+                "deregistration_delay.connection_termination.enabled": "true" if udp else "false",
+                "target_health_state.unhealthy.connection_termination.enabled": "false" if udp else "true",
+                "target_health_state.unhealthy.draining_interval_seconds": "0",
+            }
+            have = {
+                a["Key"]
+                for a in self.elbv2.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])[
+                    "Attributes"
+                ]
+            }
+            missing = [{"Key": k, "Value": v} for k, v in defaults.items() if k not in have]
+            if missing:
+                self.elbv2.modify_target_group_attributes(
+                    TargetGroupArn=tg["TargetGroupArn"], Attributes=missing
+                )
+
+    def _modify_target_group_attributes(self, p: dict[str, str]) -> None:
+        arn = p["TargetGroupArn"]
+        protocol = self.elbv2.describe_target_groups(TargetGroupArns=[arn])["TargetGroups"][0]["Protocol"]
+        current = {
+            a["Key"]: a["Value"]
+            for a in self.elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        }
+        asked = {
+            p[f"{i}.Key"]: p.get(f"{i}.Value", "")
+            for i in sorted({k.rsplit(".", 1)[0] for k in p if k.startswith("Attributes.member.")})
+        }
+        after = {**current, **asked}
+        udp = protocol in ("UDP", "TCP_UDP")
+        problem = ""
+        if udp and asked.get("preserve_client_ip.enabled") == "false":
+            problem = "Client IP preservation can't be disabled for UDP and TCP_UDP target groups"
+        elif udp and asked.get("target_health_state.unhealthy.connection_termination.enabled") == "true":
+            problem = "Unhealthy connection termination can't be enabled for UDP and TCP_UDP target groups"
+        elif protocol == "TLS" and asked.get("stickiness.enabled") == "true":
+            problem = "Stickiness is not supported for TLS target groups"
+        elif (
+            after.get("target_health_state.unhealthy.draining_interval_seconds", "0") != "0"
+            and after.get("target_health_state.unhealthy.connection_termination.enabled", "true") == "true"
+        ):
+            problem = (
+                "The unhealthy draining interval can only be set when unhealthy connection termination is off"
+            )
+        if problem:
+            raise _error("InvalidConfigurationRequest", problem, "ModifyTargetGroupAttributes")
+
+    def _modify_target_group(self, p: dict[str, str]) -> None:
+        tg = self.elbv2.describe_target_groups(TargetGroupArns=[p["TargetGroupArn"]])["TargetGroups"][0]
+        protocol = p.get("HealthCheckProtocol", tg.get("HealthCheckProtocol", "TCP"))
+        interval = int(p.get("HealthCheckIntervalSeconds", tg.get("HealthCheckIntervalSeconds", 30)))
+        timeout = int(p.get("HealthCheckTimeoutSeconds", tg.get("HealthCheckTimeoutSeconds", 10)))
+        http = protocol in ("HTTP", "HTTPS")
+        if timeout > interval or (http and timeout == interval):
+            smaller = "smaller than" if http else "smaller than or equal to"
+            raise _error(
+                "ValidationError",
+                f"Health check timeout '{timeout}' must be {smaller} the interval '{interval}'",
+                "ModifyTargetGroup",
+            )
 
     def _register_targets(self, p: dict[str, str]) -> None:
         ids = [v for k, v in sorted(p.items()) if k.startswith("Targets.member.") and k.endswith(".Id")]

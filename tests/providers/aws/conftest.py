@@ -37,6 +37,14 @@ class Network:
 def seed_network(*, instances: int = 3) -> Network:
     ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    # public subnets, as a real cluster's elb-role subnets are: the VPC's main route table (which the
+    # subnets use, having no table of their own) routes 0.0.0.0/0 to an internet gateway
+    igw = ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+    ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+    main = ec2.describe_route_tables(
+        Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+    )["RouteTables"][0]["RouteTableId"]
+    ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
     subnets = {}
     for index, az in enumerate(("us-east-1a", "us-east-1b")):
         subnet = ec2.create_subnet(

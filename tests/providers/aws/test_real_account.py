@@ -7,13 +7,18 @@ the Service's load balancer, its targets, its rules, and the calls made.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from types import SimpleNamespace
+from typing import Any
 
 import boto3
 import pytest
 
-from ccm.cloudprovider import Node
+from ccm.cloudprovider import InvalidSpec, Node
+from providers.aws.config import AWSConfig
 from providers.aws.provider import AWSProvider
+from tests.providers.aws.aws_behaviour import AWSBehaviour
 from tests.providers.aws.conftest import Network, RequestFactory, add_instance
 
 GONE = "i-0123456789abcdef0"  # an instance terminated long ago: DescribeInstances(InstanceIds) → NotFound
@@ -139,3 +144,300 @@ def test_a_restart_with_the_node_rules_in_place_authorizes_nothing(
     restarted.ensure_load_balancer(request=request)
     assert "AuthorizeSecurityGroupIngress" not in restarted.clients.snapshot()
     assert len(_node_rules(network)) == 3
+
+
+# -- 2. health-check timeout and interval -----------------------------------------------------------
+
+P = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def _health_checks() -> dict[str, tuple[str, int, int]]:
+    return {
+        tg["Protocol"]: (
+            tg["HealthCheckProtocol"],
+            tg["HealthCheckIntervalSeconds"],
+            tg["HealthCheckTimeoutSeconds"],
+        )
+        for tg in boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    }
+
+
+def test_a_five_second_interval_gets_a_timeout_aws_accepts_on_tcp_and_udp(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    request = make_request(
+        "dns", ports=((53, "TCP"), (5353, "UDP")), annotations={P + "healthcheck-interval": "5"}
+    )
+    provider.ensure_load_balancer(request=request)
+    assert _health_checks() == {"TCP": ("TCP", 5, 5), "UDP": ("HTTP", 5, 4)}
+
+
+def test_an_interval_lowered_on_a_live_service_lowers_the_default_timeout_too(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    request = make_request("web", ports=((80, "TCP"),))
+    provider.ensure_load_balancer(request=request)
+    assert _health_checks() == {"TCP": ("TCP", 10, 10)}
+    provider.ensure_load_balancer(
+        request=make_request(
+            "web", uid=request.uid, ports=((80, "TCP"),), annotations={P + "healthcheck-interval": "5"}
+        )
+    )
+    assert _health_checks() == {"TCP": ("TCP", 5, 5)}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "accepted"),
+    [
+        ({P + "healthcheck-interval": "5", P + "healthcheck-timeout": "10"}, "at most the interval (5)"),
+        (
+            {
+                P + "healthcheck-interval": "10",
+                P + "healthcheck-timeout": "10",
+                P + "healthcheck-protocol": "HTTP",
+            },
+            "less than the interval (10)",
+        ),
+    ],
+)
+def test_a_timeout_longer_than_the_interval_is_refused_naming_the_annotation(
+    provider: AWSProvider, make_request: RequestFactory, annotations: dict[str, str], accepted: str
+) -> None:
+    with pytest.raises(InvalidSpec) as caught:
+        provider.ensure_load_balancer(request=make_request("web", annotations=annotations))
+    assert caught.value.field == P + "healthcheck-timeout"
+    assert accepted in str(caught.value)
+    assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
+
+
+# -- 4. target-group attributes per protocol --------------------------------------------------------
+
+CERT = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"
+
+
+def _attributes(protocol: str) -> dict[str, str]:
+    elbv2 = boto3.client("elbv2")
+    tg = next(t for t in elbv2.describe_target_groups()["TargetGroups"] if t["Protocol"] == protocol)
+    return {
+        a["Key"]: a["Value"]
+        for a in elbv2.describe_target_group_attributes(TargetGroupArn=tg["TargetGroupArn"])["Attributes"]
+    }
+
+
+def test_changing_an_attribute_of_a_udp_service_keeps_aws_udp_defaults(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    first = make_request(
+        "dns",
+        ports=((53, "UDP"),),
+        annotations={P + "target-group-attributes": "deregistration_delay.timeout_seconds=60"},
+    )
+    provider.ensure_load_balancer(request=first)
+    provider.ensure_load_balancer(
+        request=make_request(
+            "dns",
+            uid=first.uid,
+            ports=((53, "UDP"),),
+            annotations={P + "target-group-attributes": "deregistration_delay.timeout_seconds=30"},
+        )
+    )
+    attributes = _attributes("UDP")
+    assert attributes["deregistration_delay.timeout_seconds"] == "30"
+    assert attributes["deregistration_delay.connection_termination.enabled"] == "true"
+    assert attributes["target_health_state.unhealthy.connection_termination.enabled"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("ports", "attributes", "extra", "bad"),
+    [
+        (((53, "UDP"),), "preserve_client_ip.enabled=false", {}, "preserve_client_ip.enabled"),
+        (((53, "TCP"), (53, "UDP")), "preserve_client_ip.enabled=false", {}, "TCP_UDP"),
+        (
+            ((53, "UDP"),),
+            "target_health_state.unhealthy.connection_termination.enabled=true",
+            {},
+            "target_health_state.unhealthy.connection_termination.enabled",
+        ),
+        (
+            ((80, "TCP"),),
+            "target_health_state.unhealthy.draining_interval_seconds=30",
+            {},
+            "target_health_state.unhealthy.connection_termination.enabled=false",
+        ),
+        (
+            ((443, "TCP"),),
+            "stickiness.enabled=true",
+            {P + "ssl-cert": CERT, P + "backend-protocol": "ssl"},
+            "TLS",
+        ),
+    ],
+    ids=[
+        "udp-client-ip",
+        "tcp-udp-client-ip",
+        "udp-unhealthy-termination",
+        "draining-interval",
+        "tls-stickiness",
+    ],
+)
+def test_an_attribute_aws_refuses_for_the_protocol_is_an_invalid_spec_and_nothing_is_made(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    ports: tuple[tuple[int, str], ...],
+    attributes: str,
+    extra: dict[str, str],
+    bad: str,
+) -> None:
+    request = make_request(
+        "svc", ports=ports, annotations={P + "target-group-attributes": attributes, **extra}
+    )
+    if len(ports) == 2:  # TCP and UDP on one port number share one NodePort (one TCP_UDP target group)
+        request = dataclasses.replace(
+            request, ports=tuple(dataclasses.replace(port, node_port=30053) for port in request.ports)
+        )
+    with pytest.raises(InvalidSpec) as caught:
+        provider.ensure_load_balancer(request=request)
+    assert caught.value.field == P + "target-group-attributes"
+    assert bad in str(caught.value)
+    assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
+
+
+def test_a_draining_interval_with_unhealthy_termination_off_is_applied(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    value = (
+        "target_health_state.unhealthy.connection_termination.enabled=false,"
+        "target_health_state.unhealthy.draining_interval_seconds=30"
+    )
+    provider.ensure_load_balancer(
+        request=make_request("web", ports=((80, "TCP"),), annotations={P + "target-group-attributes": value})
+    )
+    assert _attributes("TCP")["target_health_state.unhealthy.draining_interval_seconds"] == "30"
+
+
+# -- 6. subnet discovery: zone types and public subnets ---------------------------------------------
+
+
+def _lb_subnets() -> list[str]:
+    lb = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"][0]
+    return sorted(z["SubnetId"] for z in lb["AvailabilityZones"])
+
+
+def _elb_subnet(network: Network, *, cidr: str, az: str) -> str:
+    return str(
+        boto3.client("ec2").create_subnet(
+            VpcId=network.vpc_id,
+            CidrBlock=cidr,
+            AvailabilityZone=az,
+            TagSpecifications=[
+                {
+                    "ResourceType": "subnet",
+                    "Tags": [
+                        {"Key": "kubernetes.io/cluster/test", "Value": "shared"},
+                        {"Key": "kubernetes.io/role/elb", "Value": "1"},
+                        {"Key": "kubernetes.io/role/internal-elb", "Value": "1"},
+                    ],
+                }
+            ],
+        )["Subnet"]["SubnetId"]
+    )
+
+
+def test_a_local_zone_subnet_is_never_chosen(
+    make_request: RequestFactory, network: Network, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.ec2.models.availability_zones_and_regions import RegionsAndZonesBackend, Zone
+
+    local = Zone(
+        name="us-east-1-bos-1a", region_name="us-east-1", zone_id="use1-bos1-az1", zone_type="local-zone"
+    )
+    monkeypatch.setitem(
+        RegionsAndZonesBackend.zones, "us-east-1", [*RegionsAndZonesBackend.zones["us-east-1"], local]
+    )
+    _elb_subnet(network, cidr="10.0.9.0/24", az="us-east-1-bos-1a")
+    from tests.providers.aws.conftest import new_provider
+
+    new_provider().ensure_load_balancer(request=make_request("web"))
+    assert _lb_subnets() == sorted(network.subnets.values())
+
+
+def test_an_internet_facing_service_skips_private_subnets_and_an_internal_one_may_use_them(
+    make_request: RequestFactory, network: Network
+) -> None:
+    ec2 = boto3.client("ec2")
+    private = _elb_subnet(network, cidr="10.0.3.0/24", az="us-east-1c")
+    table = ec2.create_route_table(VpcId=network.vpc_id)["RouteTable"]["RouteTableId"]
+    ec2.associate_route_table(RouteTableId=table, SubnetId=private)  # only the VPC's local route
+    from tests.providers.aws.conftest import new_provider
+
+    provider = new_provider()
+    public = make_request("public")
+    provider.ensure_load_balancer(request=public)
+    assert _lb_subnets() == sorted(network.subnets.values())
+    provider.ensure_load_balancer_deleted(request=public)
+    internal = make_request("private", annotations={P + "internal": "true"})
+    provider.ensure_load_balancer(request=internal)
+    assert private in _lb_subnets()
+
+
+# -- 8. the tagging API lists what was deleted, and lags behind what was made ------------------------
+
+
+def _lingering_provider() -> tuple[AWSProvider, AWSBehaviour]:
+    provider = AWSProvider(cluster_name="test", config=AWSConfig(), orphan_grace_seconds=0.0)
+    behaviour = AWSBehaviour(provider.clients).install()
+    behaviour.deleted_resources_linger = True
+    return provider, behaviour
+
+
+def test_a_load_balancer_deleted_behind_our_back_is_recreated_though_still_listed(
+    make_request: RequestFactory, network: Network
+) -> None:
+    provider, behaviour = _lingering_provider()
+    request = make_request("web")
+    provider.ensure_load_balancer(request=request)
+    elbv2 = boto3.client("elbv2")
+    gone = elbv2.describe_load_balancers()["LoadBalancers"][0]["LoadBalancerArn"]
+    behaviour.lingering.extend(
+        item
+        for item in boto3.client("resourcegroupstaggingapi").get_resources()["ResourceTagMappingList"]
+        if item["ResourceARN"] == gone
+    )
+    elbv2.delete_load_balancer(LoadBalancerArn=gone)  # by someone else; the listing still has it
+    restarted, again = _lingering_provider()
+    again.lingering.extend(behaviour.lingering)
+    status = restarted.ensure_load_balancer(request=request)
+    lbs = elbv2.describe_load_balancers()["LoadBalancers"]
+    assert [lb["DNSName"] for lb in lbs] == [status.ingress[0].hostname]
+    assert lbs[0]["LoadBalancerArn"] != gone
+    found, exists = restarted.get_load_balancer(request=request)
+    assert exists and found is not None and found.ingress[0].hostname == status.ingress[0].hostname
+
+
+def test_a_deleted_service_that_is_still_listed_is_neither_found_nor_deleted_twice(
+    make_request: RequestFactory, network: Network
+) -> None:
+    provider, _behaviour = _lingering_provider()
+    request = make_request("web")
+    provider.ensure_load_balancer(request=request)
+    provider.ensure_load_balancer_deleted(request=request)
+    assert provider.get_load_balancer(request=request) == (None, False)
+    provider.clients.reset_counts()
+    provider.drifted_load_balancers(requests=[])  # the deleted stack's listing looks like an orphan
+    provider.drifted_load_balancers(requests=[])
+    calls = provider.clients.snapshot()
+    assert not [op for op in calls if op.startswith("Delete")], calls
+
+
+def test_a_service_deleted_before_the_listing_shows_its_load_balancer_leaves_nothing(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    request = make_request("quick")
+    provider.ensure_load_balancer(request=request)
+
+    def lagging(**_: Any) -> Any:
+        return SimpleNamespace(status_code=200, headers={}), {"ResourceTagMappingList": []}
+
+    provider.clients.register("before-call.*.GetResources", lagging)
+    provider.ensure_load_balancer_deleted(request=request)
+    assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
+    assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []

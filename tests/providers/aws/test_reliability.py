@@ -248,3 +248,28 @@ def test_orphan_sweep_finishes_a_security_group_left_by_a_dependency_violation(
     blocked["on"] = False  # the LB's network interfaces are gone now
     provider.drifted_load_balancers(requests=[])
     assert service_resources() == []
+
+
+@pytest.mark.parametrize("code", ["ThrottledException", "EC2ThrottledException", "RequestLimitExceeded"])
+def test_every_aws_throttling_code_is_counted_as_a_throttle(
+    provider: AWSProvider, make_request: RequestFactory, code: str
+) -> None:
+    """botocore's own retry handler (botocore/retries/standard.py ``_THROTTLED_ERROR_CODES``) treats
+    ``ThrottledException`` and ``EC2ThrottledException`` as throttling too; so does the metric."""
+    from providers.aws.client import THROTTLES
+
+    body = (
+        f"<Response><Errors><Error><Code>{code}</Code><Message>slow down</Message></Error></Errors>"
+        "<RequestID>t</RequestID></Response>"
+    ).encode()
+    sent = {"once": True}
+
+    def throttle_once(**_: Any) -> AWSResponse | None:
+        if sent.pop("once", False):
+            return AWSResponse("https://throttled", 503, {}, _Raw(body))
+        return None
+
+    provider.clients.ec2.meta.events.register("before-send.ec2.DescribeSubnets", throttle_once)
+    before = THROTTLES.labels("DescribeSubnets")._value.get()
+    provider.ensure_load_balancer(request=make_request("web"))
+    assert THROTTLES.labels("DescribeSubnets")._value.get() == before + 1
