@@ -995,7 +995,7 @@ class Deployer:
         now = time.monotonic()
         with self._lock:
             for iid, since in list(self._not_running.items()):
-                if now - since >= NOT_RUNNING_RETRY_SECONDS or iid not in want:
+                if now - since >= NOT_RUNNING_RETRY_SECONDS:
                     del self._not_running[iid]
         for arn in cache.tg_arns.values():
             with self._lock:

@@ -120,3 +120,19 @@ def test_the_rendered_policy_fits_in_a_managed_policy() -> None:
     longest_cluster_name = "c" * 100  # variables.tf allows up to 100 characters
     text = json.dumps(policy_document(longest_cluster_name), separators=(",", ":"))
     assert len(text) <= MANAGED_POLICY_LIMIT, f"{len(text)} characters"
+
+
+def test_every_statement_that_takes_something_away_also_needs_the_controllers_own_tag() -> None:
+    """EKS's cluster security group and upstream cloud-provider-aws's load balancers carry the cluster's
+    ``owned`` tag too; only ``ccm-lb/resource`` is written by this controller alone (README)."""
+    destructive = ("Delete", "Revoke", "Modify", "Set", "Register", "Deregister", "Remove")
+    for statement in policy_document()["Statement"]:
+        actions = [a.split(":")[1] for a in actions_of(policy_document(), statement["Sid"])]
+        condition = statement.get("Condition", {})
+        retag = "CreateAction" not in json.dumps(condition) and any(
+            a in ("AddTags", "CreateTags") for a in actions
+        )
+        if retag or any(a.startswith(destructive) for a in actions):
+            assert condition.get("Null", {}).get("aws:ResourceTag/ccm-lb/resource") == "false", statement[
+                "Sid"
+            ]

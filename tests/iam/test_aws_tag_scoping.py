@@ -144,12 +144,14 @@ def test_another_clusters_load_balancer_and_security_group_cannot_be_changed_or_
         ),
         "AddTags (claim the load balancer)": lambda: elbv2.add_tags(ResourceArns=[lb], Tags=ours),
         "RemoveTags": lambda: elbv2.remove_tags(ResourceArns=[lb], TagKeys=[OTHER_TAG]),
-        "CreateListener": lambda: elbv2.create_listener(
+        # CreateListener is fenced by the request tag only (the kops pattern; terraform/aws/README.md
+        # says why): a listener without this cluster's owned tag is denied on any load balancer.
+        "CreateListener (untagged)": lambda: elbv2.create_listener(
             LoadBalancerArn=lb,
             Protocol="TCP",
             Port=443,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
-            Tags=ours,
+            Tags=theirs,
         ),
         "ModifyListener": lambda: elbv2.modify_listener(ListenerArn=listener, Port=8080),
         "DeleteListener": lambda: elbv2.delete_listener(ListenerArn=listener),
@@ -180,7 +182,7 @@ def test_another_clusters_load_balancer_and_security_group_cannot_be_changed_or_
 def test_the_cluster_tag_of_our_own_resources_cannot_be_removed_or_changed(
     aws_network: Network, as_controller: Callable[[str], Any]
 ) -> None:
-    ours = _tags((CLUSTER_TAG, "owned"))
+    ours = _tags((CLUSTER_TAG, "owned"), ("ccm-lb/resource", "frontend-security-group"))
     group = boto3.client("ec2").create_security_group(
         GroupName="ours",
         Description="ours",
@@ -193,6 +195,7 @@ def test_the_cluster_tag_of_our_own_resources_cannot_be_removed_or_changed(
     ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
 
     _denied(lambda: ec2.delete_tags(Resources=[group], Tags=[{"Key": CLUSTER_TAG}]))
+    _denied(lambda: ec2.delete_tags(Resources=[group]))  # no keys: EC2 would delete every tag
     _denied(lambda: ec2.create_tags(Resources=[group], Tags=_tags((CLUSTER_TAG, "shared"))))
     _denied(lambda: elbv2.remove_tags(ResourceArns=[tg], TagKeys=[CLUSTER_TAG, "team"]))
     _denied(lambda: elbv2.add_tags(ResourceArns=[tg], Tags=_tags((CLUSTER_TAG, "shared"))))
@@ -236,3 +239,72 @@ def test_an_untagged_node_security_group_fails_the_ensure_with_the_tag_to_add(
     message = str(failure.value)
     assert aws_network.node_sg in message and CLUSTER_TAG in message and "owned or shared" in message
     assert [d.action for d in aws_iam.denials] == ["ec2:AuthorizeSecurityGroupIngress"]
+
+
+def test_resources_with_only_this_clusters_tag_are_out_of_reach_of_every_destructive_call(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    """EKS tags its cluster security group, and upstream cloud-provider-aws its load balancers and target
+    groups, ``kubernetes.io/cluster/<name>=owned`` too; only ``ccm-lb/resource`` says a resource is ours."""
+    root_ec2, root_elbv2 = boto3.client("ec2"), boto3.client("elbv2")
+    cluster_only = _tags((CLUSTER_TAG, "owned"))
+    eks_group = root_ec2.create_security_group(
+        GroupName="eks-cluster-sg-test",
+        Description="EKS created security group applied to ENI",
+        VpcId=aws_network.vpc_id,
+        TagSpecifications=[{"ResourceType": "security-group", "Tags": cluster_only}],
+    )["GroupId"]
+    perm = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}]
+    root_ec2.authorize_security_group_ingress(GroupId=eks_group, IpPermissions=perm)
+    upstream_lb = root_elbv2.create_load_balancer(
+        Name="a1b2c3upstream", Type="network", Subnets=list(aws_network.subnets.values()), Tags=cluster_only
+    )["LoadBalancers"][0]["LoadBalancerArn"]
+    upstream_tg = root_elbv2.create_target_group(
+        Name="k8s-default-web-upstream",
+        Protocol="TCP",
+        Port=30080,
+        VpcId=aws_network.vpc_id,
+        Tags=cluster_only,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    listener = root_elbv2.create_listener(
+        LoadBalancerArn=upstream_lb,
+        Protocol="TCP",
+        Port=80,
+        DefaultActions=[{"Type": "forward", "TargetGroupArn": upstream_tg}],
+        Tags=cluster_only,
+    )["Listeners"][0]["ListenerArn"]
+    instance = aws_network.instances[0][0]
+
+    ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
+    attempts: dict[str, Callable[[], Any]] = {
+        "DeleteSecurityGroup": lambda: ec2.delete_security_group(GroupId=eks_group),
+        "RevokeSecurityGroupIngress": lambda: ec2.revoke_security_group_ingress(
+            GroupId=eks_group, IpPermissions=perm
+        ),
+        "CreateTags": lambda: ec2.create_tags(Resources=[eks_group], Tags=_tags(("team", "x"))),
+        "DeleteTags": lambda: ec2.delete_tags(Resources=[eks_group], Tags=[{"Key": "Name"}]),
+        "DeleteLoadBalancer": lambda: elbv2.delete_load_balancer(LoadBalancerArn=upstream_lb),
+        "SetSubnets": lambda: elbv2.set_subnets(
+            LoadBalancerArn=upstream_lb, Subnets=list(aws_network.subnets.values())
+        ),
+        "AddTags": lambda: elbv2.add_tags(ResourceArns=[upstream_lb], Tags=_tags(("team", "x"))),
+        "RemoveTags": lambda: elbv2.remove_tags(ResourceArns=[upstream_lb], TagKeys=["team"]),
+        "ModifyListener": lambda: elbv2.modify_listener(ListenerArn=listener, Port=8080),
+        "DeleteListener": lambda: elbv2.delete_listener(ListenerArn=listener),
+        "RegisterTargets": lambda: elbv2.register_targets(
+            TargetGroupArn=upstream_tg, Targets=[{"Id": instance}]
+        ),
+        "DeleteTargetGroup": lambda: elbv2.delete_target_group(TargetGroupArn=upstream_tg),
+    }
+    not_denied = []
+    for name, attempt in attempts.items():
+        try:
+            attempt()
+            not_denied.append(name)
+        except ClientError as exc:
+            if error_code(exc) not in ("AccessDenied", "UnauthorizedOperation"):
+                not_denied.append(f"{name} ({error_code(exc)})")
+    assert not_denied == []
+    assert root_elbv2.describe_load_balancers(LoadBalancerArns=[upstream_lb])["LoadBalancers"]
+    described = root_ec2.describe_security_groups(GroupIds=[eks_group])["SecurityGroups"][0]
+    assert [p["FromPort"] for p in described["IpPermissions"]] == [443]

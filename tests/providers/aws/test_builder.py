@@ -7,6 +7,7 @@ overrides, security-group rules, targets, and one InvalidSpec per kind of malfor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -405,6 +406,16 @@ def test_internal_discovery_prefers_the_internal_elb_role_tag() -> None:
 
     assert stack.load_balancer.scheme == "internal"
     assert subnet_ids(stack) == ["subnet-1a0private", "subnet-1b0private", "subnet-1c0private"]
+
+
+def test_internet_facing_discovery_skips_subnets_without_a_route_to_an_internet_gateway() -> None:
+    private = dataclasses.replace(SUBNETS[0], subnet_id="subnet-0000000", public=False)
+    network = dataclasses.replace(NETWORK, subnets=(private, *SUBNETS))
+    stack = builder.build_stack(request=request(), config=AWSConfig(), cluster=network)
+    assert "subnet-0000000" not in subnet_ids(stack)
+    only_private = dataclasses.replace(NETWORK, subnets=(private,))
+    with pytest.raises(InvalidSpec, match="internet gateway"):
+        builder.build_stack(request=request(), config=AWSConfig(), cluster=only_private)
 
 
 @pytest.mark.parametrize(("value", "scheme"), [("false", "internet-facing"), ("0.0.0.0/0", "internal")])
