@@ -138,8 +138,8 @@ def test_two_instances_keep_what_their_services_use_and_leave_nothing(
         assert all(len(arns) == 3 for arns in kept.values()), kept  # NLB, target group, security group
         for inst, cls in INSTANCES.items():
             finalizer = cleanup_finalizer(load_balancer_class=cls or "")
-            svc = kube.get_service(kube_api, namespace, f"a-{inst}")
-            assert svc is not None and svc["metadata"]["finalizers"] == [finalizer]
+            served = kube.get_service(kube_api, namespace, f"a-{inst}")
+            assert served is not None and served["metadata"]["finalizers"] == [finalizer]
         assert cleanup_finalizer() == LOAD_BALANCER_CLEANUP_FINALIZER
 
         # 2. changed: a second port on each "a" Service
