@@ -237,7 +237,7 @@ def test_two_instances_keep_what_their_services_use_and_leave_nothing(
             )
             assert identity(rule_of(gce, uids[f"a-{inst}"])) == rules[f"a-{inst}"]  # same rule, same IP
             served = kube.get_service(kube_api, namespace, f"a-{inst}")
-            assert kube.ingress(served)[0]["ip"] == rules[f"a-{inst}"][1]  # type: ignore[index]
+            assert kube.ingress(served)[0]["ip"] == rules[f"a-{inst}"][1]
             assert parts_of(gce, uids[f"a-{inst}"]) == kept[f"a-{inst}"]
 
         # 6. deleted: nothing left of either instance, shared parts included
