@@ -242,3 +242,15 @@ def test_resources_made_before_scopes_existed_belong_to_the_default_instance(
     assert len(service_resources()) == 4
     upgraded.ensure_load_balancer_deleted(request=legacy)
     assert service_resources() == []
+
+
+def test_a_classed_instance_refuses_resources_an_earlier_release_made_without_a_scope(
+    aws: str, network: Network, make_request: RequestFactory, clock: Clock
+) -> None:
+    legacy = make_request("legacy", load_balancer_class=SECOND)
+    scoped_provider(clock).ensure_load_balancer(request=legacy)  # what the earlier classed release made
+    before = arns()
+    classed = scoped_provider(clock, load_balancer_class=SECOND)
+    with pytest.raises(RuntimeError, match="not of this controller's scope"):
+        classed.ensure_load_balancer(request=legacy)
+    assert arns() == before

@@ -8,6 +8,7 @@ instances (default and ``--load-balancer-class``) swept each other's load balanc
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
@@ -207,3 +208,15 @@ def test_resources_made_before_scopes_existed_belong_to_the_default_instance(
     assert lb_resources(gce) == before
     upgraded.ensure_load_balancer_deleted(request=legacy)
     assert lb_resources(gce) == {}
+
+
+def test_a_classed_instance_refuses_resources_an_earlier_release_made_without_a_scope(
+    gce: FakeCompute, make_request: RequestFactory, clock: Clock
+) -> None:
+    legacy = make_request("legacy", load_balancer_class=SECOND)
+    scoped_provider(gce, clock).ensure_load_balancer(request=legacy)  # what the earlier classed release made
+    before = lb_resources(gce)
+    classed = scoped_provider(gce, clock, load_balancer_class=SECOND)
+    with pytest.raises(NotOwned, match=re.escape("in scope 'example.com/second'")):
+        classed.ensure_load_balancer(request=legacy)
+    assert lb_resources(gce) == before
