@@ -372,7 +372,22 @@ class Deployer:
         )
 
     def ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
-        """Make GCE match ``stack``; returns the load balancer's IP address."""
+        """Make GCE match ``stack``; returns the load balancer's IP address.
+
+        After a failure the cluster-wide cache (instance groups, shared health check and firewall) is
+        forgotten: another instance of the cluster (another ``--load-balancer-class``) may have deleted
+        the shared parts with its last load balancer, and the retry must read and recreate them.
+        """
+        try:
+            return self._ensure(key=key, uid=uid, stack=stack)
+        except InvalidSpec:
+            raise  # the user's mistake, found before anything shared was used
+        except Exception:
+            with self._lock:
+                self._state = ClusterState()
+            raise
+
+    def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
         self.sync_instance_groups(instances=stack.instances)
         want_hash = stack.spec_hash()
         rule = self.get_forwarding_rule(stack.forwarding_rule.name)

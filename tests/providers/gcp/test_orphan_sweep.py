@@ -220,3 +220,25 @@ def test_a_classed_instance_refuses_resources_an_earlier_release_made_without_a_
     with pytest.raises(NotOwned, match=re.escape("in scope 'example.com/second'")):
         classed.ensure_load_balancer(request=legacy)
     assert lb_resources(gce) == before
+
+
+def test_an_instance_recovers_when_the_other_one_deleted_the_shared_parts_it_remembered(
+    gce: FakeCompute, make_request: RequestFactory, clock: Clock
+) -> None:
+    default = scoped_provider(gce, clock)
+    classed = scoped_provider(gce, clock, load_balancer_class=SECOND)
+    mine = make_request("mine")
+    theirs = make_request("theirs", load_balancer_class=SECOND)
+    default.ensure_load_balancer(request=mine)
+    classed.ensure_load_balancer(request=theirs)
+    classed.ensure_load_balancer_deleted(request=theirs)  # the shared parts stay: the default uses them
+    default.ensure_load_balancer_deleted(request=mine)  # the last user: the shared parts go
+    assert lb_resources(gce) == {}
+    again = make_request("again", load_balancer_class=SECOND)
+    try:
+        classed.ensure_load_balancer(request=again)
+    except Exception:  # at most one failed attempt: the work queue retries with backoff
+        classed.ensure_load_balancer(request=again)
+    resources = lb_resources(gce)
+    assert resources["forwardingRules"] == [classed.get_load_balancer_name(request=again)]
+    assert resources["instanceGroups"] and resources["healthChecks"]
