@@ -207,7 +207,8 @@ class LoadBalancer(Protocol):
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         """Delete every part of the load balancer; succeed when nothing (or only part) exists.
 
-        Must not raise :class:`ImplementedElsewhere`. Must never delete what this cluster does not own.
+        Must not raise :class:`ImplementedElsewhere`. Must never delete what this cluster does not own,
+        nor what another instance scope (``load_balancer_class``) owns.
         """
         ...
 

@@ -12,7 +12,11 @@ Level-triggered, as upstream's ``controllers/service/controller.go``, with the f
   that keeps a failure visible;
 * ``InvalidSpec`` (the user's mistake) is retried only at the maximum backoff, never in a hot loop;
 * a periodic drift resync that asks the provider for a cheap bulk check and re-ensures only the
-  Services whose LB is missing or differs (upstream never repairs drift, #34660).
+  Services whose LB is missing or differs (upstream never repairs drift, #34660); the provider's
+  orphan sweep is told the UID of every Service in the cluster, so it never deletes what a Service
+  of any type or class still carries;
+* an instance with ``--load-balancer-class`` has its own cleanup finalizer, and no instance touches
+  a Service of another class (its finalizer, status or load balancer).
 """
 
 from __future__ import annotations
