@@ -62,7 +62,11 @@ def run(args: argparse.Namespace) -> int:
     provider_name = {"gcp": "gce"}.get(args.cloud_provider, args.cloud_provider)
     try:
         provider = load_provider(
-            name=provider_name, cluster_name=args.cluster_name, cloud_config=args.cloud_config or None
+            name=provider_name,
+            cluster_name=args.cluster_name,
+            cloud_config=args.cloud_config or None,
+            load_balancer_class=args.load_balancer_class,
+            orphan_grace_seconds=args.load_balancer_orphan_grace_period,
         )
     except (UnknownProvider, ValueError) as exc:
         return _fail(str(exc))

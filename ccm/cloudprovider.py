@@ -6,12 +6,19 @@ plain, frozen :class:`LoadBalancerRequest` instead of the Service and Node objec
 the only part of ``ccm`` a provider may import (an import-linter contract enforces it).
 
 Providers are found through the ``ccm.providers`` entry points; each names a factory
-``new(*, cluster_name: str, cloud_config: str | None) -> LoadBalancer``.
+``new(*, cluster_name: str, cloud_config: str | None, load_balancer_class: str = "",
+orphan_grace_seconds: float = 600.0) -> LoadBalancer``.
+
+``load_balancer_class`` is the controller instance's *scope* ('' for the default instance, which
+serves the Services without a class): a provider marks what it creates with it and lists, changes
+and deletes only resources of its own scope, so several instances share one cluster and one cloud
+account. Resources without a scope marker (made before scopes existed) belong to the default scope.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -200,7 +207,8 @@ class LoadBalancer(Protocol):
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         """Delete every part of the load balancer; succeed when nothing (or only part) exists.
 
-        Must not raise :class:`ImplementedElsewhere`. Must never delete what this cluster does not own.
+        Must not raise :class:`ImplementedElsewhere`. Must never delete what this cluster does not own,
+        nor what another instance scope (``load_balancer_class``) owns.
         """
         ...
 
@@ -209,14 +217,25 @@ class LoadBalancer(Protocol):
 class DriftChecker(Protocol):
     """Optional: a cheap bulk check that a provider offers for the periodic resync.
 
-    ``requests`` is every Service that currently wants a load balancer (the controller's caches are
-    synced when it calls). The provider returns the keys whose load balancer is missing or differs
-    from what the request would build; the controller fully re-ensures only those. It may also
-    delete resources this cluster owns whose Service is not among ``requests`` (the orphan sweep),
-    after its own grace period. Without this method the controller re-ensures every Service.
+    ``requests`` is every Service that currently wants a load balancer of this instance (the
+    controller's caches are synced when it calls). The provider returns the keys whose load balancer
+    is missing or differs from what the request would build; the controller fully re-ensures only
+    those. A request the provider cannot build (:class:`InvalidSpec`, :class:`ImplementedElsewhere`,
+    or anything unexpected, which it logs) is returned too, so the full ensure reports it; its
+    resources are kept as they are.
+
+    ``live_uids`` is the UID of *every* Service in the cluster: any type, any class, valid or not.
+    The provider may delete a resource of its own scope (the orphan sweep) only when the Service UID
+    it carries is not in ``live_uids`` and it has been an orphan for the grace period. A Service
+    that still exists is never swept: if it no longer wants a load balancer the controller's delete
+    path handles it, if its spec is invalid it keeps what it has. ``None`` means the caller cannot
+    say which Services exist: nothing is swept. Without this method the controller re-ensures every
+    Service.
     """
 
-    def drifted_load_balancers(self, *, requests: Sequence[LoadBalancerRequest]) -> frozenset[str]: ...
+    def drifted_load_balancers(
+        self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None
+    ) -> frozenset[str]: ...
 
 
 ProviderFactory = Callable[..., LoadBalancer]
@@ -231,18 +250,53 @@ def provider_names() -> list[str]:
     return sorted(ep.name for ep in metadata.entry_points(group=ENTRY_POINT_GROUP))
 
 
-def load_provider(*, name: str, cluster_name: str, cloud_config: str | None) -> LoadBalancer:
-    """Build the provider called ``name`` through its entry point."""
+DEFAULT_ORPHAN_GRACE_SECONDS = 600.0
+
+
+def load_provider(
+    *,
+    name: str,
+    cluster_name: str,
+    cloud_config: str | None,
+    load_balancer_class: str = "",
+    orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE_SECONDS,
+) -> LoadBalancer:
+    """Build the provider called ``name`` through its entry point, for one instance scope."""
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
         if ep.name == name:
             factory: ProviderFactory = ep.load()
-            return factory(cluster_name=cluster_name, cloud_config=cloud_config)
+            return factory(
+                cluster_name=cluster_name,
+                cloud_config=cloud_config,
+                load_balancer_class=load_balancer_class,
+                orphan_grace_seconds=orphan_grace_seconds,
+            )
     raise UnknownProvider(
         f"--cloud-provider={name!r} is not installed; accepted: {', '.join(provider_names()) or '(none)'}"
     )
 
 
 # -- helpers providers share --------------------------------------------------------------------
+
+
+def scope_digest(load_balancer_class: str) -> str:
+    """A short, stable stand-in for a scope where the cloud allows only a few characters.
+
+    GCE label values take ``[a-z0-9_-]`` up to 63 characters, a class does not fit; 16 hex digits of
+    its SHA-256 do, and tell the classes of one cluster apart. '' for the default scope.
+    """
+    if not load_balancer_class:
+        return ""
+    return hashlib.sha256(load_balancer_class.encode()).hexdigest()[:16]
+
+
+def build_failure_is_expected(exc: BaseException) -> bool:
+    """Whether a failed build during the drift check is the user's (reported by the full ensure).
+
+    Anything else is a bug or an outage the provider must log; either way the Service's resources
+    are kept, never swept.
+    """
+    return isinstance(exc, InvalidSpec | ImplementedElsewhere)
 
 
 def source_ranges(request: LoadBalancerRequest) -> tuple[str, ...]:

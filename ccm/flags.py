@@ -201,6 +201,13 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         default=600.0,
         help="how often to check every LB for drift (one bulk cloud listing)",
     )
+    service.add_argument(
+        "--load-balancer-orphan-grace-period",
+        type=positive_duration,
+        default=600.0,
+        help="how long a cloud resource of this instance's scope must have had no Service (of any "
+        "type or class) with its UID before the resync deletes it",
+    )
 
     election = parser.add_argument_group("leader election")
     election.add_argument("--leader-elect", type=go_bool, nargs="?", const=True, default=True)

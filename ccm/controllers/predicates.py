@@ -6,12 +6,15 @@ semantics (``controllers/service/controller.go``), plus the node exclusions its 
 
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 Obj = Mapping[str, Any]
 
 LOAD_BALANCER_CLEANUP_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+CLASS_FINALIZER_PREFIX = "ccm-lb.io/cleanup-"
 EXCLUDE_LB_LABEL = "node.kubernetes.io/exclude-from-external-load-balancers"
 TO_BE_DELETED_TAINT = "ToBeDeletedByClusterAutoscaler"
 UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
@@ -33,8 +36,51 @@ def key_of(obj: Obj) -> str:
     return f"{m.get('namespace', '')}/{m.get('name', '')}" if m.get("namespace") else str(m.get("name", ""))
 
 
-def has_finalizer(service: Obj) -> bool:
-    return LOAD_BALANCER_CLEANUP_FINALIZER in (meta(service).get("finalizers") or ())
+def cleanup_finalizer(*, load_balancer_class: str = "") -> str:
+    """The finalizer of the instance serving ``load_balancer_class`` ('' = the default instance).
+
+    The default instance keeps upstream's ``service.kubernetes.io/load-balancer-cleanup``. A classed
+    instance uses ``ccm-lb.io/cleanup-<class, sanitised, at most 38 characters>-<10 hex digits of the
+    class's SHA-256>``: a valid qualified name (name part at most 63 characters) that is unique per
+    class, so each instance knows exactly which Services it must clean up (as the
+    aws-load-balancer-controller, which uses its own ``service.k8s.aws/resources``).
+    """
+    if not load_balancer_class:
+        return LOAD_BALANCER_CLEANUP_FINALIZER
+    readable = re.sub(r"[^a-z0-9.-]+", "-", load_balancer_class.lower())[:38].strip("-.") or "class"
+    digest = hashlib.sha256(load_balancer_class.encode()).hexdigest()[:10]
+    return f"{CLASS_FINALIZER_PREFIX}{readable}-{digest}"
+
+
+def _finalizers(service: Obj) -> Sequence[str]:
+    return meta(service).get("finalizers") or ()
+
+
+def _class_of(service: Obj) -> str:
+    return str(spec(service).get("loadBalancerClass") or "")
+
+
+def has_finalizer(service: Obj, *, load_balancer_class: str = "") -> bool:
+    """The instance's own cleanup finalizer is on the Service (see :func:`owned_finalizers`)."""
+    return bool(owned_finalizers(service, load_balancer_class=load_balancer_class))
+
+
+def owned_finalizers(service: Obj, *, load_balancer_class: str = "") -> tuple[str, ...]:
+    """The cleanup finalizers on ``service`` that the instance serving ``load_balancer_class`` owns.
+
+    Its own (:func:`cleanup_finalizer`); for a classed instance also upstream's on a Service of its
+    class, which an earlier release put there (it is migrated to the class's finalizer). The default
+    instance owns upstream's only on a Service without a class: on a Service of another class that
+    finalizer belongs to that class's instance, and the default never touches it.
+    """
+    present = _finalizers(service)
+    own = cleanup_finalizer(load_balancer_class=load_balancer_class)
+    owned = [own] if own in present else []
+    if not load_balancer_class:
+        return tuple(owned) if not _class_of(service) else ()
+    if LOAD_BALANCER_CLEANUP_FINALIZER in present and _class_of(service) == load_balancer_class:
+        owned.append(LOAD_BALANCER_CLEANUP_FINALIZER)
+    return tuple(owned)
 
 
 def wants_load_balancer(service: Obj, *, load_balancer_class: str = "") -> bool:
@@ -49,9 +95,11 @@ def needs_cleanup(service: Obj, *, load_balancer_class: str = "") -> bool:
     """Our finalizer is on it and it is being deleted or no longer wants our LB.
 
     Upstream only checks the type; a Service whose class changed away from ours (possible only
-    through a type change, since the class is immutable) is covered by checking the class too.
+    through a type change, which clears the class) is covered by checking the class too. "Our"
+    finalizer is the instance's own (:func:`owned_finalizers`), so the default instance never cleans
+    up a Service of another class, whatever finalizer it carries.
     """
-    if not has_finalizer(service):
+    if not has_finalizer(service, load_balancer_class=load_balancer_class):
         return False
     if meta(service).get("deletionTimestamp"):
         return True

@@ -12,7 +12,11 @@ Level-triggered, as upstream's ``controllers/service/controller.go``, with the f
   that keeps a failure visible;
 * ``InvalidSpec`` (the user's mistake) is retried only at the maximum backoff, never in a hot loop;
 * a periodic drift resync that asks the provider for a cheap bulk check and re-ensures only the
-  Services whose LB is missing or differs (upstream never repairs drift, #34660).
+  Services whose LB is missing or differs (upstream never repairs drift, #34660); the provider's
+  orphan sweep is told the UID of every Service in the cluster, so it never deletes what a Service
+  of any type or class still carries;
+* an instance with ``--load-balancer-class`` has its own cleanup finalizer, and no instance touches
+  a Service of another class (its finalizer, status or load balancer).
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ from ccm.cloudprovider import (
     RetryAfter,
 )
 from ccm.controllers import metrics, predicates, status
-from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER, Obj
+from ccm.controllers.predicates import Obj
 from ccm.controllers.request import build_request, node_from_object
 from ccm.k8s.events import NORMAL, WARNING, EventRecorder
 from ccm.k8s.patches import ServicePatcher
@@ -87,6 +91,9 @@ class ServiceController:
         self.provider = provider
         self.cluster_name = cluster_name
         self.load_balancer_class = load_balancer_class
+        # The default instance keeps upstream's finalizer; a classed one has its own, so that no
+        # instance ever cleans up (or un-finalizes) another instance's Service.
+        self.finalizer = predicates.cleanup_finalizer(load_balancer_class=load_balancer_class)
         self.workers = max(1, workers)
         self.recorder = recorder
         self.patcher = ServicePatcher(api=api)
@@ -174,6 +181,13 @@ class ServiceController:
 
     def needs_cleanup(self, service: Obj) -> bool:
         return predicates.needs_cleanup(service, load_balancer_class=self.load_balancer_class)
+
+    def has_finalizer(self, service: Obj) -> bool:
+        return predicates.has_finalizer(service, load_balancer_class=self.load_balancer_class)
+
+    def _of_another_class(self, service: Obj) -> bool:
+        cls = predicates.spec(service).get("loadBalancerClass") or ""
+        return bool(cls) and cls != self.load_balancer_class
 
     def targets(self) -> TargetSet:
         """The nodes that take traffic, derived once per change of the node cache (not per Service)."""
@@ -276,7 +290,14 @@ class ServiceController:
             service, type=NORMAL, reason="EnsuringLoadBalancer", message="Ensuring load balancer"
         )
         try:
-            patched = self.patcher.add_finalizer(service=service, finalizer=LOAD_BALANCER_CLEANUP_FINALIZER)
+            patched = self.patcher.add_finalizer(service=service, finalizer=self.finalizer)
+            legacy = [
+                f
+                for f in predicates.owned_finalizers(service, load_balancer_class=self.load_balancer_class)
+                if f != self.finalizer
+            ]
+            if patched is not None and legacy:  # upstream's, put on by an earlier release: migrated
+                patched = self.patcher.remove_finalizers(service=patched, finalizers=legacy)
         except Exception as exc:
             self._failed(service, SyncError("failed to add load balancer cleanup finalizer", cause=exc))
         if patched is not None:
@@ -323,7 +344,8 @@ class ServiceController:
                 self._failed(service, SyncError("failed to update load balancer status", cause=exc))
 
     def _ensure_deleted(self, key: str, service: Obj, *, known: Obj | None) -> None:
-        had_finalizer = predicates.has_finalizer(service)
+        owned = predicates.owned_finalizers(service, load_balancer_class=self.load_balancer_class)
+        had_finalizer = bool(owned)
         was_ours = known is not None and self.wants_load_balancer(known)
         if not had_finalizer and not was_ours:
             return  # never ours: not even a cloud call (upstream test: ClusterIP without finalizer)
@@ -338,9 +360,7 @@ class ServiceController:
         self._known.pop(key, None)
         self._last_synced_nodes.pop(key, None)
         try:
-            patched = self.patcher.remove_finalizer(
-                service=service, finalizer=LOAD_BALANCER_CLEANUP_FINALIZER
-            )
+            patched = self.patcher.remove_finalizers(service=service, finalizers=owned)
         except Exception as exc:
             self._failed(service, SyncError("failed to remove load balancer cleanup finalizer", cause=exc))
         self.recorder.event(
@@ -348,6 +368,8 @@ class ServiceController:
         )
         if patched is None:
             return  # the Service is gone (its deletion was only waiting for our finalizer)
+        if self._of_another_class(patched):
+            return  # its status is another instance's to write
         has_condition = status.current_condition(patched) is not None
         if status.current_ingress(patched) or has_condition:
             try:
@@ -491,19 +513,21 @@ class ServiceController:
                 logger.exception("periodic resync failed")
 
     def resync(self) -> frozenset[str]:
-        """Drift repair: re-ensure the Services whose LB is missing or differs; returns their keys."""
-        wanted = [
-            s
-            for s in self.services.store.objects()
-            if self.wants_load_balancer(s) and not self.needs_cleanup(s)
-        ]
+        """Drift repair: re-ensure the Services whose LB is missing or differs; returns their keys.
+
+        The provider's orphan sweep is told the UID of every Service in the cluster (any type, any
+        class, valid or not): only what belongs to none of them may ever be swept.
+        """
+        services = self.services.store.objects()
+        wanted = [s for s in services if self.wants_load_balancer(s) and not self.needs_cleanup(s)]
+        live_uids = frozenset(str(uid) for s in services if (uid := predicates.meta(s).get("uid")))
         targets = self.targets()
-        for svc in self.services.store.objects():
+        for svc in services:
             if self.needs_cleanup(svc):
                 self.service_queue.add(object_key(svc))
         if isinstance(self.provider, DriftChecker):
             requests = [self._request(s, targets) for s in wanted]
-            drifted = self.provider.drifted_load_balancers(requests=requests)
+            drifted = self.provider.drifted_load_balancers(requests=requests, live_uids=live_uids)
         else:
             drifted = frozenset(object_key(s) for s in wanted)
         for key in drifted:
@@ -530,7 +554,7 @@ class _ServiceHandler:
             self.c.service_queue.add(object_key(new))
 
     def on_delete(self, obj: Obj) -> None:
-        if self.c.wants_load_balancer(obj) or predicates.has_finalizer(obj):
+        if self.c.wants_load_balancer(obj) or self.c.has_finalizer(obj):
             self.c.service_queue.add(object_key(obj))
 
 

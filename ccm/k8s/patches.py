@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -52,13 +52,20 @@ class ServicePatcher:
         )
 
     def remove_finalizer(self, *, service: Mapping[str, Any], finalizer: str) -> dict[str, Any] | None:
+        return self.remove_finalizers(service=service, finalizers=(finalizer,))
+
+    def remove_finalizers(
+        self, *, service: Mapping[str, Any], finalizers: Sequence[str]
+    ) -> dict[str, Any] | None:
+        """Remove those of ``finalizers`` that are present, in one patch (none: no write)."""
         meta = service.get("metadata") or {}
-        if finalizer not in (meta.get("finalizers") or ()):
+        present = [f for f in finalizers if f in (meta.get("finalizers") or ())]
+        if not present:
             return dict(service)
         return self._patch_status(
             namespace=meta["namespace"],
             name=meta["name"],
-            body={"metadata": {"$deleteFromPrimitiveList/finalizers": [finalizer]}},
+            body={"metadata": {"$deleteFromPrimitiveList/finalizers": present}},
         )
 
     def patch_status(

@@ -30,6 +30,7 @@ from providers.aws.model import (
     RESOURCE_FRONTEND_SG,
     RESOURCE_LOAD_BALANCER,
     RESOURCE_TAG,
+    SCOPE_TAG,
     SERVICE_NAME_TAG,
     SERVICE_UID_TAG,
     SPEC_HASH_TAG,
@@ -196,7 +197,7 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
     backend_ssl = _backend_ssl(annotations)
     health_check = _health_check(request, config)
     tg_attributes = _target_group_attributes(annotations)
-    extra_tags = _additional_tags(annotations)
+    extra_tags = _additional_tags(annotations, scoped=bool(cluster.scope))
     internal = _internal(annotations)
     subnets = _subnets(annotations, cluster, cluster_id, internal)
     mappings = _subnet_mappings(annotations, subnets, internal)
@@ -212,6 +213,8 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
             SERVICE_UID_TAG: request.uid,
             RESOURCE_TAG: resource,
         }
+        if cluster.scope:
+            base[SCOPE_TAG] = cluster.scope
         return tuple(sorted({**dict(extra_tags), **base}.items()))
 
     target_groups: list[TargetGroup] = []
@@ -714,7 +717,7 @@ def _load_balancer_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str
 # -- tags ---------------------------------------------------------------------------------------------
 
 
-def _additional_tags(annotations: Mapping[str, str]) -> Tags:
+def _additional_tags(annotations: Mapping[str, str], *, scoped: bool = False) -> Tags:
     pairs = ann.parse_key_values(annotations=annotations, key=ann.ADDITIONAL_RESOURCE_TAGS) or ()
     raw = annotations.get(ann.ADDITIONAL_RESOURCE_TAGS, "")
     for key, value in pairs:
@@ -729,7 +732,8 @@ def _additional_tags(annotations: Mapping[str, str]) -> Tags:
             problem = f"{key}={value} has characters AWS does not allow in tags"
         if problem:
             raise ann.invalid(key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=problem)
-    limit = MAX_TAGS - len(RESERVED_TAG_KEYS) - 1  # ours, the spec hash, and the cluster tag
+    # ours, the spec hash, the cluster tag, and a classed instance's scope tag
+    limit = MAX_TAGS - len(RESERVED_TAG_KEYS) - 1 - (1 if scoped else 0)
     if len(pairs) > limit:
         raise ann.invalid(
             key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=f"{len(pairs)} tags; at most {limit} fit"

@@ -7,6 +7,10 @@ The aws-load-balancer-controller pattern, tuned for few calls:
   spec-hash tag says whether a part needs any attention at all;
 * parts are matched by their ``ccm-lb/resource`` tag, never by name alone; nothing without this
   cluster's ``owned`` tag is ever modified or deleted;
+* an instance's scope (its ``--load-balancer-class``) is tagged ``ccm-lb/scope`` on what it creates;
+  it lists, changes and deletes only resources of its scope (the default instance: those without the
+  tag, which includes everything made before scopes existed). The cluster's shared backend security
+  group belongs to no scope;
 * every create is idempotent (AWS returns the existing load balancer or target group for the same
   name and settings; a duplicate listener or security group is looked up), so a process killed
   between two calls converges on the next try;
@@ -128,8 +132,9 @@ def _tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
 class Deployer:
     """Creates, updates and deletes the AWS resources of Services; thread-safe across Services."""
 
-    def __init__(self, *, clients: AWSClients, config: AWSConfig, cluster_name: str) -> None:
+    def __init__(self, *, clients: AWSClients, config: AWSConfig, cluster_name: str, scope: str = "") -> None:
         self.clients = clients
+        self.scope = scope
         self.config = config
         self.cluster_name = config.cluster_id or cluster_name
         self.cluster_tag = model.cluster_tag(self.cluster_name)
@@ -142,6 +147,7 @@ class Deployer:
         self._orphans_seen: dict[str, float] = {}
         self._not_running: dict[str, float] = {}  # instance ID → when RegisterTargets refused it
         self._sg_permissions: dict[str, list[dict[str, Any]]] = {}  # node SG → its ingress, as last read
+        self._sweep_lock = threading.Lock()  # one sweep at a time
 
     # -- discovery ----------------------------------------------------------------------------------
 
@@ -182,6 +188,7 @@ class Deployer:
         zone_types = self._zone_types(sorted({s["AvailabilityZone"] for s in subnets}))
         public = self._public_subnets(vpc_id=vpc, subnet_ids=[s["SubnetId"] for s in subnets])
         info = model.ClusterInfo(
+            scope=self.scope,
             cluster_name=self.cluster_name,
             vpc_id=vpc,
             subnets=tuple(
@@ -239,11 +246,21 @@ class Deployer:
         own = {a["SubnetId"]: t for t in tables for a in t.get("Associations", []) if a.get("SubnetId")}
         return frozenset(sid for sid in subnet_ids if to_igw(own.get(sid, main)))
 
+    def owns(self, tags: Mapping[str, str]) -> bool:
+        """This cluster's ``owned`` tag, and this instance's scope (no scope tag for the default)."""
+        return tags.get(self.cluster_tag) == model.OWNED and tags.get(model.SCOPE_TAG, "") == self.scope
+
     def list_owned(
         self, *, uid: str | None = None, types: Sequence[str] = (LB_TYPE, TG_TYPE, SG_TYPE)
     ) -> list[Found]:
-        """Resources with this cluster's ``owned`` tag (and the Service UID, if given), with tags."""
+        """Resources of this cluster and scope (and the Service UID, if given), with their tags.
+
+        A classed instance filters on its scope tag; the tagging API cannot filter on a tag's absence,
+        so the default instance drops the other scopes' resources from the answer.
+        """
         filters = [{"Key": self.cluster_tag, "Values": [model.OWNED]}]
+        if self.scope:
+            filters.append({"Key": model.SCOPE_TAG, "Values": [self.scope]})
         if uid is not None:
             filters.append({"Key": model.SERVICE_UID_TAG, "Values": [uid]})
         found: list[Found] = []
@@ -259,7 +276,7 @@ class Deployer:
             page = self.clients.tagging.get_resources(**kwargs)
             for item in page.get("ResourceTagMappingList", []):
                 tags = {t["Key"]: t["Value"] for t in item.get("Tags", [])}
-                if tags.get(self.cluster_tag) == model.OWNED:  # read back: never trust the filter alone
+                if self.owns(tags):  # read back: never trust the filter alone
                     found.append(Found(arn=item["ResourceARN"], tags=tags))
             token = page.get("PaginationToken", "")
             if not token:
@@ -480,19 +497,19 @@ class Deployer:
         except ClientError as exc:
             if error_code(exc) != "InvalidGroup.Duplicate":
                 raise
-        return self._owned_sg_by_name(name=name, vpc_id=info.vpc_id)
+        return self._owned_sg_by_name(name=name, vpc_id=info.vpc_id, shared=True)
 
-    def _owned_sg_by_name(self, *, name: str, vpc_id: str) -> str:
+    def _owned_sg_by_name(self, *, name: str, vpc_id: str, shared: bool = False) -> str:
         groups = self.clients.ec2.describe_security_groups(
             Filters=[{"Name": "group-name", "Values": [name]}, {"Name": "vpc-id", "Values": [vpc_id]}]
         )["SecurityGroups"]
         for group in groups:
             tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
-            if tags.get(self.cluster_tag) == model.OWNED:
+            if tags.get(self.cluster_tag) == model.OWNED and (shared or self.owns(tags)):
                 return str(group["GroupId"])
         raise RuntimeError(
             f"security group {name} exists in {vpc_id} but is not owned by cluster "
-            f"{self.cluster_name} (no {self.cluster_tag}=owned tag); refusing to use it"
+            f"{self.cluster_name} (no {self.cluster_tag}=owned tag){self._scope_hint()}; refusing to use it"
         )
 
     def _describe_instances(self, instance_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -511,6 +528,10 @@ class Deployer:
                     for instance in reservation["Instances"]:
                         found[instance["InstanceId"]] = instance
         return found
+
+    def _scope_hint(self) -> str:
+        scope = f"{model.SCOPE_TAG}={self.scope}" if self.scope else f"no {model.SCOPE_TAG}"
+        return f" or not of this controller's scope ({scope})"
 
     def _learn_instance_sgs(self, instance_ids: Sequence[str]) -> None:
         """Which security group of each instance gets our rule (upstream's choice: the cluster-tagged one)."""
@@ -874,10 +895,10 @@ class Deployer:
     def _require_owned(self, arn: str, *, what: str) -> None:
         described = self.clients.elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
         tags = {t["Key"]: t["Value"] for t in (described[0]["Tags"] if described else [])}
-        if tags.get(self.cluster_tag) != model.OWNED:
+        if not self.owns(tags):
             raise RuntimeError(
                 f"{what} exists but is not owned by cluster {self.cluster_name} (no "
-                f"{self.cluster_tag}=owned tag); refusing to use or change it"
+                f"{self.cluster_tag}=owned tag){self._scope_hint()}; refusing to use or change it"
             )
 
     def _owned_target_group_by_name(self, name: str) -> str:
@@ -1118,47 +1139,58 @@ class Deployer:
     # -- drift and orphans ---------------------------------------------------------------------------
 
     def drifted(
-        self, *, stacks: Mapping[str, tuple[str, model.Stack]], full: bool, orphan_grace: float, now: float
+        self,
+        *,
+        stacks: Mapping[str, tuple[str, model.Stack]],
+        live_uids: frozenset[str] | None,
+        full: bool,
+        orphan_grace: float,
+        now: float,
     ) -> frozenset[str]:
         """Keys (of ``stacks``: key → (uid, stack)) whose LB is missing or differs; deletes orphans.
 
         A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target
         groups and security groups, so a missing part or a leaked one (left by a failure midway) is
-        found too. Resources of UIDs not in ``stacks`` are deleted once they have been orphans for
-        ``orphan_grace`` seconds (a Service created a moment ago may not be in ``stacks`` yet).
+        found too. A resource of this scope is an orphan when its Service UID is not in ``live_uids``
+        (every Service of the cluster); it is deleted once it has been an orphan for ``orphan_grace``
+        seconds. ``live_uids=None`` sweeps nothing.
         """
-        types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
-        found = self.list_owned(types=types)
-        by_uid: dict[str, list[Found]] = {}
-        for item in found:
-            by_uid.setdefault(item.tags.get(model.SERVICE_UID_TAG, ""), []).append(item)
-        drifted: set[str] = set()
-        for key, (uid, stack) in stacks.items():
-            items = by_uid.get(uid, [])
-            lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
-            if not lbs or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
-                drifted.add(key)
-                continue
-            if full:
-                have = {i.resource_id: i for i in items}
-                want = {tg.resource_id: model.spec_hash(tg) for tg in stack.target_groups}
-                if stack.frontend_security_group is not None:
-                    want[model.RESOURCE_FRONTEND_SG] = model.spec_hash(stack.frontend_security_group)
-                if any(
-                    rid not in have or have[rid].tags.get(model.SPEC_HASH_TAG) != h for rid, h in want.items()
-                ):
+        with self._sweep_lock:
+            types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
+            found = self.list_owned(types=types)
+            by_uid: dict[str, list[Found]] = {}
+            for item in found:
+                by_uid.setdefault(item.tags.get(model.SERVICE_UID_TAG, ""), []).append(item)
+            drifted: set[str] = set()
+            for key, (uid, stack) in stacks.items():
+                items = by_uid.get(uid, [])
+                lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+                if not lbs or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
                     drifted.add(key)
-        live = {uid for uid, _stack in stacks.values()}
-        orphans = [item for uid, items in by_uid.items() if uid and uid not in live for item in items]
-        with self._lock:
+                    continue
+                if full:
+                    have = {i.resource_id: i for i in items}
+                    want = {tg.resource_id: model.spec_hash(tg) for tg in stack.target_groups}
+                    if stack.frontend_security_group is not None:
+                        want[model.RESOURCE_FRONTEND_SG] = model.spec_hash(stack.frontend_security_group)
+                    if any(
+                        rid not in have or have[rid].tags.get(model.SPEC_HASH_TAG) != h
+                        for rid, h in want.items()
+                    ):
+                        drifted.add(key)
+            if live_uids is None:
+                return frozenset(drifted)
+            live = live_uids | {uid for uid, _stack in stacks.values()}
+            orphans = [item for uid, items in by_uid.items() if uid and uid not in live for item in items]
             seen = self._orphans_seen
             current = {o.arn for o in orphans}
             for arn in list(seen):
-                if arn not in current:
+                # A partial listing (not full) leaves the target groups' and SGs' clocks running.
+                if arn not in current and (full or ":loadbalancer/" in arn):
                     del seen[arn]
             due = [o for o in orphans if now - seen.setdefault(o.arn, now) >= orphan_grace]
-        self._delete_orphans(due)
-        return frozenset(drifted)
+            self._delete_orphans(due)
+            return frozenset(drifted)
 
     def _existing(self, items: Sequence[Found]) -> list[Found]:
         """The listed resources that still exist: the tagging API also lists deleted ones."""
@@ -1187,29 +1219,35 @@ class Deployer:
         return kept
 
     def _delete_orphans(self, orphans: Sequence[Found]) -> None:
+        """Delete in dependency order; an entry is forgotten only once its resource is gone."""
         order = {model.RESOURCE_LOAD_BALANCER: 0, model.RESOURCE_FRONTEND_SG: 2}
         if orphans:
             orphans = self._existing(orphans)
         for item in sorted(orphans, key=lambda i: order.get(i.resource_id, 1)):
             logger.info(
-                "deleting orphaned %s %s of Service %s (uid %s)",
+                "deleting orphaned %s %s of Service %s (uid %s): no Service with this UID exists",
                 item.resource_id,
                 item.arn,
                 item.tags.get(model.SERVICE_NAME_TAG, "?"),
                 item.tags.get(model.SERVICE_UID_TAG, "?"),
             )
             try:
+                gone = True
                 if item.resource_id == model.RESOURCE_LOAD_BALANCER:
-                    self.clients.elbv2.delete_load_balancer(LoadBalancerArn=item.arn)
+                    try:
+                        self.clients.elbv2.delete_load_balancer(LoadBalancerArn=item.arn)
+                    except ClientError as exc:
+                        if error_code(exc) != "LoadBalancerNotFound":
+                            raise
                 elif item.resource_id.startswith(model.TARGET_GROUP_PREFIX):
                     self._delete_target_group(item.arn)
-                elif item.resource_id == model.RESOURCE_FRONTEND_SG and self._delete_security_group(
-                    item.sg_id
-                ):
-                    pass
-                with self._lock:
+                elif item.resource_id == model.RESOURCE_FRONTEND_SG:
+                    gone = self._delete_security_group(item.sg_id)
+                else:
+                    gone = False  # not a part we make: left alone
+                if gone:
                     self._orphans_seen.pop(item.arn, None)
-            except (ClientError, RetryAfter) as exc:
+            except Exception as exc:  # the next sweep tries again; the others still go now
                 logger.warning("could not delete orphaned %s yet: %s", item.arn, exc)
 
     def forget(self, key: str) -> None:

@@ -19,6 +19,9 @@ SERVICE_NAME_TAG = "kubernetes.io/service-name"
 SERVICE_UID_TAG = "ccm-lb/service-uid"
 RESOURCE_TAG = "ccm-lb/resource"
 SPEC_HASH_TAG = "ccm-lb/spec-hash"
+# The controller instance's scope (its --load-balancer-class). Absent on the default instance's
+# resources, so those made before scopes existed stay the default instance's after an upgrade.
+SCOPE_TAG = "ccm-lb/scope"
 OWNED = "owned"
 
 RESOURCE_LOAD_BALANCER = "load-balancer"
@@ -70,6 +73,7 @@ class ClusterInfo:
     cluster_name: str
     vpc_id: str
     subnets: tuple[Subnet, ...]  # every subnet of the VPC
+    scope: str = ""  # the instance's --load-balancer-class ('' = default): tagged as SCOPE_TAG
 
 
 # -- parts ------------------------------------------------------------------------------------------

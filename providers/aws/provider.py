@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ccm.cloudprovider import IngressPoint, LoadBalancerRequest, LoadBalancerStatus
+from ccm.cloudprovider import (
+    DEFAULT_ORPHAN_GRACE_SECONDS,
+    IngressPoint,
+    LoadBalancerRequest,
+    LoadBalancerStatus,
+    build_failure_is_expected,
+)
 from providers.aws import builder, model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
@@ -29,14 +35,20 @@ class AWSProvider:
         cluster_name: str,
         config: AWSConfig,
         clients: AWSClients | None = None,
-        orphan_grace_seconds: float = 600.0,
+        orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE_SECONDS,
         full_sweep_every: int = 6,
+        load_balancer_class: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.cluster_name = config.cluster_id or cluster_name
         self.clients = clients or AWSClients(region=config.region)
-        self.deployer = Deployer(clients=self.clients, config=config, cluster_name=cluster_name)
+        self.load_balancer_class = load_balancer_class
+        self.deployer = Deployer(
+            clients=self.clients, config=config, cluster_name=cluster_name, scope=load_balancer_class
+        )
         self.orphan_grace_seconds = orphan_grace_seconds
+        self.clock = clock
         self.full_sweep_every = max(1, full_sweep_every)
         self._drift_checks = 0
 
@@ -83,21 +95,51 @@ class AWSProvider:
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         self.deployer.delete(key=request.key, uid=request.uid)
 
-    def drifted_load_balancers(self, *, requests: Sequence[LoadBalancerRequest]) -> frozenset[str]:
+    def drifted_load_balancers(
+        self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None
+    ) -> frozenset[str]:
+        """The bulk drift check and the orphan sweep (rule: :class:`ccm.cloudprovider.DriftChecker`).
+
+        A request that cannot be built is reported as drifted (the full ensure shows the user why)
+        and its resources are kept: its UID is live.
+        """
         stacks: dict[str, tuple[str, model.Stack]] = {}
         drifted: set[str] = set()
         for request in requests:
             try:
                 stacks[request.key] = (request.uid, self._stack(request))
-            except Exception:  # invalid, or implemented elsewhere: the full ensure reports it
+            except Exception as exc:
+                if not build_failure_is_expected(exc):
+                    logger.error(
+                        "%s: cannot build its load balancer for the drift check; keeping what exists",
+                        request.key,
+                        exc_info=True,
+                    )
                 drifted.add(request.key)
+        if live_uids is not None:
+            live_uids = live_uids | {r.uid for r in requests}
         self._drift_checks += 1
         full = self._drift_checks % self.full_sweep_every == 0
         return frozenset(drifted) | self.deployer.drifted(
-            stacks=stacks, full=full, orphan_grace=self.orphan_grace_seconds, now=time.monotonic()
+            stacks=stacks,
+            live_uids=live_uids,
+            full=full,
+            orphan_grace=self.orphan_grace_seconds,
+            now=self.clock(),
         )
 
 
-def new(*, cluster_name: str, cloud_config: str | None = None) -> AWSProvider:
+def new(
+    *,
+    cluster_name: str,
+    cloud_config: str | None = None,
+    load_balancer_class: str = "",
+    orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE_SECONDS,
+) -> AWSProvider:
     """Entry point for ``--cloud-provider=aws``."""
-    return AWSProvider(cluster_name=cluster_name, config=load_config(cloud_config))
+    return AWSProvider(
+        cluster_name=cluster_name,
+        config=load_config(cloud_config),
+        load_balancer_class=load_balancer_class,
+        orphan_grace_seconds=orphan_grace_seconds,
+    )

@@ -62,6 +62,9 @@ class FakeCloud:
     hostname_suffix: str = "lb.fake.invalid"  # DEFAULT_HOSTNAME_SUFFIX
     calls: deque[Call] = field(default_factory=lambda: deque(maxlen=100_000))  # bounded for long runs
     balancers: dict[str, FakeLoadBalancer] = field(default_factory=dict)
+    load_balancer_class: str = ""  # the instance's scope; one FakeCloud is one scope's cloud
+    orphan_grace_seconds: float = 0.0
+    _orphans_seen: dict[str, float] = field(default_factory=dict)
     _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -176,16 +179,28 @@ class FakeCloud:
         with self._lock:
             self.balancers.pop(request.key, None)
 
-    def drifted_load_balancers(self, *, requests: Sequence[LoadBalancerRequest]) -> frozenset[str]:
-        """One 'listing' call for all Services: missing or changed LBs are drifted; orphans are deleted."""
+    def drifted_load_balancers(
+        self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None
+    ) -> frozenset[str]:
+        """One 'listing' call for all Services: missing or changed LBs are drifted.
+
+        The sweep follows the contract: a load balancer whose Service UID is not in ``live_uids`` is
+        deleted once it has been an orphan for ``orphan_grace_seconds``; nothing is swept without
+        ``live_uids``.
+        """
         with self._lock:
             self.calls.append(Call(method="drifted_load_balancers", key="*"))
             wanted = {r.key: r for r in requests}
-            for key in [
-                k for k, lb in self.balancers.items() if k not in wanted or wanted[k].uid != lb.request.uid
-            ]:
-                logger.info("fake: deleting orphaned load balancer of %s", key)
-                del self.balancers[key]
+            if live_uids is not None:
+                live = live_uids | {r.uid for r in requests}
+                now = time.monotonic()
+                orphans = [k for k, lb in self.balancers.items() if lb.request.uid not in live]
+                self._orphans_seen = {k: self._orphans_seen.get(k, now) for k in orphans}
+                for key in orphans:
+                    if now - self._orphans_seen[key] >= self.orphan_grace_seconds:
+                        logger.info("fake: deleting orphaned load balancer of %s", key)
+                        del self.balancers[key]
+                        del self._orphans_seen[key]
             return frozenset(
                 key
                 for key, request in wanted.items()
@@ -193,7 +208,13 @@ class FakeCloud:
             )
 
 
-def new(*, cluster_name: str, cloud_config: str | None = None) -> FakeCloud:
+def new(
+    *,
+    cluster_name: str,
+    cloud_config: str | None = None,
+    load_balancer_class: str = "",
+    orphan_grace_seconds: float = 600.0,
+) -> FakeCloud:
     """Entry point for ``--cloud-provider=fake``.
 
     ``cloud_config`` is optional: a gcfg/INI file as upstream providers read, of which only
@@ -204,7 +225,12 @@ def new(*, cluster_name: str, cloud_config: str | None = None) -> FakeCloud:
     suffix = DEFAULT_HOSTNAME_SUFFIX
     if cloud_config:
         suffix = _read_config(cloud_config).get("hostname-suffix", suffix)
-    return FakeCloud(cluster_name=cluster_name, hostname_suffix=suffix)
+    return FakeCloud(
+        cluster_name=cluster_name,
+        hostname_suffix=suffix,
+        load_balancer_class=load_balancer_class,
+        orphan_grace_seconds=orphan_grace_seconds,
+    )
 
 
 DEFAULT_HOSTNAME_SUFFIX = "lb.fake.invalid"

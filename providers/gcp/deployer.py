@@ -7,6 +7,10 @@
   GET; the drift check lists forwarding rules by the cluster label, 500 per call.
 * Before changing or deleting anything, the resource is read and its ownership marker (labels, or the
   JSON description) must name this cluster; anything else is left alone, whatever its name.
+* A per-Service resource must also be of this instance's scope (its ``--load-balancer-class``: the
+  ``ccm-lb-scope`` label or ``ccm-lb/scope`` description key, absent for the default instance); the
+  cluster's shared parts (instance groups, node health check and its firewall) belong to no scope and
+  are deleted only when GCE says nothing uses them.
 * Every mutation waits for its operation, carries a request id, and treats 409 "already exists" on
   create as "read it back and reconcile", so a crash between two calls converges on the next try.
 """
@@ -24,7 +28,7 @@ from typing import Any
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
-from ccm.cloudprovider import InvalidSpec
+from ccm.cloudprovider import InvalidSpec, scope_digest
 from providers.gcp import builder, model
 from providers.gcp.client import GCEClients
 
@@ -56,9 +60,14 @@ class ClusterState:
     shared_firewall: bool = False
 
 
-def _owned_description(resource: Any, cluster_id: str) -> dict[str, str]:
+def _owned_description(resource: Any, cluster_id: str, *, scope: str | None = None) -> dict[str, str]:
+    """The marker if it names this cluster (and ``scope``, unless the resource is shared: None)."""
     marker = model.parse_description(getattr(resource, "description", ""))
-    return marker if marker.get(model.CLUSTER_KEY) == cluster_id else {}
+    if marker.get(model.CLUSTER_KEY) != cluster_id:
+        return {}
+    if scope is not None and marker.get(model.SCOPE_KEY, "") != scope:
+        return {}
+    return marker
 
 
 def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
@@ -71,9 +80,11 @@ def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
 class Deployer:
     """Thread-safe across Services; the shared instance groups are guarded by one lock."""
 
-    def __init__(self, *, clients: GCEClients, network: model.ClusterNetwork) -> None:
+    def __init__(self, *, clients: GCEClients, network: model.ClusterNetwork, scope: str = "") -> None:
         self.c = clients
         self.net = network
+        self.scope = scope
+        self.scope_label = scope_digest(scope)
         self.cid = network.cluster_id
         self.project, self.region = clients.project, clients.region
         self._lock = threading.Lock()
@@ -244,7 +255,9 @@ class Deployer:
         except gexc.NotFound:
             return None
 
-    def _converge(self, kind: str, *, name: str, resource: Any, want_hash: str, uid: str = "") -> None:
+    def _converge(
+        self, kind: str, *, name: str, resource: Any, want_hash: str, uid: str = "", shared: bool = False
+    ) -> None:
         """Create the resource, or bring an owned one to ``want_hash``; refuse a foreign one."""
         k = self._kind(kind)
         existing = self._get(kind, name)
@@ -261,11 +274,11 @@ class Deployer:
                 existing = self._get(kind, name)
                 if existing is None:
                     raise
-        marker = _owned_description(existing, self.cid)
+        marker = _owned_description(existing, self.cid, scope=None if shared else self.scope)
         if not marker or (uid and marker.get(model.SERVICE_UID_KEY, uid) != uid):
             raise NotOwned(
-                f"{kind} {name} exists but is not owned by this Service of cluster {self.cid}; "
-                "refusing to touch it"
+                f"{kind} {name} exists but is not owned by this Service of cluster {self.cid}"
+                f"{self._scope_hint()}; refusing to touch it"
             )
         if marker.get(model.SPEC_HASH_KEY) != want_hash:
             if kind == "regionBackendServices":
@@ -277,6 +290,9 @@ class Deployer:
                 f"{kind}.{verb}", call, k.patch(**k.where, **{k.arg: name, k.body: resource}), scope=k.scope
             )
 
+    def _scope_hint(self) -> str:
+        return f" in scope {self.scope!r}" if self.scope else " in the default scope"
+
     def _ensure_health_check(self, hc: model.HealthCheck) -> None:
         if hc.shared and self._state.shared_health_check:
             return
@@ -284,14 +300,18 @@ class Deployer:
         resource = compute_v1.HealthCheck(
             name=hc.name,
             type_="HTTP",
-            description=model.description(cluster=self.cid, spec_hash=want_hash),
+            description=model.description(
+                cluster=self.cid, spec_hash=want_hash, scope="" if hc.shared else self.scope
+            ),
             check_interval_sec=hc.check_interval_sec,
             timeout_sec=hc.timeout_sec,
             healthy_threshold=hc.healthy_threshold,
             unhealthy_threshold=hc.unhealthy_threshold,
             http_health_check=compute_v1.HTTPHealthCheck(port=hc.port, request_path=hc.path),
         )
-        self._converge("regionHealthChecks", name=hc.name, resource=resource, want_hash=want_hash)
+        self._converge(
+            "regionHealthChecks", name=hc.name, resource=resource, want_hash=want_hash, shared=hc.shared
+        )
         if hc.shared:
             self._state.shared_health_check = True
 
@@ -304,7 +324,13 @@ class Deployer:
             network=self._network_url(),
             direction="INGRESS",
             priority=fw.priority,
-            description=model.description(cluster=self.cid, service=service, uid=uid, spec_hash=want_hash),
+            description=model.description(
+                cluster=self.cid,
+                service=service,
+                uid=uid,
+                spec_hash=want_hash,
+                scope="" if fw.shared else self.scope,
+            ),
             allowed=[
                 compute_v1.Allowed(I_p_protocol=proto, ports=list(ports))
                 for proto, ports in fw.protocol_ports
@@ -313,7 +339,7 @@ class Deployer:
             target_tags=list(fw.target_tags),
             destination_ranges=list(fw.destination_ranges),
         )
-        self._converge("firewalls", name=fw.name, resource=resource, want_hash=want_hash)
+        self._converge("firewalls", name=fw.name, resource=resource, want_hash=want_hash, shared=fw.shared)
         if fw.shared:
             self._state.shared_firewall = True
 
@@ -330,15 +356,38 @@ class Deployer:
             )
         except gexc.NotFound:
             return None
-        if dict(rule.labels).get(model.CLUSTER_LABEL) != self.cid:
+        if not self._owns_rule(rule):
             raise NotOwned(
-                f"forwarding rule {name} exists but is not owned by cluster {self.cid} "
-                f"(no {model.CLUSTER_LABEL}={self.cid} label); refusing to touch it"
+                f"forwarding rule {name} exists but is not owned by cluster {self.cid}{self._scope_hint()} "
+                f"(no {model.CLUSTER_LABEL}={self.cid} label, or another {model.SCOPE_LABEL} label); "
+                "refusing to touch it"
             )
         return rule
 
+    def _owns_rule(self, rule: Any) -> bool:
+        labels = dict(rule.labels)
+        return bool(
+            labels.get(model.CLUSTER_LABEL) == self.cid
+            and labels.get(model.SCOPE_LABEL, "") == self.scope_label
+        )
+
     def ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
-        """Make GCE match ``stack``; returns the load balancer's IP address."""
+        """Make GCE match ``stack``; returns the load balancer's IP address.
+
+        After a failure the cluster-wide cache (instance groups, shared health check and firewall) is
+        forgotten: another instance of the cluster (another ``--load-balancer-class``) may have deleted
+        the shared parts with its last load balancer, and the retry must read and recreate them.
+        """
+        try:
+            return self._ensure(key=key, uid=uid, stack=stack)
+        except InvalidSpec:
+            raise  # the user's mistake, found before anything shared was used
+        except Exception:
+            with self._lock:
+                self._state = ClusterState()
+            raise
+
+    def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
         self.sync_instance_groups(instances=stack.instances)
         want_hash = stack.spec_hash()
         rule = self.get_forwarding_rule(stack.forwarding_rule.name)
@@ -405,7 +454,9 @@ class Deployer:
             backends=[
                 compute_v1.Backend(group=self._ig_url(zone), balancing_mode="CONNECTION") for zone in bs.zones
             ],
-            description=model.description(cluster=self.cid, service=key, uid=uid, spec_hash=want_hash),
+            description=model.description(
+                cluster=self.cid, service=key, uid=uid, spec_hash=want_hash, scope=self.scope
+            ),
         )
         if bs.scheme == "INTERNAL":
             resource.network = self._network_url()
@@ -418,13 +469,15 @@ class Deployer:
         # No spec-hash label yet: it is set last, once the firewalls exist, so that a crash in between
         # leaves a rule that the next ensure does not mistake for complete.
         labels = dict(fr.labels)
+        if self.scope_label:
+            labels[model.SCOPE_LABEL] = self.scope_label
         resource = compute_v1.ForwardingRule(
             name=fr.name,
             load_balancing_scheme=fr.scheme,
             I_p_protocol=fr.protocol,
             backend_service=self._region_url("backendServices", fr.backend_service),
             labels=labels,
-            description=model.description(cluster=self.cid, uid=uid),
+            description=model.description(cluster=self.cid, uid=uid, scope=self.scope),
         )
         if fr.all_ports:
             resource.all_ports = True
@@ -499,10 +552,12 @@ class Deployer:
         group; one read of the region gives the zones.
         """
         if not self._delete_if_owned(
-            "regionHealthChecks", builder.node_health_check_name(cluster_id=self.cid)
+            "regionHealthChecks", builder.node_health_check_name(cluster_id=self.cid), shared=True
         ):
             return
-        self._delete_if_owned("firewalls", builder.node_health_check_firewall_name(cluster_id=self.cid))
+        self._delete_if_owned(
+            "firewalls", builder.node_health_check_firewall_name(cluster_id=self.cid), shared=True
+        )
         region = self.c.call("regions.get", self.c.regions.get, project=self.project, region=self.region)
         zones = sorted(z.rsplit("/", 1)[-1] for z in region.zones)
         with self._lock:
@@ -557,14 +612,20 @@ class Deployer:
     def _delete_backend_service(self, name: str) -> None:
         self._delete_if_owned("regionBackendServices", name)
 
-    def _delete_if_owned(self, kind: str, name: str) -> bool:
+    def _delete_if_owned(self, kind: str, name: str, *, shared: bool = False) -> bool:
         """GET, check the marker, DELETE. Returns False when it stays (absent counts as deleted)."""
         k = self._kind(kind)
         resource = self._get(kind, name)
         if resource is None:
             return True
-        if not _owned_description(resource, self.cid):
-            logger.warning("not deleting %s %s: it is not owned by cluster %s", kind, name, self.cid)
+        if not _owned_description(resource, self.cid, scope=None if shared else self.scope):
+            logger.warning(
+                "not deleting %s %s: it is not owned by cluster %s%s",
+                kind,
+                name,
+                self.cid,
+                self._scope_hint(),
+            )
             return False
         try:
             self.c.mutate(
@@ -582,7 +643,7 @@ class Deployer:
     # -- drift --------------------------------------------------------------------------------------
 
     def list_forwarding_rules(self) -> list[Any]:
-        """This cluster's forwarding rules: one list call per 500."""
+        """This cluster's and scope's forwarding rules: one list call per 500."""
         pager = self.c.call(
             "forwardingRules.list",
             self.c.forwarding_rules.list,
@@ -595,13 +656,20 @@ class Deployer:
         )
         rules: list[Any] = []
         for page in pager.pages:
-            rules.extend(r for r in page.items if dict(r.labels).get(model.CLUSTER_LABEL) == self.cid)
+            rules.extend(r for r in page.items if self._owns_rule(r))
             if page.next_page_token:
                 self.c._count("forwardingRules.list")  # the pager fetched another page
         return rules
 
-    def drifted(self, *, stacks: Mapping[str, tuple[str, model.Stack]]) -> tuple[frozenset[str], list[str]]:
-        """(keys whose LB is missing or differs, names of orphaned LBs of this cluster)."""
+    def drifted(
+        self, *, stacks: Mapping[str, tuple[str, model.Stack]], live_uids: frozenset[str] | None
+    ) -> tuple[frozenset[str], list[str]]:
+        """(keys whose LB is missing or differs, names of this scope's orphaned LBs).
+
+        A load balancer is an orphan when the Service UID its forwarding rule carries is not in
+        ``live_uids`` (every Service of the cluster). A rule without a UID label is never one, and
+        ``live_uids=None`` finds none.
+        """
         rules = {r.name: r for r in self.list_forwarding_rules()}
         drifted = {
             key
@@ -609,8 +677,17 @@ class Deployer:
             if stack.forwarding_rule.name not in rules
             or dict(rules[stack.forwarding_rule.name].labels).get(model.SPEC_HASH_LABEL) != stack.spec_hash()
         }
-        live = {stack.forwarding_rule.name for _uid, stack in stacks.values()}
-        return frozenset(drifted), sorted(name for name in rules if name not in live)
+        if live_uids is None:
+            return frozenset(drifted), []
+        live = {builder.label_value(uid) for uid in live_uids} | {
+            builder.label_value(uid) for uid, _stack in stacks.values()
+        }
+        orphans = []
+        for name, rule in rules.items():
+            uid = dict(rule.labels).get(model.SERVICE_UID_LABEL, "")
+            if uid and uid not in live:
+                orphans.append(name)
+        return frozenset(drifted), sorted(orphans)
 
 
 def _with_destination(fw: model.Firewall, ip: str) -> model.Firewall:

@@ -24,7 +24,11 @@ SERVICE_NAME_KEY = "kubernetes.io/service-name"
 CLUSTER_KEY = "ccm-lb/cluster"
 SERVICE_UID_KEY = "ccm-lb/service-uid"
 SPEC_HASH_KEY = "ccm-lb/spec-hash"
-# label keys: lower case letters, digits, - and _ only
+# The controller instance's scope (its --load-balancer-class), on the per-Service resources a classed
+# instance makes: the class itself in the description, a digest of it in a label (label values allow
+# only [a-z0-9_-]). Absent for the default instance, so resources made before scopes existed stay its.
+SCOPE_KEY = "ccm-lb/scope"
+SCOPE_LABEL = "ccm-lb-scope"  # label keys: lower case letters, digits, - and _ only
 CLUSTER_LABEL = "ccm-lb-cluster"
 SERVICE_UID_LABEL = "ccm-lb-service-uid"
 SPEC_HASH_LABEL = "ccm-lb-spec-hash"
@@ -35,9 +39,13 @@ NODE_HEALTH_CHECK_PORT = 10256
 NODE_HEALTH_CHECK_PATH = "/healthz"
 
 
-def description(*, cluster: str, service: str = "", uid: str = "", spec_hash: str = "") -> str:
+def description(
+    *, cluster: str, service: str = "", uid: str = "", spec_hash: str = "", scope: str = ""
+) -> str:
     """The ownership marker for resources without labels (upstream's JSON, plus our keys)."""
     data = {CLUSTER_KEY: cluster}
+    if scope:
+        data[SCOPE_KEY] = scope
     if service:
         data[SERVICE_NAME_KEY] = service
     if uid:

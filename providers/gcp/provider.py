@@ -9,10 +9,17 @@ a grace period.
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from ccm.cloudprovider import IngressPoint, LoadBalancerRequest, LoadBalancerStatus
+from ccm.cloudprovider import (
+    DEFAULT_ORPHAN_GRACE_SECONDS,
+    IngressPoint,
+    LoadBalancerRequest,
+    LoadBalancerStatus,
+    build_failure_is_expected,
+)
 from providers.gcp import builder, model
 from providers.gcp.client import GCEClients
 from providers.gcp.config import GCEConfig, cluster_network
@@ -31,7 +38,9 @@ class GCEProvider:
         cluster_name: str,
         config: GCEConfig,
         clients: GCEClients | None = None,
-        orphan_grace_seconds: float = 600.0,
+        orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE_SECONDS,
+        load_balancer_class: str = "",
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.network = cluster_network(config=config, cluster_name=cluster_name)
@@ -41,9 +50,12 @@ class GCEProvider:
             api_endpoint=config.api_endpoint,
             anonymous=config.anonymous,
         )
-        self.deployer = Deployer(clients=self.clients, network=self.network)
+        self.load_balancer_class = load_balancer_class
+        self.deployer = Deployer(clients=self.clients, network=self.network, scope=load_balancer_class)
         self.orphan_grace_seconds = orphan_grace_seconds
+        self.clock = clock
         self._orphans_seen: dict[str, float] = {}
+        self._sweep_lock = threading.Lock()  # one sweep at a time
 
     def _stack(self, request: LoadBalancerRequest) -> model.Stack:
         return builder.build_stack(request=request, network=self.network)
@@ -74,28 +86,55 @@ class GCEProvider:
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         self.deployer.delete(lb_name=self.get_load_balancer_name(request=request))
 
-    def drifted_load_balancers(self, *, requests: Sequence[LoadBalancerRequest]) -> frozenset[str]:
+    def drifted_load_balancers(
+        self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None
+    ) -> frozenset[str]:
+        """The bulk drift check and the orphan sweep (rule: :class:`ccm.cloudprovider.DriftChecker`).
+
+        A request that cannot be built is reported as drifted (the full ensure shows the user why)
+        and its load balancer is kept: its UID is live.
+        """
         stacks: dict[str, tuple[str, model.Stack]] = {}
         invalid: set[str] = set()
         for request in requests:
             try:
                 stacks[request.key] = (request.uid, self._stack(request))
-            except Exception:  # invalid, or implemented elsewhere: the full ensure reports it
+            except Exception as exc:
+                if not build_failure_is_expected(exc):
+                    logger.error(
+                        "%s: cannot build its load balancer for the drift check; keeping what exists",
+                        request.key,
+                        exc_info=True,
+                    )
                 invalid.add(request.key)
-        drifted, orphans = self.deployer.drifted(stacks=stacks)
-        now = time.monotonic()
-        self._orphans_seen = {name: self._orphans_seen.get(name, now) for name in orphans}
-        for name, first_seen in list(self._orphans_seen.items()):
-            if now - first_seen >= self.orphan_grace_seconds:
-                logger.info("deleting orphaned load balancer %s (its Service is gone)", name)
-                try:
-                    self.deployer.delete(lb_name=name)
-                    del self._orphans_seen[name]
-                except Exception as exc:  # the next sweep tries again
-                    logger.warning("could not delete orphaned load balancer %s yet: %s", name, exc)
+        if live_uids is not None:
+            live_uids = live_uids | {r.uid for r in requests}
+        with self._sweep_lock:
+            drifted, orphans = self.deployer.drifted(stacks=stacks, live_uids=live_uids)
+            now = self.clock()
+            self._orphans_seen = {name: self._orphans_seen.get(name, now) for name in orphans}
+            for name, first_seen in list(self._orphans_seen.items()):
+                if now - first_seen >= self.orphan_grace_seconds:
+                    logger.info("deleting orphaned load balancer %s: no Service with its UID exists", name)
+                    try:
+                        self.deployer.delete(lb_name=name)
+                        del self._orphans_seen[name]
+                    except Exception as exc:  # the next sweep tries again
+                        logger.warning("could not delete orphaned load balancer %s yet: %s", name, exc)
         return drifted | frozenset(invalid)
 
 
-def new(*, cluster_name: str, cloud_config: str | None = None) -> GCEProvider:
+def new(
+    *,
+    cluster_name: str,
+    cloud_config: str | None = None,
+    load_balancer_class: str = "",
+    orphan_grace_seconds: float = DEFAULT_ORPHAN_GRACE_SECONDS,
+) -> GCEProvider:
     """Entry point for ``--cloud-provider=gce``."""
-    return GCEProvider(cluster_name=cluster_name, config=load_config(cloud_config))
+    return GCEProvider(
+        cluster_name=cluster_name,
+        config=load_config(cloud_config),
+        load_balancer_class=load_balancer_class,
+        orphan_grace_seconds=orphan_grace_seconds,
+    )

@@ -63,6 +63,14 @@ def test_defaults_are_upstreams() -> None:
     assert args.concurrent_service_syncs == 1
     assert (args.kube_api_qps, args.kube_api_burst) == (20.0, 30)
     assert args.cluster_name == "kubernetes"
+    assert args.load_balancer_resync_period == 600.0
+    assert args.load_balancer_orphan_grace_period == 600.0
+
+
+def test_the_resync_period_and_the_orphan_grace_are_settable() -> None:
+    args = parse("--load-balancer-resync-period=1s", "--load-balancer-orphan-grace-period=2m30s")
+
+    assert (args.load_balancer_resync_period, args.load_balancer_orphan_grace_period) == (1.0, 150.0)
 
 
 def test_a_boolean_flag_without_a_value_is_true() -> None:
@@ -175,6 +183,10 @@ BAD = {
         (
             ["--cloud-provider=fake", "--load-balancer-resync-period=0s"],
             ("--load-balancer-resync-period", "'0s'"),
+        ),
+        (
+            ["--cloud-provider=fake", "--load-balancer-orphan-grace-period=soon"],
+            ("--load-balancer-orphan-grace-period", "'soon'"),
         ),
         (
             ["--cloud-provider=fake", "--leader-elect-resource-lock=configmaps"],

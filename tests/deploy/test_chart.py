@@ -190,6 +190,8 @@ def test_the_container_runs_ccm_run_with_the_flags_from_the_values(helm: Path) -
     assert chart.flag(args, "cluster-name") == "kubernetes"
     assert chart.flag(args, "v") == "2"
     assert chart.flag(args, "load-balancer-class") is None
+    assert chart.flag(args, "load-balancer-resync-period") == "10m"
+    assert chart.flag(args, "load-balancer-orphan-grace-period") == "10m"
     assert chart.flag(args, "cloud-config") is None
     assert "env" not in ctr
 
@@ -201,6 +203,10 @@ def test_the_container_runs_ccm_run_with_the_flags_from_the_values(helm: Path) -
         "loadBalancerClass=example.com/nlb",
         "--set",
         "logLevel=4",
+        "--set",
+        "resyncPeriod=1m",
+        "--set",
+        "orphanGracePeriod=1h",
         "--set",
         "image.tag=9.9.9",
         "--set",
@@ -214,6 +220,8 @@ def test_the_container_runs_ccm_run_with_the_flags_from_the_values(helm: Path) -
     assert chart.flag(args, "cluster-name") == "prod-eu"
     assert chart.flag(args, "load-balancer-class") == "example.com/nlb"
     assert chart.flag(args, "v") == "4"
+    assert chart.flag(args, "load-balancer-resync-period") == "1m"
+    assert chart.flag(args, "load-balancer-orphan-grace-period") == "1h"
     assert args[-1] == "--kube-api-qps=50"
     assert chart.container(docs)["env"] == [{"name": "AWS_REGION", "value": "eu-west-1"}]
     assert chart.container(docs)["image"] == "ghcr.io/ccm-lb/ccm-lb:9.9.9"

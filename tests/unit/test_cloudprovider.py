@@ -14,6 +14,7 @@ from ccm.cloudprovider import (
     UnknownProvider,
     load_provider,
     provider_names,
+    scope_digest,
     source_ranges,
 )
 from providers.fake import FakeCloud
@@ -163,6 +164,39 @@ def test_load_provider_builds_the_named_provider_with_the_cluster_name() -> None
     assert cloud.cluster_name == "unit"
     assert isinstance(cloud, LoadBalancer)
     assert isinstance(cloud, DriftChecker)
+
+
+def test_load_provider_gives_every_provider_its_scope_and_orphan_grace(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cloud = load_provider(
+        name="fake",
+        cluster_name="unit",
+        cloud_config=None,
+        load_balancer_class="example.com/second",
+        orphan_grace_seconds=2.0,
+    )
+    assert isinstance(cloud, FakeCloud)
+    assert (cloud.load_balancer_class, cloud.orphan_grace_seconds) == ("example.com/second", 2.0)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    aws = load_provider(
+        name="aws",
+        cluster_name="unit",
+        cloud_config=None,
+        load_balancer_class="x/y",
+        orphan_grace_seconds=3.0,
+    )
+    assert (getattr(aws, "load_balancer_class", None), getattr(aws, "orphan_grace_seconds", None)) == (
+        "x/y",
+        3.0,
+    )
+
+
+def test_scope_digests_fit_a_gce_label_value_and_tell_classes_apart() -> None:
+    digests = {scope_digest(c) for c in ("example.com/second", "example.com/third", "x" * 300)}
+    assert scope_digest("") == ""
+    assert len(digests) == 3
+    assert all(len(d) <= 63 and d.isalnum() and d == d.lower() for d in digests)
 
 
 def test_an_unknown_provider_name_raises_unknown_provider_listing_the_installed_ones() -> None:

@@ -354,8 +354,18 @@ def test_an_orphaned_load_balancer_is_deleted_and_not_reported(cloud: FakeCloud)
     cloud.ensure_load_balancer(request=a)
     cloud.ensure_load_balancer(request=orphan)
 
-    assert cloud.drifted_load_balancers(requests=[a]) == frozenset()
+    assert cloud.drifted_load_balancers(requests=[a], live_uids=frozenset({UID_A})) == frozenset()
     assert set(cloud.balancers) == {"default/a"}
+
+
+def test_the_load_balancer_of_a_service_that_exists_is_never_swept(cloud: FakeCloud) -> None:
+    a, other = request("a", uid=UID_A), request("typechanged", uid=UID_B)
+    cloud.ensure_load_balancer(request=a)
+    cloud.ensure_load_balancer(request=other)
+
+    assert cloud.drifted_load_balancers(requests=[a], live_uids=frozenset({UID_A, UID_B})) == frozenset()
+    assert cloud.drifted_load_balancers(requests=[a]) == frozenset()  # no live_uids: no sweep at all
+    assert set(cloud.balancers) == {"default/a", "default/typechanged"}
 
 
 def test_a_load_balancer_of_a_recreated_service_is_deleted_and_reported_missing(cloud: FakeCloud) -> None:
@@ -363,7 +373,9 @@ def test_a_load_balancer_of_a_recreated_service_is_deleted_and_reported_missing(
     cloud.ensure_load_balancer(request=old)
     recreated = request("a", uid=UID_B)
 
-    assert cloud.drifted_load_balancers(requests=[recreated]) == frozenset({"default/a"})
+    assert cloud.drifted_load_balancers(requests=[recreated], live_uids=frozenset({UID_B})) == frozenset(
+        {"default/a"}
+    )
     assert "default/a" not in cloud.balancers
 
 

@@ -7,15 +7,18 @@ differences called out where they apply.
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 
 import pytest
 
 from ccm.controllers.predicates import (
     EXCLUDE_LB_LABEL,
+    LOAD_BALANCER_CLEANUP_FINALIZER,
     SHUTDOWN_TAINT,
     TO_BE_DELETED_TAINT,
     UNINITIALIZED_TAINT,
+    cleanup_finalizer,
     has_finalizer,
     is_load_balancer_target,
     key_of,
@@ -24,10 +27,11 @@ from ccm.controllers.predicates import (
     node_fingerprint,
     node_included,
     node_is_ready,
+    owned_finalizers,
     should_sync_updated_node,
     wants_load_balancer,
 )
-from tests.unit.builders import Json, node, port, service, taint
+from tests.unit.builders import DELETION_TIME, Json, node, port, service, taint
 
 Mutation = Callable[[Json], None]
 
@@ -101,11 +105,55 @@ def test_needs_cleanup_only_when_the_finalizer_is_on_and_the_lb_is_unwanted_or_d
     assert needs_cleanup(svc) is expected
 
 
-def test_a_service_with_our_finalizer_whose_class_is_not_ours_needs_cleanup() -> None:
+def test_the_default_instance_never_cleans_up_a_service_of_another_class_carrying_upstreams_finalizer() -> (
+    None
+):
+    # Issue 11: the default instance deleted the classed instance's LB and removed its finalizer.
     svc = service(finalizer=True, load_balancer_class="example.com/other")
 
-    assert needs_cleanup(svc)
-    assert not needs_cleanup(svc, load_balancer_class="example.com/other")
+    assert not needs_cleanup(svc)
+    assert not needs_cleanup({**svc, "metadata": {**svc["metadata"], "deletionTimestamp": DELETION_TIME}})
+    assert not has_finalizer(svc)
+
+
+def test_a_classed_instance_has_a_finalizer_of_its_own_that_is_a_valid_qualified_name() -> None:
+    classes = ["example.com/second", "example.com/Second", "a" * 60 + ".example.com/" + "b" * 63, "x/y_z"]
+    finalizers = [cleanup_finalizer(load_balancer_class=c) for c in classes]
+
+    assert cleanup_finalizer() == LOAD_BALANCER_CLEANUP_FINALIZER
+    assert finalizers[0].startswith("ccm-lb.io/cleanup-example.com-second-")
+    assert len(set(finalizers)) == len(classes)  # unique per class, even when sanitised alike
+    qualified = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
+    for finalizer in finalizers:
+        prefix, name = finalizer.split("/")
+        assert qualified.fullmatch(finalizer) and len(name) <= 63 and len(prefix) <= 253, finalizer
+
+
+def test_a_classed_instance_cleans_up_the_services_carrying_its_own_finalizer() -> None:
+    cls = "example.com/second"
+    mine = cleanup_finalizer(load_balancer_class=cls)
+    served = service(load_balancer_class=cls)
+    served["metadata"]["finalizers"] = [mine]
+    # A type change clears spec.loadBalancerClass; the finalizer says whose LB it was.
+    type_changed = service(type="ClusterIP")
+    type_changed["metadata"]["finalizers"] = [mine]
+
+    assert not needs_cleanup(served, load_balancer_class=cls)
+    assert needs_cleanup(type_changed, load_balancer_class=cls)
+    assert not needs_cleanup(type_changed)  # not the default instance's
+    assert not needs_cleanup(type_changed, load_balancer_class="example.com/third")
+
+
+def test_upstreams_finalizer_on_a_service_of_a_class_is_that_classs_instances_from_an_earlier_release() -> (
+    None
+):
+    cls = "example.com/second"
+    legacy = service(finalizer=True, load_balancer_class=cls, deleting=True)
+
+    assert owned_finalizers(legacy, load_balancer_class=cls) == (LOAD_BALANCER_CLEANUP_FINALIZER,)
+    assert needs_cleanup(legacy, load_balancer_class=cls)
+    assert owned_finalizers(legacy) == ()
+    assert owned_finalizers(legacy, load_balancer_class="example.com/third") == ()
 
 
 # -- needs_update (upstream cases 20 and 21) --------------------------------------------------------

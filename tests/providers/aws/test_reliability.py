@@ -218,8 +218,8 @@ def test_untagged_resources_of_another_cluster_survive_the_orphan_sweep(
     )
     request = make_request("mine")
     provider.ensure_load_balancer(request=request)
-    provider.drifted_load_balancers(requests=[])  # our Service is gone: ours is an orphan, theirs is not ours
-    provider.drifted_load_balancers(requests=[])
+    provider.drifted_load_balancers(requests=[], live_uids=frozenset())  # ours is an orphan, theirs not ours
+    provider.drifted_load_balancers(requests=[], live_uids=frozenset())
     arns = [lb["LoadBalancerArn"] for lb in elbv2.describe_load_balancers()["LoadBalancers"]]
     assert arns == [theirs["LoadBalancers"][0]["LoadBalancerArn"]]
 
@@ -246,7 +246,7 @@ def test_orphan_sweep_finishes_a_security_group_left_by_a_dependency_violation(
     left = service_resources()
     assert [r["ResourceARN"].split(":")[2] for r in left] == ["ec2"]  # only the frontend SG remains
     blocked["on"] = False  # the LB's network interfaces are gone now
-    provider.drifted_load_balancers(requests=[])
+    provider.drifted_load_balancers(requests=[], live_uids=frozenset())
     assert service_resources() == []
 
 

@@ -77,6 +77,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- with .Values.loadBalancerClass }}
 - --load-balancer-class={{ . }}
 {{- end }}
+- --load-balancer-resync-period={{ .Values.resyncPeriod }}
+- --load-balancer-orphan-grace-period={{ .Values.orphanGracePeriod }}
 {{- if .Values.cloudConfig }}
 - --cloud-config={{ include "ccm-lb.cloudConfigPath" . }}
 {{- end }}
