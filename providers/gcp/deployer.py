@@ -61,6 +61,18 @@ def _owned_description(resource: Any, cluster_id: str) -> dict[str, str]:
     return marker if marker.get(model.CLUSTER_KEY) == cluster_id else {}
 
 
+def _owns_rule(rule: Any, cluster_id: str) -> bool:
+    """Whether a forwarding rule is this cluster's: by its labels, or by the description written at insert.
+
+    GCE ignores labels in ``forwardingRules.insert`` (recorded real traffic: k8s-config-connector
+    ``regionalcomputeforwardingruletcp-direct/_http.log``); they are set by ``setLabels`` afterwards. Between
+    the two calls the description marker is the only proof of ownership, so a crash there converges.
+    """
+    if dict(rule.labels).get(model.CLUSTER_LABEL) == cluster_id:
+        return True
+    return bool(_owned_description(rule, cluster_id))
+
+
 def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
     text = str(exc)
     return isinstance(exc, gexc.BadRequest) and (
@@ -330,10 +342,10 @@ class Deployer:
             )
         except gexc.NotFound:
             return None
-        if dict(rule.labels).get(model.CLUSTER_LABEL) != self.cid:
+        if not _owns_rule(rule, self.cid):
             raise NotOwned(
                 f"forwarding rule {name} exists but is not owned by cluster {self.cid} "
-                f"(no {model.CLUSTER_LABEL}={self.cid} label); refusing to touch it"
+                f"(no {model.CLUSTER_LABEL}={self.cid} label, no ownership description); refusing to touch it"
             )
         return rule
 
@@ -356,14 +368,19 @@ class Deployer:
             rule = None
         self._ensure_backend_service(stack, key=key, uid=uid)
         if rule is None:
-            rule = self._create_forwarding_rule(stack, uid=uid, want_hash=want_hash)
+            rule = self._create_forwarding_rule(stack, key=key, uid=uid)
         ip = str(rule.I_p_address)
         for fw in stack.firewalls:
             if not fw.shared:
                 self._ensure_firewall(_with_destination(fw, ip), service=key, uid=uid)
         self._delete_stale_health_check(stack)
         if dict(rule.labels).get(model.SPEC_HASH_LABEL) != want_hash:
-            labels = {**dict(rule.labels), model.SPEC_HASH_LABEL: want_hash}
+            # All our labels at once (GCE dropped any given at insert), keeping labels others added.
+            labels = {
+                **dict(rule.labels),
+                **dict(stack.forwarding_rule.labels),
+                model.SPEC_HASH_LABEL: want_hash,
+            }
             self.c.mutate(
                 "forwardingRules.setLabels",
                 self.c.forwarding_rules.set_labels_unary,
@@ -411,20 +428,19 @@ class Deployer:
             resource.network = self._network_url()
         self._converge("regionBackendServices", name=bs.name, resource=resource, want_hash=want_hash, uid=uid)
 
-    def _create_forwarding_rule(self, stack: model.Stack, *, uid: str, want_hash: str) -> Any:
+    def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str) -> Any:
         fr = stack.forwarding_rule
         if fr.ip_address:
             self._require_reserved_address(fr.ip_address, scheme=fr.scheme)
-        # No spec-hash label yet: it is set last, once the firewalls exist, so that a crash in between
-        # leaves a rule that the next ensure does not mistake for complete.
-        labels = dict(fr.labels)
+        # No labels: GCE ignores them at insert. The description marks the rule ours until setLabels,
+        # which comes last, once the firewalls exist, so that a crash in between leaves a rule that the
+        # next ensure recognises as ours and does not mistake for complete.
         resource = compute_v1.ForwardingRule(
             name=fr.name,
             load_balancing_scheme=fr.scheme,
             I_p_protocol=fr.protocol,
             backend_service=self._region_url("backendServices", fr.backend_service),
-            labels=labels,
-            description=model.description(cluster=self.cid, uid=uid),
+            description=model.description(cluster=self.cid, service=key, uid=uid),
         )
         if fr.all_ports:
             resource.all_ports = True
@@ -595,7 +611,7 @@ class Deployer:
         )
         rules: list[Any] = []
         for page in pager.pages:
-            rules.extend(r for r in page.items if dict(r.labels).get(model.CLUSTER_LABEL) == self.cid)
+            rules.extend(r for r in page.items if _owns_rule(r, self.cid))
             if page.next_page_token:
                 self.c._count("forwardingRules.list")  # the pager fetched another page
         return rules

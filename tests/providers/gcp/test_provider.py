@@ -289,6 +289,65 @@ def test_a_foreign_firewall_with_our_name_is_never_touched(
     ]
 
 
+def test_ownership_labels_come_by_set_labels_because_gce_ignores_them_at_insert(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("labelled")
+    provider.ensure_load_balancer(request=request)
+    (rule,) = gce.resources("forwardingRules")
+    assert rule["labels"]["ccm-lb-cluster"] == provider.network.cluster_id
+    assert rule["labels"]["ccm-lb-service-uid"] == request.uid and rule["labels"]["ccm-lb-spec-hash"]
+    assert provider.clients.snapshot()["forwardingRules.setLabels"] == 1
+    provider.clients.reset_counts()
+    assert provider.drifted_load_balancers(requests=[request]) == frozenset()
+    provider.ensure_load_balancer(request=request)
+    assert provider.clients.snapshot() == {"forwardingRules.list": 1, "forwardingRules.get": 1}
+
+
+def _crash_after_forwarding_rule_insert(gce: FakeCompute, request: Any) -> None:
+    doomed = new_provider(gce)
+    real = doomed.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        if operation == "forwardingRules.insert":
+            raise Crash(operation)
+        return result
+
+    doomed.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    with pytest.raises(Crash):
+        doomed.ensure_load_balancer(request=request)
+    (rule,) = gce.resources("forwardingRules")
+    assert "labels" not in rule  # the window between insert and setLabels
+
+
+def test_a_crash_between_insert_and_set_labels_converges_on_the_next_sync(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("window")
+    _crash_after_forwarding_rule_insert(gce, request)
+    restarted = new_provider(gce)
+    assert restarted.drifted_load_balancers(requests=[request]) == frozenset({request.key})
+    ip = restarted.ensure_load_balancer(request=request).ingress[0].ip
+    (rule,) = gce.resources("forwardingRules")
+    assert rule["IPAddress"] == ip and rule["labels"]["ccm-lb-cluster"] == restarted.network.cluster_id
+    restarted.ensure_load_balancer_deleted(request=request)
+    assert lb_resources(gce) == {}
+
+
+def test_a_rule_left_unlabelled_by_a_crash_is_swept_when_its_service_is_gone(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    _crash_after_forwarding_rule_insert(gce, make_request("gone"))
+    sweeper = new_provider(gce)
+    sweeper.drifted_load_balancers(requests=[])
+    assert lb_resources(gce) == {}
+
+
 class Crash(Exception):
     """The process 'dies' right after a mutation that GCE already carried out."""
 
@@ -308,7 +367,21 @@ def crash_after(*, provider: GCEProvider, mutations: int) -> None:
     provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
 
 
-@pytest.mark.parametrize("crash_point", range(1, 11))
+CREATE_MUTATIONS, DELETE_MUTATIONS = 10, 7  # a create's and a delete's, counted below
+
+
+def test_the_crash_points_cover_every_mutation_of_a_create_and_a_delete(
+    provider: GCEProvider, make_request: RequestFactory
+) -> None:
+    request = make_request("counted")
+    provider.ensure_load_balancer(request=request)
+    assert sum(_mutations(provider).values()) == CREATE_MUTATIONS, _mutations(provider)
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer_deleted(request=request)
+    assert sum(_mutations(provider).values()) == DELETE_MUTATIONS, _mutations(provider)
+
+
+@pytest.mark.parametrize("crash_point", range(1, CREATE_MUTATIONS + 1))
 def test_create_converges_after_a_crash_after_any_mutation(
     gce: FakeCompute,
     make_request: RequestFactory,
@@ -329,7 +402,7 @@ def test_create_converges_after_a_crash_after_any_mutation(
     assert lb_resources(gce) == {}
 
 
-@pytest.mark.parametrize("crash_point", range(1, 8))
+@pytest.mark.parametrize("crash_point", range(1, DELETE_MUTATIONS + 1))
 def test_delete_converges_after_a_crash_after_any_mutation(
     gce: FakeCompute,
     make_request: RequestFactory,
