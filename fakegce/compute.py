@@ -584,7 +584,16 @@ class Compute:
         return Mutation("insert", rel, scope, apply)
 
     def _claim_ip(self, ip: str, rel: str) -> dict[str, Any] | None:
-        """The forwarding rule holding ``ip`` as an ephemeral IP (promotion), None if free, or 400."""
+        """The forwarding rule holding ``ip`` as an ephemeral IP (promotion), None if free, or 400.
+
+        An address inserted with ``address`` set to the ephemeral IP of one of the project's resources
+        promotes that IP to a static one, which the resource keeps using: Google's "Promote an ephemeral
+        external IP address" (``gcloud compute addresses create NAME --addresses=IP``), and upstream's
+        ``ensureStaticIP`` (cloud-provider-gcp gce_loadbalancer_external.go: "If the existingIP exists but
+        is ephemeral, this will promote it to static") and ingress-gce pkg/l4/address/manager.go for
+        internal rules. Deleting the address later leaves the resource its IP, as ephemeral again
+        (delete_address): upstream releases the reservation while the new rule uses it.
+        """
         holder = self.used_ips().get(ip)
         if holder is None:
             return None
@@ -832,6 +841,48 @@ class Compute:
             return str(resource["id"])
 
         return Mutation("delete", rel, scope, apply)
+
+    def patch_forwarding_rule(self, request: Request) -> Mutation:
+        """forwardingRules.patch: only ``allowGlobalAccess`` of an INTERNAL rule changes in place.
+
+        The REST reference's text ("you can only patch the network_tier field") is older than the API:
+        ``gcloud compute forwarding-rules update --allow-global-access`` changes an existing rule, Google's
+        mock (k8s-config-connector mockgcp/mockcompute/regionalforwardingrulev1.go Patch: "checked GCP log,
+        when AllowGlobalAccess is false, the field will be ignored") and ingress-gce
+        (pkg/forwardingrules/patchable.go: AllowGlobalAccess and NetworkTier) patch it. Any other field
+        still needs a new rule, so the fake refuses it rather than pretend.
+        """
+        scope = self.check_region(request.params["region"])
+        rel = self.rel(scope, "forwardingRules", request.params["forwardingRule"])
+        resource = self.find("forwardingRules", rel)
+        body = request.body
+        self.check_supported("ForwardingRule", body)
+        given = body.get("fingerprint")
+        if given is not None and given != resource["fingerprint"]:
+            raise err.precondition("Supplied fingerprint does not match current metadata fingerprint.")
+        for key, value in body.items():
+            if key in ("fingerprint", "allowGlobalAccess") or (key == "name" and value == resource["name"]):
+                continue
+            if key in resource and resource[key] == value:
+                continue
+            raise err.invalid_field(
+                f"resource.{key}", value, "This field cannot be patched; create a new rule."
+            )
+        allow = body.get("allowGlobalAccess")
+        if allow and resource["loadBalancingScheme"] != "INTERNAL":
+            raise err.invalid_field(
+                "resource.allowGlobalAccess", allow, "Only for INTERNAL forwarding rules."
+            )
+
+        def apply() -> str:
+            if allow is not None:
+                resource.pop("allowGlobalAccess", None)  # false is not shown, as on GCE (the mock's note)
+                if allow:
+                    resource["allowGlobalAccess"] = True
+            resource["fingerprint"] = _fingerprint()
+            return str(resource["id"])
+
+        return Mutation("patch", rel, scope, apply)
 
     def set_forwarding_rule_labels(self, request: Request) -> Mutation:
         scope = self.check_region(request.params["region"])

@@ -143,6 +143,14 @@ def _routes(c: Compute) -> list[Route]:
             mutation=True,
         ),
         Route(
+            "PATCH",
+            f"{r}/forwardingRules/{{forwardingRule}}",
+            ("compute.forwardingRules.update",),
+            c.patch_forwarding_rule,
+            mutation=True,
+            body=True,
+        ),
+        Route(
             "POST",
             f"{r}/forwardingRules/{{resource}}/setLabels",
             ("compute.forwardingRules.setLabels",),

@@ -25,7 +25,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec
-from providers.gcp import builder, model
+from providers.gcp import builder, model, rebuild
 from providers.gcp.client import GCEClients
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,14 @@ API = "https://www.googleapis.com/compute/v1"
 
 class NotOwned(RuntimeError):
     """A resource with our name exists but is not this cluster's; we refuse to touch it."""
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """What :meth:`Deployer.ensure` did: the LB's IP, and a message per IP change the user did not ask for."""
+
+    ip: str
+    ip_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -236,6 +244,16 @@ class Deployer:
                 delete=compute_v1.DeleteRegionBackendServiceRequest,
                 scope="region",
             ),
+            "addresses": _Kind(  # only our temporary IP holds (named after the LB); never a user's
+                client=self.c.addresses,
+                where=regional,
+                arg="address",
+                body="address_resource",
+                insert=compute_v1.InsertAddressRequest,
+                patch=None,
+                delete=compute_v1.DeleteAddressRequest,
+                scope="region",
+            ),
             "firewalls": _Kind(
                 client=self.c.firewalls,
                 where={"project": self.net.network_project},
@@ -349,66 +367,155 @@ class Deployer:
             )
         return rule
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
-        """Make GCE match ``stack``; returns the load balancer's IP address."""
+    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
+        """Make GCE match ``stack``; returns the load balancer's IP address and what the user must know."""
         self.sync_instance_groups(instances=stack.instances)
         want_hash = stack.spec_hash()
-        rule = self.get_forwarding_rule(stack.forwarding_rule.name)
+        fr = stack.forwarding_rule
+        rule = self.get_forwarding_rule(fr.name)
         if rule is not None and dict(rule.labels).get(model.SPEC_HASH_LABEL) == want_hash:
-            return str(rule.I_p_address)
+            return Ensured(ip=str(rule.I_p_address))
 
         self._ensure_health_check(stack.health_check)
         for fw in stack.firewalls:
             if fw.shared:
                 self._ensure_firewall(fw)
-        if rule is not None and self._rule_needs_recreate(rule, stack):
-            self._delete_forwarding_rule(stack.forwarding_rule.name)
-            if rule.load_balancing_scheme != stack.scheme:
-                self._delete_backend_service(stack.backend_service.name)
-            rule = None
+        # A reservation of ours named after the LB holds the IP while its rule is rebuilt; one left by a
+        # crash is picked up here, so that the move finishes on the same IP.
+        hold = self._get("addresses", fr.name)
+        if hold is not None and not _owned_description(hold, self.cid):
+            hold = None  # someone else's address with our name: neither used nor released
+        keep_ip, old_ip, why_new = "", "", ""
+        if rule is not None:
+            diffs = rebuild.differences(rule, fr)
+            if rebuild.patchable(diffs):
+                self._patch_global_access(rule, fr)
+            elif diffs:
+                ip_plan = rebuild.plan(rule, fr)
+                old_ip, why_new = str(rule.I_p_address), ip_plan.why_new
+                if ip_plan.keep:
+                    keep_ip = old_ip
+                    if ip_plan.hold and hold is None:
+                        hold = self._hold_ip(rule, fr, key=key, uid=uid)
+                self._delete_forwarding_rule(fr.name)
+                if "scheme" in diffs:
+                    self._delete_backend_service(stack.backend_service.name)
+                rule = None
         self._ensure_backend_service(stack, key=key, uid=uid)
         if rule is None:
-            rule = self._create_forwarding_rule(stack, key=key, uid=uid)
+            if hold is not None and not fr.ip_address:
+                if rebuild.hold_fits(hold, fr):
+                    keep_ip = str(hold.address)
+                else:  # the user changed what the IP cannot follow (scheme, tier, subnetwork) meanwhile
+                    self._release_hold(fr.name)
+                    hold = None
+            rule = self._create_forwarding_rule(stack, key=key, uid=uid, ip=fr.ip_address or keep_ip)
         ip = str(rule.I_p_address)
         for fw in stack.firewalls:
             if not fw.shared:
                 self._ensure_firewall(_with_destination(fw, ip), service=key, uid=uid)
         self._delete_stale_health_check(stack)
+        if hold is not None:  # the new rule has the IP now, and keeps it as its (ephemeral) IP
+            self._release_hold(fr.name)
         if dict(rule.labels).get(model.SPEC_HASH_LABEL) != want_hash:
             # All our labels at once (GCE dropped any given at insert), keeping labels others added.
-            labels = {
-                **dict(rule.labels),
-                **dict(stack.forwarding_rule.labels),
-                model.SPEC_HASH_LABEL: want_hash,
-            }
+            # Last, so that a rule without the current hash means "not finished" to the next sync.
+            labels = {**dict(rule.labels), **dict(fr.labels), model.SPEC_HASH_LABEL: want_hash}
             self.c.mutate(
                 "forwardingRules.setLabels",
                 self.c.forwarding_rules.set_labels_unary,
                 compute_v1.SetLabelsForwardingRuleRequest(
                     project=self.project,
                     region=self.region,
-                    resource=stack.forwarding_rule.name,
+                    resource=fr.name,
                     region_set_labels_request_resource=compute_v1.RegionSetLabelsRequest(
                         labels=labels, label_fingerprint=rule.label_fingerprint
                     ),
                 ),
                 scope="region",
             )
-        return ip
+        changes: tuple[str, ...] = ()
+        if why_new and old_ip and old_ip != ip:
+            logger.warning("%s: load balancer IP changed from %s to %s: %s", key, old_ip, ip, why_new)
+            changes = (rebuild.ip_changed_message(old=old_ip, new=ip, why=why_new),)
+        return Ensured(ip=ip, ip_changes=changes)
 
-    def _rule_needs_recreate(self, rule: Any, stack: model.Stack) -> bool:
-        want = stack.forwarding_rule
-        ports = sorted(int(p) for p in rule.ports) if rule.ports else []
-        return bool(
-            rule.load_balancing_scheme != want.scheme
-            or rule.I_p_protocol != want.protocol
-            or bool(rule.all_ports) != want.all_ports
-            or (not want.all_ports and ports != sorted(want.ports))
-            or (want.ip_address and rule.I_p_address != want.ip_address)
-            or (want.scheme == "EXTERNAL" and want.network_tier and rule.network_tier != want.network_tier)
-            or (want.scheme == "INTERNAL" and not str(rule.subnetwork).endswith(f"/{want.subnetwork}"))
-            or (want.scheme == "INTERNAL" and bool(rule.allow_global_access) != want.allow_global_access)
+    def _patch_global_access(self, rule: Any, want: model.ForwardingRule) -> None:
+        """``allowGlobalAccess`` is the one field GCE changes on a live rule: no rebuild, same IP."""
+        self.c.mutate(
+            "forwardingRules.patch",
+            self.c.forwarding_rules.patch_unary,
+            compute_v1.PatchForwardingRuleRequest(
+                project=self.project,
+                region=self.region,
+                forwarding_rule=want.name,
+                forwarding_rule_resource=compute_v1.ForwardingRule(
+                    allow_global_access=want.allow_global_access, fingerprint=rule.fingerprint
+                ),
+            ),
+            scope="region",
         )
+
+    def _hold_ip(self, rule: Any, want: model.ForwardingRule, *, key: str, uid: str) -> Any | None:
+        """Promote the rule's ephemeral IP to a reservation of ours (named after the LB) before the rebuild.
+
+        Returns the reservation, or None when a reserved address (the user's) already holds the IP: it
+        keeps holding it, and is never ours to release.
+        """
+        address = compute_v1.Address(
+            name=want.name,
+            address=str(rule.I_p_address),
+            description=model.description(cluster=self.cid, service=key, uid=uid),
+        )
+        if rule.load_balancing_scheme == "EXTERNAL":
+            address.address_type = "EXTERNAL"
+            address.network_tier = rule.network_tier or "PREMIUM"
+        else:
+            address.address_type = "INTERNAL"
+            address.subnetwork = str(rule.subnetwork)
+        try:
+            self.c.mutate(
+                "addresses.insert",
+                self.c.addresses.insert_unary,
+                compute_v1.InsertAddressRequest(
+                    project=self.project, region=self.region, address_resource=address
+                ),
+                scope="region",
+            )
+            return address
+        except gexc.Conflict:
+            pass  # made by an earlier attempt: read it back below
+        except gexc.BadRequest:
+            if self._reserved_by_ip(str(rule.I_p_address)):
+                return None
+            raise
+        hold = self._get("addresses", want.name)
+        if hold is None or not _owned_description(hold, self.cid):
+            raise NotOwned(
+                f"address {want.name} exists but is not owned by cluster {self.cid}; refusing to use it"
+            )
+        return hold
+
+    def _release_hold(self, name: str) -> None:
+        """Delete our reservation (already read or made, so known to be ours); the IP stays the rule's."""
+        with contextlib.suppress(gexc.NotFound):
+            self.c.mutate(
+                "addresses.delete",
+                self.c.addresses.delete_unary,
+                compute_v1.DeleteAddressRequest(project=self.project, region=self.region, address=name),
+                scope="region",
+            )
+
+    def _reserved_by_ip(self, ip: str) -> bool:
+        """Whether a reserved address (of anyone) holds ``ip``."""
+        pager = self.c.call(
+            "addresses.list",
+            self.c.addresses.list,
+            request=compute_v1.ListAddressesRequest(
+                project=self.project, region=self.region, filter=f'address eq "{ip}"'
+            ),
+        )
+        return any(a.address == ip for a in pager)
 
     def _ensure_backend_service(self, stack: model.Stack, *, key: str, uid: str) -> None:
         bs = stack.backend_service
@@ -428,7 +535,8 @@ class Deployer:
             resource.network = self._network_url()
         self._converge("regionBackendServices", name=bs.name, resource=resource, want_hash=want_hash, uid=uid)
 
-    def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str) -> Any:
+    def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str, ip: str) -> Any:
+        """Insert the rule (on ``ip``: the user's reserved address, or the one kept across a rebuild)."""
         fr = stack.forwarding_rule
         if fr.ip_address:
             self._require_reserved_address(fr.ip_address, scheme=fr.scheme)
@@ -446,8 +554,8 @@ class Deployer:
             resource.all_ports = True
         else:
             resource.ports = [str(p) for p in fr.ports]
-        if fr.ip_address:
-            resource.I_p_address = fr.ip_address
+        if ip:
+            resource.I_p_address = ip
         if fr.scheme == "EXTERNAL":
             if fr.network_tier:
                 resource.network_tier = fr.network_tier
@@ -499,6 +607,7 @@ class Deployer:
     def delete(self, *, lb_name: str) -> None:
         """Delete every part of one LB that this cluster owns; shared parts only when unused."""
         self._delete_forwarding_rule(lb_name)
+        self._delete_if_owned("addresses", lb_name)  # an IP hold a crash left between reserve and release
         self._delete_backend_service(lb_name)
         self._delete_if_owned("firewalls", builder.traffic_firewall_name(lb_name=lb_name))
         self._delete_if_owned("regionHealthChecks", builder.health_check_name(lb_name=lb_name))

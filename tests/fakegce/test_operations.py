@@ -223,7 +223,7 @@ def test_every_route_has_its_iam_permissions_and_multi_permission_calls_list_all
     assert PERMISSIONS[("POST", "zones/{zone}/instanceGroups/{instanceGroup}/listInstances")] == (
         "compute.instanceGroups.get",  # the REST page's IAM block (iam-dataset crawl), not .list
     )
-    assert set(PERMISSIONS) == set(FakeCompute().routes()) and len(PERMISSIONS) == 53
+    assert set(PERMISSIONS) == set(FakeCompute().routes()) and len(PERMISSIONS) == 54
     assert all(PERMISSIONS.values())
     names = [p for needed in (*PERMISSIONS.values(), *CONDITIONAL_PERMISSIONS.values()) for p in needed]
     assert all(p.startswith("compute.") and p.count(".") == 2 for p in names)

@@ -594,6 +594,72 @@ def test_an_invalid_internal_forwarding_rule_is_rejected(
         )
 
 
+def test_global_access_of_an_internal_rule_is_patched_in_place_and_nothing_else_is(gce: Gce) -> None:
+    gce.health_check()
+    gce.backend_service("ilb", scheme="INTERNAL")
+    gce.forwarding_rule(internal_rule())
+    before = gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="ilb")
+    for allow in (True, False):
+        patch = compute_v1.ForwardingRule(allow_global_access=allow, fingerprint=before.fingerprint)
+        op = gce.wait(
+            gce.forwarding_rules.patch_unary(
+                project=PROJECT, region=REGION, forwarding_rule="ilb", forwarding_rule_resource=patch
+            )
+        )
+        assert op.operation_type == "patch"
+        after = gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="ilb")
+        assert (after.id, after.I_p_address, after.allow_global_access) == (
+            before.id,
+            before.I_p_address,
+            allow,
+        )
+        assert after.fingerprint != before.fingerprint
+        before = after
+    with pytest.raises(exceptions.BadRequest, match="cannot be patched"):
+        gce.forwarding_rules.patch_unary(
+            project=PROJECT,
+            region=REGION,
+            forwarding_rule="ilb",
+            forwarding_rule_resource=compute_v1.ForwardingRule(ports=["8080"]),
+        )
+    with pytest.raises(exceptions.PreconditionFailed):
+        gce.forwarding_rules.patch_unary(
+            project=PROJECT,
+            region=REGION,
+            forwarding_rule="ilb",
+            forwarding_rule_resource=compute_v1.ForwardingRule(
+                allow_global_access=True, fingerprint="c3RhbGU="
+            ),
+        )
+
+
+def test_an_internal_rules_ephemeral_ip_is_promoted_by_an_address_of_its_subnetwork(gce: Gce) -> None:
+    gce.health_check()
+    gce.backend_service("ilb", scheme="INTERNAL")
+    gce.forwarding_rule(internal_rule())
+    rule = gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="ilb")
+    hold = compute_v1.Address(
+        name="ilb",
+        address=rule.I_p_address,
+        address_type="INTERNAL",
+        subnetwork=f"regions/{REGION}/subnetworks/default",
+    )
+    gce.wait(gce.addresses.insert_unary(project=PROJECT, region=REGION, address_resource=hold))
+    address = gce.addresses.get(project=PROJECT, region=REGION, address="ilb")
+    assert (address.address, address.status, list(address.users)) == (
+        rule.I_p_address,
+        "IN_USE",
+        [rule.self_link],
+    )
+    gce.wait(gce.forwarding_rules.delete_unary(project=PROJECT, region=REGION, forwarding_rule="ilb"))
+    assert gce.addresses.get(project=PROJECT, region=REGION, address="ilb").status == "RESERVED"
+    gce.forwarding_rule(internal_rule(I_p_address=rule.I_p_address))  # the same IP, on the reservation
+    gce.wait(gce.addresses.delete_unary(project=PROJECT, region=REGION, address="ilb"))
+    assert gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="ilb").I_p_address == (
+        rule.I_p_address
+    )
+
+
 def test_more_than_five_ports_need_all_ports(gce: Gce) -> None:
     gce.health_check()
     gce.backend_service("ilb", scheme="INTERNAL")
