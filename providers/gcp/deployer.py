@@ -298,13 +298,21 @@ class Deployer:
                 "refusing to touch it"
             )
         if marker.get(model.SPEC_HASH_KEY) != want_hash:
+            request_type = k.patch
             if kind == "regionBackendServices":
                 resource.fingerprint = existing.fingerprint  # a full update needs the current fingerprint
                 verb, call = "update", k.client.update_unary
+            elif kind == "firewalls" and existing.destination_ranges and not resource.destination_ranges:
+                # A patch cannot clear a list (the client omits an empty one): replace the whole rule.
+                verb, call = "update", k.client.update_unary
+                request_type = compute_v1.UpdateFirewallRequest
             else:
                 verb, call = "patch", k.client.patch_unary
             self.c.mutate(
-                f"{kind}.{verb}", call, k.patch(**k.where, **{k.arg: name, k.body: resource}), scope=k.scope
+                f"{kind}.{verb}",
+                call,
+                request_type(**k.where, **{k.arg: name, k.body: resource}),
+                scope=k.scope,
             )
 
     def _ensure_health_check(self, hc: model.HealthCheck) -> None:
@@ -411,9 +419,14 @@ class Deployer:
                     hold = None
             rule = self._create_forwarding_rule(stack, key=key, uid=uid, ip=fr.ip_address or keep_ip)
         ip = str(rule.I_p_address)
+        traffic = builder.traffic_firewall_name(lb_name=stack.name)
         for fw in stack.firewalls:
             if not fw.shared:
-                self._ensure_firewall(_with_destination(fw, ip), service=key, uid=uid)
+                # Only the traffic rule is narrowed to the LB's IP: health-check probes are not documented
+                # to target it, and ingress-gce's health-check rule has no destination
+                # (pkg/healthchecksl4/healthchecksl4.go ensureIPv4Firewall).
+                own = _with_destination(fw, ip) if fw.name == traffic else fw
+                self._ensure_firewall(own, service=key, uid=uid)
         self._delete_stale_health_check(stack)
         if hold is not None:  # the new rule has the IP now, and keeps it as its (ephemeral) IP
             self._release_hold(fr.name)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 from typing import Any
 
@@ -140,6 +142,43 @@ def test_local_traffic_policy_gets_its_own_health_check_and_switching_back_remov
     provider.ensure_load_balancer(request=cluster)
     ports = sorted(c["httpHealthCheck"]["port"] for c in gce.resources("healthChecks"))
     assert ports == [10256]
+
+
+def test_the_local_health_check_firewall_has_no_destination_and_the_traffic_firewall_has_the_lb_ip(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # Health-check probes are not documented to target the LB's IP: ingress-gce's health-check firewall
+    # (pkg/healthchecksl4/healthchecksl4.go ensureIPv4Firewall) sets no destinationRanges.
+    request = make_request("local", external_traffic_policy="Local", health_check_node_port=32001)
+    ip = provider.ensure_load_balancer(request=request).ingress[0].ip
+    lb = provider.get_load_balancer_name(request=request)
+    firewalls = {f["name"]: f for f in gce.resources("firewalls")}
+    assert firewalls[f"k8s-fw-{lb}"]["destinationRanges"] == [ip]
+    health = next(f for f in firewalls.values() if f["allowed"][0]["ports"] == ["32001"])
+    assert "destinationRanges" not in health
+
+
+def test_a_local_health_check_firewall_made_with_a_destination_loses_it(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("older", external_traffic_policy="Local", health_check_node_port=32002)
+    ip = provider.ensure_load_balancer(request=request).ingress[0].ip
+    health = next(f for f in gce.resources("firewalls") if f["allowed"][0]["ports"] == ["32002"])
+    # as an earlier version made it: with the LB's IP as destination, and that version's spec hash
+    marker = json.loads(health["description"])
+    marker["ccm-lb/spec-hash"] = "0000000000000000"
+    body = {k: v for k, v in health.items() if k not in ("id", "creationTimestamp", "selfLink", "kind")}
+    body.update(destinationRanges=[ip], description=json.dumps(marker, sort_keys=True, separators=(",", ":")))
+    path = f"/compute/v1/projects/test-project/global/firewalls/{health['name']}"
+    assert gce.dispatch("PUT", path, json.dumps(body).encode())[0] == 200
+    changed = dataclasses.replace(request, load_balancer_source_ranges=("10.0.0.0/8",))
+    assert provider.ensure_load_balancer(request=changed).ingress[0].ip == ip
+    health = next(f for f in gce.resources("firewalls") if f["allowed"][0]["ports"] == ["32002"])
+    assert "destinationRanges" not in health
 
 
 def test_external_to_internal_replaces_the_forwarding_rule_and_backend_service(
