@@ -26,7 +26,7 @@ from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec
 from providers.gcp import builder, model, rebuild
-from providers.gcp.client import GCEClients
+from providers.gcp.client import GCEClients, OperationFailed
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,10 @@ def _owns_rule(rule: Any, cluster_id: str) -> bool:
     return bool(_owned_description(rule, cluster_id))
 
 
-def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
+def _is_in_use(exc: Exception) -> bool:
+    """GCE's "still in use" refusal of a delete: a 400 at once, or an operation that fails with it later."""
+    if isinstance(exc, OperationFailed):
+        return "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" in exc.codes
     text = str(exc)
     return isinstance(exc, gexc.BadRequest) and (
         "being used by" in text or "resourceInUseByAnotherResource" in text
@@ -673,7 +676,7 @@ class Deployer:
             )
         except gexc.NotFound:
             return True
-        except gexc.BadRequest as exc:
+        except (gexc.BadRequest, OperationFailed) as exc:
             if _is_in_use(exc):
                 return False
             raise
@@ -710,7 +713,7 @@ class Deployer:
             )
         except gexc.NotFound:
             return True
-        except gexc.BadRequest as exc:
+        except (gexc.BadRequest, OperationFailed) as exc:
             if _is_in_use(exc):
                 logger.info("%s %s is still in use; kept", kind, name)
                 return False

@@ -274,6 +274,27 @@ def test_an_asynchronous_operation_error_surfaces_clearly(
         provider.ensure_load_balancer(request=make_request())
 
 
+def test_a_delete_that_gce_refuses_asynchronously_as_in_use_keeps_the_shared_part_and_succeeds(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # GCE may accept a DELETE and fail its operation with RESOURCE_IN_USE_BY_ANOTHER_RESOURCE (another
+    # controller's backend service uses the group): the same as the synchronous 400 "in use".
+    request = make_request("last")
+    provider.ensure_load_balancer(request=request)
+    gce.fail_operation(
+        "DELETE",
+        "zones/{zone}/instanceGroups/{instanceGroup}",
+        status=400,
+        message="The instance_group resource is already being used by 'backendServices/someone-elses'",
+        reason="RESOURCE_IN_USE_BY_ANOTHER_RESOURCE",
+    )
+    provider.ensure_load_balancer_deleted(request=request)
+    left = lb_resources(gce)
+    assert list(left) == ["instanceGroups"] and len(left["instanceGroups"]) == 1
+
+
 def test_operations_that_stay_running_are_waited_for(
     provider: GCEProvider,
     gce: FakeCompute,
