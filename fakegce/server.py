@@ -723,6 +723,24 @@ class FakeCompute:
                 raise KeyError(f"unknown kind {kind!r}; one of {sorted(self.compute.store)}")
             return [public(r) for _, r in sorted(self.compute.store[kind].items())]
 
+    def delete_instance(self, zone: str, name: str) -> None:
+        """A VM deleted outside the controller (a node pool scaled down, a preemption).
+
+        It leaves the instance groups it was in (unverified belief: GCE lists no member that no longer
+        exists), and later references to it are 404, removeInstances included (issue 12's review of the
+        instance-group sync).
+        """
+        c = self.compute
+        with self._lock:
+            rel = c.rel(f"zones/{zone}", "instances", name)
+            link = c.store["instances"].pop(rel)["selfLink"]
+            for group_rel, members in c.members.items():
+                if link in members:
+                    members.remove(link)
+                    group = c.store["instanceGroups"].get(group_rel)
+                    if group is not None:
+                        group.update(size=len(members), fingerprint=_fingerprint())
+
     def members(self, zone: str, group: str) -> list[str]:
         """The instance selfLinks of an instance group."""
         with self._lock:

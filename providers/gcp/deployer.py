@@ -81,6 +81,12 @@ def _owns_rule(rule: Any, cluster_id: str) -> bool:
     return bool(_owned_description(rule, cluster_id))
 
 
+def _member_already_exists(exc: gexc.GoogleAPICallError) -> bool:
+    """addInstances' 400 for an instance that is already a member (reason ``memberAlreadyExists``)."""
+    reasons = {str(e.get("reason", "")) for e in exc.errors or () if isinstance(e, dict)}
+    return "memberAlreadyExists" in reasons or "already a member" in str(exc)
+
+
 def _is_in_use(exc: Exception) -> bool:
     """GCE's "still in use" refusal of a delete: a 400 at once, or an operation that fails with it later."""
     if isinstance(exc, OperationFailed):
@@ -130,15 +136,29 @@ class Deployer:
         with self._lock:
             zones = sorted(set(wanted) | set(self._state.instance_groups))
             for zone in zones:
-                have = self._members(zone)
                 want = wanted.get(zone, set())
-                ig = builder.instance_group_name(cluster_id=self.cid)
-                add, remove = sorted(want - have), sorted(have - want)
-                if add:
-                    self._change_members(zone=zone, group=ig, names=add, add=True)
-                if remove:
-                    self._change_members(zone=zone, group=ig, names=remove, add=False)
-                self._state.instance_groups[zone] = set(want)
+                try:
+                    self._sync_zone(zone, want)
+                except (gexc.NotFound, gexc.BadRequest) as exc:
+                    if isinstance(exc, gexc.BadRequest) and not _member_already_exists(exc):
+                        raise
+                    # The cached membership was wrong: a VM deleted outside (removeInstances: 404), or a
+                    # member someone else added (addInstances: memberAlreadyExists). Read the group
+                    # again and retry once; what still fails is a real error.
+                    logger.info("instance group of %s: %s; reading its members again", zone, exc.message)
+                    self._state.instance_groups.pop(zone, None)
+                    self._sync_zone(zone, want)
+
+    def _sync_zone(self, zone: str, want: set[str]) -> None:
+        """One zone's group to exactly ``want``. Caller holds the lock."""
+        have = self._members(zone)
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        add, remove = sorted(want - have), sorted(have - want)
+        if add:
+            self._change_members(zone=zone, group=ig, names=add, add=True)
+        if remove:
+            self._change_members(zone=zone, group=ig, names=remove, add=False)
+        self._state.instance_groups[zone] = set(want)
 
     def _change_members(self, *, zone: str, group: str, names: Sequence[str], add: bool) -> None:
         refs = [compute_v1.InstanceReference(instance=self._instance_url(zone, n)) for n in names]

@@ -265,6 +265,22 @@ def test_adding_a_member_twice_missing_instances_or_other_zones_is_rejected(gce:
         add(gce, "ig", "zones/us-central1-b/instances/node-b-1")
 
 
+def test_a_deleted_vm_leaves_its_group_and_removing_it_is_not_found(gce: Gce) -> None:
+    gce.instance_group(instances=("node-a-1", "node-a-2"))
+    gce.fake.delete_instance(ZONE, "node-a-2")
+    assert [m.rsplit("/", 1)[-1] for m in gce.fake.members(ZONE, "ig")] == ["node-a-1"]
+    request = compute_v1.InstanceGroupsRemoveInstancesRequest(
+        instances=[compute_v1.InstanceReference(instance=f"zones/{ZONE}/instances/node-a-2")]
+    )
+    with pytest.raises(exceptions.NotFound, match="instances/node-a-2' was not found"):
+        gce.instance_groups.remove_instances_unary(
+            project=PROJECT,
+            zone=ZONE,
+            instance_group="ig",
+            instance_groups_remove_instances_request_resource=request,
+        )
+
+
 def test_an_instance_may_belong_to_one_load_balanced_instance_group_only(gce: Gce) -> None:
     gce.health_check()
     gce.instance_group("ig", instances=("node-a-1",))

@@ -109,6 +109,47 @@ def test_adding_a_node_is_one_instance_group_call_for_the_whole_cluster(
     assert _mutations(provider) == {"instanceGroups.removeInstances": 1}
 
 
+def _member_names(gce: FakeCompute) -> list[str]:
+    return sorted(
+        m.rsplit("/", 1)[-1]
+        for g in gce.resources("instanceGroups")
+        for m in gce.members(g["zone"].rsplit("/", 1)[-1], g["name"])
+    )
+
+
+def test_a_node_whose_vm_is_gone_does_not_wedge_the_zone(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("wedge", node_indexes=(0, 1, 2))
+    provider.ensure_load_balancer(request=request)
+    gce.delete_instance("us-central1-a", "node-2")  # the VM goes first; its Node object later
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1)))  # removeInstances: 404
+    assert _member_names(gce) == ["node-0", "node-1"]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 3)))  # the zone works again
+    assert _member_names(gce) == ["node-0", "node-1", "node-3"]
+    assert _mutations(provider) == {"instanceGroups.addInstances": 1}
+
+
+def test_a_member_added_behind_the_cache_does_not_wedge_the_zone(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("stale", node_indexes=(0, 1))
+    provider.ensure_load_balancer(request=request)
+    (group,) = [g for g in gce.resources("instanceGroups") if g["zone"].endswith("us-central1-a")]
+    other = new_provider(gce)  # another replica (or an earlier attempt) added node-2 meanwhile
+    other.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2)))
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2)))  # memberAlreadyExists
+    assert _member_names(gce) == ["node-0", "node-1", "node-2"] and group["name"]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1)))
+    assert _member_names(gce) == ["node-0", "node-1"]
+
+
 def test_delete_removes_everything_and_shared_parts_go_with_the_last_load_balancer(
     provider: GCEProvider,
     gce: FakeCompute,
