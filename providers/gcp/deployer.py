@@ -2,9 +2,14 @@
 
 * Shared per cluster: the zones' unmanaged instance groups (membership changes are one call per
   zone, whatever the number of Services), the node health check and its firewall. They are created
-  on first use and deleted only when GCE says nothing uses them any more (400 "in use" keeps them).
+  on first use and deleted only when GCE says nothing uses them any more ("in use", at once or from the
+  operation, keeps them).
 * Per Service: the forwarding rule carries the spec hash in a label, so an unchanged Service costs one
-  GET; the drift check lists forwarding rules by the cluster label, 500 per call.
+  GET; the drift check lists forwarding rules by name prefix, 500 per call. GCE ignores labels at
+  insert, so they are set with ``setLabels`` last; the description written at insert marks the rule
+  ours until then.
+* A rule GCE cannot change in place is rebuilt on the same IP (:mod:`providers.gcp.rebuild`): the IP is
+  reserved under the LB's name first and released once the new rule holds it.
 * Before changing or deleting anything, the resource is read and its ownership marker (labels, or the
   JSON description) must name this cluster; anything else is left alone, whatever its name.
 * Every mutation waits for its operation, carries a request id, and treats 409 "already exists" on
