@@ -36,6 +36,8 @@ from providers.gcp.client import GCEClients, OperationFailed
 logger = logging.getLogger(__name__)
 
 API = "https://www.googleapis.com/compute/v1"
+# Upstream's cap (cloud-provider-gcp gce_loadbalancer_internal.go maxInstancesPerInstanceGroup).
+MAX_GROUP_MEMBERS = 1000
 
 
 class NotOwned(RuntimeError):
@@ -138,6 +140,18 @@ class Deployer:
         wanted: dict[str, set[str]] = {}
         for zone, name in instances:
             wanted.setdefault(zone, set()).add(name)
+        for zone, names in wanted.items():
+            if len(names) > MAX_GROUP_MEMBERS:
+                kept = set(sorted(names)[:MAX_GROUP_MEMBERS])
+                logger.warning(
+                    "zone %s has %d nodes; its instance group holds the first %d by name, as upstream's does "
+                    "(the others get no load-balanced traffic): %s…",
+                    zone,
+                    len(names),
+                    MAX_GROUP_MEMBERS,
+                    ", ".join(sorted(names - kept)[:5]),
+                )
+                wanted[zone] = kept
         with self._lock:
             zones = sorted(set(wanted) | set(self._state.instance_groups))
             for zone in zones:

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from ccm.cloudprovider import InvalidSpec
+from ccm.cloudprovider import InvalidSpec, Node
 from fakegce import FakeCompute
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import NotOwned
@@ -148,6 +148,30 @@ def test_a_member_added_behind_the_cache_does_not_wedge_the_zone(
     provider.clients.reset_counts()
     provider.update_load_balancer(request=request.with_nodes(nodes(0, 1)))
     assert _member_names(gce) == ["node-0", "node-1"]
+
+
+def test_a_zone_group_holds_at_most_a_thousand_nodes_as_upstreams_does(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # cloud-provider-gcp gce_loadbalancer_internal.go: maxInstancesPerInstanceGroup = 1000
+    # (TestEnsureInternalInstanceGroupsLimit).
+    many = [f"big-{i:04d}" for i in range(1003)]
+    for name in many:
+        gce.seed_instance("us-central1-a", name, tags=("k8s-node",), network="default", subnetwork="nodes")
+    request = dataclasses.replace(
+        make_request("big"),
+        nodes=tuple(
+            Node(name=n, provider_id=f"gce://test-project/us-central1-a/{n}", zone="us-central1-a")
+            for n in many
+        ),
+    )
+    provider.ensure_load_balancer(request=request)
+    assert _member_names(gce) == many[:1000]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request)
+    assert _mutations(provider) == {}
 
 
 def test_delete_removes_everything_and_shared_parts_go_with_the_last_load_balancer(
