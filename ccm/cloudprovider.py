@@ -159,10 +159,24 @@ class IngressPoint:
 
 
 @dataclass(frozen=True)
+class ProviderEvent:
+    """Something a provider did that the Service's owner must hear of: a Warning event on the Service.
+
+    Upstream providers hold an event recorder of their own; ours see no Service, so they return the
+    event with the status and the controller records it, once, on the sync that made the change. For
+    example the GCP provider's ``LoadBalancerIPChanged`` when external ↔ internal needs a new address.
+    """
+
+    reason: str  # CamelCase, like upstream reasons
+    message: str
+
+
+@dataclass(frozen=True)
 class LoadBalancerStatus:
-    """What the controller writes to ``status.loadBalancer``."""
+    """What the controller writes to ``status.loadBalancer``; ``events`` are recorded, not written."""
 
     ingress: tuple[IngressPoint, ...] = ()
+    events: tuple[ProviderEvent, ...] = field(default=(), compare=False)
 
 
 # -- the provider interface ---------------------------------------------------------------------

@@ -584,7 +584,16 @@ class Compute:
         return Mutation("insert", rel, scope, apply)
 
     def _claim_ip(self, ip: str, rel: str) -> dict[str, Any] | None:
-        """The forwarding rule holding ``ip`` as an ephemeral IP (promotion), None if free, or 400."""
+        """The forwarding rule holding ``ip`` as an ephemeral IP (promotion), None if free, or 400.
+
+        An address inserted with ``address`` set to the ephemeral IP of one of the project's resources
+        promotes that IP to a static one, which the resource keeps using: Google's "Promote an ephemeral
+        external IP address" (``gcloud compute addresses create NAME --addresses=IP``), and upstream's
+        ``ensureStaticIP`` (cloud-provider-gcp gce_loadbalancer_external.go: "If the existingIP exists but
+        is ephemeral, this will promote it to static") and ingress-gce pkg/l4/address/manager.go for
+        internal rules. Deleting the address later leaves the resource its IP, as ephemeral again
+        (delete_address): upstream releases the reservation while the new rule uses it.
+        """
         holder = self.used_ips().get(ip)
         if holder is None:
             return None
@@ -620,9 +629,10 @@ class Compute:
         rel = self.rel(scope, "forwardingRules", name)
         if rel in self.store["forwardingRules"]:
             raise err.already_exists(rel)
-        scheme = body.get("loadBalancingScheme")
-        if not scheme:
-            raise err.required("resource.loadBalancingScheme")
+        # GCE fills in EXTERNAL and TCP when loadBalancingScheme / IPProtocol are left out (gcloud
+        # compute forwarding-rules create documents both defaults; Google's mock in k8s-config-connector,
+        # mockgcp/mockcompute/regionalforwardingrulev1.go, "appears to default by GCP": IPProtocol TCP).
+        scheme = body.get("loadBalancingScheme") or "EXTERNAL"
         if body.get("ipVersion", "IPV4") != "IPV4":
             raise err.invalid_field(
                 "resource.ipVersion", body["ipVersion"], "Only IPV4 is modelled by fakegce."
@@ -672,11 +682,13 @@ class Compute:
             "_address": None,
         }
         self._forwarding_rule_ports(body, scheme, protocol, resource)
-        labels = check_labels(body.get("labels"))
-        resource["labelFingerprint"] = label_fingerprint(labels)
-        if labels:
-            resource["labels"] = labels
-            self.used.add("compute.forwardingRules.setLabels")
+        # GCE ignores `labels` given to forwardingRules.insert; only setLabels sets them. Recorded real
+        # traffic: k8s-config-connector pkg/test/resourcefixture/testdata/basic/compute/v1beta1/
+        # computeforwardingrule/regionalcomputeforwardingruletcp-direct/_http.log (the POST carries
+        # labels, the GET after it only a labelFingerprint); Google's mock in the same repository,
+        # mockgcp/mockcompute/regionalforwardingrulev1.go ("labels will be added separately with
+        # setLabels"). Addresses keep theirs (regionalcomputeaddress/_http.log), see insert_address.
+        resource["labelFingerprint"] = label_fingerprint({})
         if body.get("sourceIpRanges"):
             for i, cidr in enumerate(body["sourceIpRanges"]):
                 check_cidr(cidr, f"resource.sourceIpRanges[{i}]")
@@ -739,7 +751,7 @@ class Compute:
 
         def apply() -> str:
             if address is not None:
-                address.update(status="IN_USE", users=[resource["selfLink"]])
+                address.update(status="IN_USE", users=[*address.get("users", ()), resource["selfLink"]])
                 resource["_address"] = address["selfLink"].removeprefix(GOOGLE)
             self.store["forwardingRules"][rel] = resource
             return str(resource["id"])
@@ -799,7 +811,11 @@ class Compute:
             address = found[0]
         if address["addressType"] != address_type:
             raise err.invalid_field("resource.IPAddress", ref, f"The address must be {address_type}.")
-        if address["status"] == "IN_USE":
+        # An internal address with purpose SHARED_LOADBALANCER_VIP may serve up to ten forwarding rules
+        # (Google's "Internal passthrough Network Load Balancer forwarding rules that use a common IP
+        # address"); any other address serves one.
+        limit = 10 if address.get("purpose") == "SHARED_LOADBALANCER_VIP" else 1
+        if len(address.get("users", ())) >= limit:
             raise err.invalid_field(
                 "resource.IPAddress", ref, f"IP address is in use by '{address['users'][0]}'."
             )
@@ -816,12 +832,57 @@ class Compute:
         def apply() -> str:
             address = self.store["addresses"].get(resource.get("_address") or "")
             if address is not None:
-                address["status"] = "RESERVED"
+                users = [u for u in address.get("users", ()) if u != resource["selfLink"]]
                 address.pop("users", None)
+                address["status"] = "IN_USE" if users else "RESERVED"
+                if users:
+                    address["users"] = users
             del self.store["forwardingRules"][rel]
             return str(resource["id"])
 
         return Mutation("delete", rel, scope, apply)
+
+    def patch_forwarding_rule(self, request: Request) -> Mutation:
+        """forwardingRules.patch: only ``allowGlobalAccess`` of an INTERNAL rule changes in place.
+
+        The REST reference's text ("you can only patch the network_tier field") is older than the API:
+        ``gcloud compute forwarding-rules update --allow-global-access`` changes an existing rule, Google's
+        mock (k8s-config-connector mockgcp/mockcompute/regionalforwardingrulev1.go Patch: "checked GCP log,
+        when AllowGlobalAccess is false, the field will be ignored") and ingress-gce
+        (pkg/forwardingrules/patchable.go: AllowGlobalAccess and NetworkTier) patch it. Any other field
+        still needs a new rule, so the fake refuses it rather than pretend.
+        """
+        scope = self.check_region(request.params["region"])
+        rel = self.rel(scope, "forwardingRules", request.params["forwardingRule"])
+        resource = self.find("forwardingRules", rel)
+        body = request.body
+        self.check_supported("ForwardingRule", body)
+        given = body.get("fingerprint")
+        if given is not None and given != resource["fingerprint"]:
+            raise err.precondition("Supplied fingerprint does not match current metadata fingerprint.")
+        for key, value in body.items():
+            if key in ("fingerprint", "allowGlobalAccess") or (key == "name" and value == resource["name"]):
+                continue
+            if key in resource and resource[key] == value:
+                continue
+            raise err.invalid_field(
+                f"resource.{key}", value, "This field cannot be patched; create a new rule."
+            )
+        allow = body.get("allowGlobalAccess")
+        if allow and resource["loadBalancingScheme"] != "INTERNAL":
+            raise err.invalid_field(
+                "resource.allowGlobalAccess", allow, "Only for INTERNAL forwarding rules."
+            )
+
+        def apply() -> str:
+            if allow is not None:
+                resource.pop("allowGlobalAccess", None)  # false is not shown, as on GCE (the mock's note)
+                if allow:
+                    resource["allowGlobalAccess"] = True
+            resource["fingerprint"] = _fingerprint()
+            return str(resource["id"])
+
+        return Mutation("patch", rel, scope, apply)
 
     def set_forwarding_rule_labels(self, request: Request) -> Mutation:
         scope = self.check_region(request.params["region"])
@@ -886,8 +947,9 @@ class Compute:
             "type": kind,
             key: spec,
             "selfLink": self.link(rel),
-            "region": self.scope_link(scope),
         }
+        if scope != "global":
+            resource["region"] = self.scope_link(scope)
         if body.get("logConfig"):
             resource["logConfig"] = dict(body["logConfig"])
         return resource
@@ -897,9 +959,9 @@ class Compute:
     def build_backend_service(
         self, body: dict[str, Any], scope: str, name: str, existing: dict[str, Any] | None
     ) -> Any:
-        scheme = body.get("loadBalancingScheme")
-        if not scheme:
-            raise err.required("resource.loadBalancingScheme")
+        # EXTERNAL when left out, as for forwarding rules (gcloud compute backend-services create
+        # documents --load-balancing-scheme default EXTERNAL).
+        scheme = body.get("loadBalancingScheme") or "EXTERNAL"
         if existing and existing["loadBalancingScheme"] != scheme:
             raise err.invalid_field("resource.loadBalancingScheme", scheme, "The scheme cannot be changed.")
         protocol = body.get("protocol") or "HTTP"
@@ -918,10 +980,23 @@ class Compute:
         check_links = []
         for i, ref in enumerate(checks):
             check = self.resolve(ref, "healthChecks", f"resource.healthChecks[{i}]")
-            if check["region"] != self.scope_link(scope):
+            if "region" not in check:
+                # A global health check serves an internal passthrough backend service, not an external
+                # one (Google's "Health checks overview", the load balancer guide table: internal
+                # passthrough Network Load Balancer "global or regional", external passthrough
+                # "regional").
+                if scheme != "INTERNAL":
+                    raise err.invalid_field(
+                        f"resource.healthChecks[{i}]",
+                        ref,
+                        f"A {scheme} backend service needs a regional health check.",
+                    )
+                self.used.add("compute.healthChecks.useReadOnly")
+            elif check["region"] != self.scope_link(scope):
                 raise err.invalid_field(f"resource.healthChecks[{i}]", ref, "Must be in the same region.")
+            else:
+                self.used.add("compute.regionHealthChecks.useReadOnly")
             check_links.append(check["selfLink"])
-            self.used.add("compute.regionHealthChecks.useReadOnly")
         affinity = body.get("sessionAffinity") or "NONE"
         if passthrough and affinity not in _PASSTHROUGH_AFFINITIES[: 5 if scheme == "INTERNAL" else 4]:
             raise err.invalid_field(

@@ -70,7 +70,11 @@ def _routes(c: Compute) -> list[Route]:
     # Permissions: the Compute REST reference's "IAM Permissions" of each method (terraform/gcp/README.md
     # names the page per permission). A body field that references another resource adds that
     # resource's ``use`` permission: recorded by the handler, declared in ``conditional``.
-    bs_refs = ("compute.regionHealthChecks.useReadOnly", "compute.instanceGroups.use")
+    bs_refs = (
+        "compute.regionHealthChecks.useReadOnly",
+        "compute.healthChecks.useReadOnly",
+        "compute.instanceGroups.use",
+    )
     policy = "compute.networks.updatePolicy"  # every change to a network's firewall rules
     routes = [
         # addresses
@@ -112,7 +116,6 @@ def _routes(c: Compute) -> list[Route]:
             mutation=True,
             body=True,
             conditional=(
-                "compute.forwardingRules.setLabels",
                 "compute.subnetworks.use",
                 "compute.networks.use",
                 "compute.addresses.use",
@@ -138,6 +141,14 @@ def _routes(c: Compute) -> list[Route]:
             ("compute.forwardingRules.delete",),
             c.delete_forwarding_rule,
             mutation=True,
+        ),
+        Route(
+            "PATCH",
+            f"{r}/forwardingRules/{{forwardingRule}}",
+            ("compute.forwardingRules.update",),
+            c.patch_forwarding_rule,
+            mutation=True,
+            body=True,
         ),
         Route(
             "POST",
@@ -240,6 +251,23 @@ def _routes(c: Compute) -> list[Route]:
             dele("healthChecks", "health check", "healthCheck"),
             mutation=True,
         ),
+        # global health checks (an internal passthrough backend service may use one)
+        Route(
+            "POST",
+            "global/healthChecks",
+            ("compute.healthChecks.create",),
+            ins("healthChecks", "HealthCheck", hc),
+            mutation=True,
+            body=True,
+        ),
+        Route("GET", "global/healthChecks/{healthCheck}", ("compute.healthChecks.get",), get("healthChecks")),
+        Route(
+            "DELETE",
+            "global/healthChecks/{healthCheck}",
+            ("compute.healthChecks.delete",),
+            dele("healthChecks", "health check", "healthCheck"),
+            mutation=True,
+        ),
         # firewalls
         Route(
             "POST",
@@ -328,7 +356,9 @@ def _routes(c: Compute) -> list[Route]:
         Route(
             "POST",
             f"{z}/instanceGroups/{{instanceGroup}}/listInstances",
-            ("compute.instanceGroups.list",),
+            # The REST page's "Authorization requires ... on the specified resource instanceGroup"
+            # (iann0036/iam-dataset crawl of instanceGroups/listInstances): get, not list.
+            ("compute.instanceGroups.get",),
             c.list_instances,
             list_call=True,
             body=True,
@@ -410,11 +440,12 @@ PERMISSIONS: dict[Key, tuple[str, ...]] = {
 """The IAM permissions every call of (HTTP method, path template) needs.
 
 ``permissions_used`` also records what a particular call needs on top, depending on its body and on
-what it references (:data:`CONDITIONAL_PERMISSIONS`): ``compute.forwardingRules.setLabels`` for labels
-given at insert, ``compute.subnetworks.use`` / ``compute.networks.use`` for an internal forwarding rule
-or address, ``compute.addresses.use`` / ``useInternal`` for a reserved IP, and the health checks'
-``useReadOnly`` and instance groups' ``use`` of a backend service. An INTERNAL address is created and
-deleted with ``createInternal`` / ``deleteInternal`` instead of ``create`` / ``delete``."""
+what it references (:data:`CONDITIONAL_PERMISSIONS`): ``compute.addresses.setLabels`` for labels given
+to an address at insert (a forwarding rule's are dropped), ``compute.subnetworks.use`` /
+``compute.networks.use`` for an internal forwarding rule or address, ``compute.addresses.use`` /
+``useInternal`` for a reserved IP, and the health checks' ``useReadOnly`` and instance groups' ``use``
+of a backend service. An INTERNAL address is created and deleted with ``createInternal`` /
+``deleteInternal`` instead of ``create`` / ``delete``."""
 
 CONDITIONAL_PERMISSIONS: dict[Key, tuple[str, ...]] = {
     (route.method, route.template): route.conditional for route in _ROUTES if route.conditional
@@ -627,6 +658,7 @@ class FakeCompute:
         network_tier: str = "PREMIUM",
         *,
         subnetwork: str | None = None,
+        purpose: str = "GCE_ENDPOINT",
     ) -> dict[str, Any]:
         """A static IP the user reserved (e.g. for ``spec.loadBalancerIP``)."""
         c = self.compute
@@ -662,7 +694,7 @@ class FakeCompute:
                 if not subnets:
                     raise ValueError(f"no seeded subnetwork for internal address {ip}")
                 resource.update(
-                    purpose="GCE_ENDPOINT", subnetwork=subnets[0]["selfLink"], network=subnets[0]["network"]
+                    purpose=purpose, subnetwork=subnets[0]["selfLink"], network=subnets[0]["network"]
                 )
             c.store["addresses"][rel] = resource
             return public(resource)
@@ -690,6 +722,24 @@ class FakeCompute:
             if kind not in self.compute.store:
                 raise KeyError(f"unknown kind {kind!r}; one of {sorted(self.compute.store)}")
             return [public(r) for _, r in sorted(self.compute.store[kind].items())]
+
+    def delete_instance(self, zone: str, name: str) -> None:
+        """A VM deleted outside the controller (a node pool scaled down, a preemption).
+
+        It leaves the instance groups it was in (unverified belief: GCE lists no member that no longer
+        exists), and later references to it are 404, removeInstances included (issue 12's review of the
+        instance-group sync).
+        """
+        c = self.compute
+        with self._lock:
+            rel = c.rel(f"zones/{zone}", "instances", name)
+            link = c.store["instances"].pop(rel)["selfLink"]
+            for group_rel, members in c.members.items():
+                if link in members:
+                    members.remove(link)
+                    group = c.store["instanceGroups"].get(group_rel)
+                    if group is not None:
+                        group.update(size=len(members), fingerprint=_fingerprint())
 
     def members(self, zone: str, group: str) -> list[str]:
         """The instance selfLinks of an instance group."""

@@ -330,6 +330,8 @@ class ServiceController:
         self.recorder.event(
             service, type=NORMAL, reason="EnsuredLoadBalancer", message="Ensured load balancer"
         )
+        for event in lb_status.events:  # what the provider says the user must know (an IP that changed)
+            self.recorder.event(service, type=WARNING, reason=event.reason, message=event.message)
         ingress = status.ingress_to_json(lb_status)
         cond = self._condition(
             service, ok=True, reason="EnsuredLoadBalancer", message="The load balancer matches the Service"

@@ -44,7 +44,14 @@ READ_VERBS = frozenset({"get", "list", "listInstances", "wait"})
 
 
 class OperationFailed(RuntimeError):
-    """A mutation's operation finished with an error (GCE reports some failures asynchronously)."""
+    """A mutation's operation finished with an error (GCE reports some failures asynchronously).
+
+    ``codes`` are the operation's error codes (``RESOURCE_IN_USE_BY_ANOTHER_RESOURCE``, ``QUOTA_EXCEEDED``…).
+    """
+
+    def __init__(self, message: str, *, codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.codes = codes
 
 
 class GCEClients(CallCounter):
@@ -161,7 +168,8 @@ class GCEClients(CallCounter):
             messages = "; ".join(f"{e.code}: {e.message}" for e in op.error.errors)
             status = op.http_error_status_code or 0
             raise OperationFailed(
-                f"{operation} failed (HTTP {status}): {op.http_error_message or messages} [{messages}]"
+                f"{operation} failed (HTTP {status}): {op.http_error_message or messages} [{messages}]",
+                codes=tuple(str(e.code) for e in op.error.errors),
             )
         return op
 

@@ -2,9 +2,14 @@
 
 * Shared per cluster: the zones' unmanaged instance groups (membership changes are one call per
   zone, whatever the number of Services), the node health check and its firewall. They are created
-  on first use and deleted only when GCE says nothing uses them any more (400 "in use" keeps them).
+  on first use and deleted only when GCE says nothing uses them any more ("in use", at once or from the
+  operation, keeps them).
 * Per Service: the forwarding rule carries the spec hash in a label, so an unchanged Service costs one
-  GET; the drift check lists forwarding rules by the cluster label, 500 per call.
+  GET; the drift check lists forwarding rules by name prefix, 500 per call. GCE ignores labels at
+  insert, so they are set with ``setLabels`` last; the description written at insert marks the rule
+  ours until then.
+* A rule GCE cannot change in place is rebuilt on the same IP (:mod:`providers.gcp.rebuild`): the IP is
+  reserved under the LB's name first and released once the new rule holds it.
 * Before changing or deleting anything, the resource is read and its ownership marker (labels, or the
   JSON description) must name this cluster; anything else is left alone, whatever its name.
 * A per-Service resource must also be of this instance's scope (its ``--load-balancer-class``: the
@@ -29,16 +34,26 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec, scope_digest
-from providers.gcp import builder, model
-from providers.gcp.client import GCEClients
+from providers.gcp import builder, model, rebuild
+from providers.gcp.client import GCEClients, OperationFailed
 
 logger = logging.getLogger(__name__)
 
 API = "https://www.googleapis.com/compute/v1"
+# Upstream's cap (cloud-provider-gcp gce_loadbalancer_internal.go maxInstancesPerInstanceGroup).
+MAX_GROUP_MEMBERS = 1000
 
 
 class NotOwned(RuntimeError):
     """A resource with our name exists but is not this cluster's; we refuse to touch it."""
+
+
+@dataclass(frozen=True)
+class Ensured:
+    """What :meth:`Deployer.ensure` did: the LB's IP, and a message per IP change the user did not ask for."""
+
+    ip: str
+    ip_changes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -70,7 +85,16 @@ def _owned_description(resource: Any, cluster_id: str, *, scope: str | None = No
     return marker
 
 
-def _is_in_use(exc: gexc.GoogleAPICallError) -> bool:
+def _member_already_exists(exc: gexc.GoogleAPICallError) -> bool:
+    """addInstances' 400 for an instance that is already a member (reason ``memberAlreadyExists``)."""
+    reasons = {str(e.get("reason", "")) for e in exc.errors or () if isinstance(e, dict)}
+    return "memberAlreadyExists" in reasons or "already a member" in str(exc)
+
+
+def _is_in_use(exc: Exception) -> bool:
+    """GCE's "still in use" refusal of a delete: a 400 at once, or an operation that fails with it later."""
+    if isinstance(exc, OperationFailed):
+        return "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" in exc.codes
     text = str(exc)
     return isinstance(exc, gexc.BadRequest) and (
         "being used by" in text or "resourceInUseByAnotherResource" in text
@@ -115,18 +139,44 @@ class Deployer:
         wanted: dict[str, set[str]] = {}
         for zone, name in instances:
             wanted.setdefault(zone, set()).add(name)
+        for zone, names in wanted.items():
+            if len(names) > MAX_GROUP_MEMBERS:
+                kept = set(sorted(names)[:MAX_GROUP_MEMBERS])
+                logger.warning(
+                    "zone %s has %d nodes; its instance group holds the first %d by name, as upstream's does "
+                    "(the others get no load-balanced traffic): %s…",
+                    zone,
+                    len(names),
+                    MAX_GROUP_MEMBERS,
+                    ", ".join(sorted(names - kept)[:5]),
+                )
+                wanted[zone] = kept
         with self._lock:
             zones = sorted(set(wanted) | set(self._state.instance_groups))
             for zone in zones:
-                have = self._members(zone)
                 want = wanted.get(zone, set())
-                ig = builder.instance_group_name(cluster_id=self.cid)
-                add, remove = sorted(want - have), sorted(have - want)
-                if add:
-                    self._change_members(zone=zone, group=ig, names=add, add=True)
-                if remove:
-                    self._change_members(zone=zone, group=ig, names=remove, add=False)
-                self._state.instance_groups[zone] = set(want)
+                try:
+                    self._sync_zone(zone, want)
+                except (gexc.NotFound, gexc.BadRequest) as exc:
+                    if isinstance(exc, gexc.BadRequest) and not _member_already_exists(exc):
+                        raise
+                    # The cached membership was wrong: a VM deleted outside (removeInstances: 404), or a
+                    # member someone else added (addInstances: memberAlreadyExists). Read the group
+                    # again and retry once; what still fails is a real error.
+                    logger.info("instance group of %s: %s; reading its members again", zone, exc.message)
+                    self._state.instance_groups.pop(zone, None)
+                    self._sync_zone(zone, want)
+
+    def _sync_zone(self, zone: str, want: set[str]) -> None:
+        """One zone's group to exactly ``want``. Caller holds the lock."""
+        have = self._members(zone)
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        add, remove = sorted(want - have), sorted(have - want)
+        if add:
+            self._change_members(zone=zone, group=ig, names=add, add=True)
+        if remove:
+            self._change_members(zone=zone, group=ig, names=remove, add=False)
+        self._state.instance_groups[zone] = set(want)
 
     def _change_members(self, *, zone: str, group: str, names: Sequence[str], add: bool) -> None:
         refs = [compute_v1.InstanceReference(instance=self._instance_url(zone, n)) for n in names]
@@ -235,6 +285,16 @@ class Deployer:
                 delete=compute_v1.DeleteRegionBackendServiceRequest,
                 scope="region",
             ),
+            "addresses": _Kind(  # only our temporary IP holds (named after the LB); never a user's
+                client=self.c.addresses,
+                where=regional,
+                arg="address",
+                body="address_resource",
+                insert=compute_v1.InsertAddressRequest,
+                patch=None,
+                delete=compute_v1.DeleteAddressRequest,
+                scope="region",
+            ),
             "firewalls": _Kind(
                 client=self.c.firewalls,
                 where={"project": self.net.network_project},
@@ -281,13 +341,21 @@ class Deployer:
                 f"{self._scope_hint()}; refusing to touch it"
             )
         if marker.get(model.SPEC_HASH_KEY) != want_hash:
+            request_type = k.patch
             if kind == "regionBackendServices":
                 resource.fingerprint = existing.fingerprint  # a full update needs the current fingerprint
                 verb, call = "update", k.client.update_unary
+            elif kind == "firewalls" and existing.destination_ranges and not resource.destination_ranges:
+                # A patch cannot clear a list (the client omits an empty one): replace the whole rule.
+                verb, call = "update", k.client.update_unary
+                request_type = compute_v1.UpdateFirewallRequest
             else:
                 verb, call = "patch", k.client.patch_unary
             self.c.mutate(
-                f"{kind}.{verb}", call, k.patch(**k.where, **{k.arg: name, k.body: resource}), scope=k.scope
+                f"{kind}.{verb}",
+                call,
+                request_type(**k.where, **{k.arg: name, k.body: resource}),
+                scope=k.scope,
             )
 
     def _scope_hint(self) -> str:
@@ -365,14 +433,19 @@ class Deployer:
         return rule
 
     def _owns_rule(self, rule: Any) -> bool:
-        labels = dict(rule.labels)
-        return bool(
-            labels.get(model.CLUSTER_LABEL) == self.cid
-            and labels.get(model.SCOPE_LABEL, "") == self.scope_label
-        )
+        """This cluster's and this scope's: by its labels, or by the description written at insert.
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
-        """Make GCE match ``stack``; returns the load balancer's IP address.
+        GCE ignores labels in ``forwardingRules.insert`` (recorded real traffic: k8s-config-connector
+        ``regionalcomputeforwardingruletcp-direct/_http.log``); they are set by ``setLabels`` afterwards.
+        Between the two calls the description marker (with the scope) is the only proof of ownership.
+        """
+        labels = dict(rule.labels)
+        if labels.get(model.CLUSTER_LABEL) == self.cid:
+            return bool(labels.get(model.SCOPE_LABEL, "") == self.scope_label)
+        return bool(_owned_description(rule, self.cid, scope=self.scope))
+
+    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
+        """Make GCE match ``stack``; returns the load balancer's IP address and what the user must know.
 
         After a failure the cluster-wide cache (instance groups, shared health check and firewall) is
         forgotten: another instance of the cluster (another ``--load-balancer-class``) may have deleted
@@ -387,60 +460,161 @@ class Deployer:
                 self._state = ClusterState()
             raise
 
-    def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> str:
+    def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
         self.sync_instance_groups(instances=stack.instances)
         want_hash = stack.spec_hash()
-        rule = self.get_forwarding_rule(stack.forwarding_rule.name)
+        fr = stack.forwarding_rule
+        rule = self.get_forwarding_rule(fr.name)
         if rule is not None and dict(rule.labels).get(model.SPEC_HASH_LABEL) == want_hash:
-            return str(rule.I_p_address)
+            return Ensured(ip=str(rule.I_p_address))
 
         self._ensure_health_check(stack.health_check)
         for fw in stack.firewalls:
             if fw.shared:
                 self._ensure_firewall(fw)
-        if rule is not None and self._rule_needs_recreate(rule, stack):
-            self._delete_forwarding_rule(stack.forwarding_rule.name)
-            if rule.load_balancing_scheme != stack.scheme:
-                self._delete_backend_service(stack.backend_service.name)
-            rule = None
+        # A reservation of ours named after the LB holds the IP while its rule is rebuilt; one left by a
+        # crash is picked up here, so that the move finishes on the same IP.
+        hold = self._get("addresses", fr.name)
+        if hold is not None and not _owned_description(hold, self.cid):
+            hold = None  # someone else's address with our name: neither used nor released
+        keep_ip, old_ip, why_new = "", "", ""
+        if rule is not None:
+            diffs = rebuild.differences(rule, fr)
+            if rebuild.patchable(diffs):
+                self._patch_global_access(rule, fr)
+            elif diffs:
+                ip_plan = rebuild.plan(rule, fr)
+                old_ip, why_new = str(rule.I_p_address), ip_plan.why_new
+                if ip_plan.keep:
+                    keep_ip = old_ip
+                    if ip_plan.hold and hold is None:
+                        hold = self._hold_ip(rule, fr, key=key, uid=uid)
+                self._delete_forwarding_rule(fr.name)
+                if "scheme" in diffs:
+                    self._delete_backend_service(stack.backend_service.name)
+                rule = None
         self._ensure_backend_service(stack, key=key, uid=uid)
         if rule is None:
-            rule = self._create_forwarding_rule(stack, uid=uid, want_hash=want_hash)
+            if hold is not None and not fr.ip_address:
+                if rebuild.hold_fits(hold, fr):
+                    keep_ip = str(hold.address)
+                else:  # the user changed what the IP cannot follow (scheme, tier, subnetwork) meanwhile
+                    self._release_hold(fr.name)
+                    hold = None
+            rule = self._create_forwarding_rule(stack, key=key, uid=uid, ip=fr.ip_address or keep_ip)
         ip = str(rule.I_p_address)
+        traffic = builder.traffic_firewall_name(lb_name=stack.name)
         for fw in stack.firewalls:
             if not fw.shared:
-                self._ensure_firewall(_with_destination(fw, ip), service=key, uid=uid)
+                # Only the traffic rule is narrowed to the LB's IP: health-check probes are not documented
+                # to target it, and ingress-gce's health-check rule has no destination
+                # (pkg/healthchecksl4/healthchecksl4.go ensureIPv4Firewall).
+                own = _with_destination(fw, ip) if fw.name == traffic else fw
+                self._ensure_firewall(own, service=key, uid=uid)
         self._delete_stale_health_check(stack)
+        if hold is not None:  # the new rule has the IP now, and keeps it as its (ephemeral) IP
+            self._release_hold(fr.name)
         if dict(rule.labels).get(model.SPEC_HASH_LABEL) != want_hash:
-            labels = {**dict(rule.labels), model.SPEC_HASH_LABEL: want_hash}
+            # All our labels at once (GCE dropped any given at insert), keeping labels others added.
+            # Last, so that a rule without the current hash means "not finished" to the next sync.
+            labels = {**dict(rule.labels), **dict(fr.labels), model.SPEC_HASH_LABEL: want_hash}
+            if self.scope_label:
+                labels[model.SCOPE_LABEL] = self.scope_label
             self.c.mutate(
                 "forwardingRules.setLabels",
                 self.c.forwarding_rules.set_labels_unary,
                 compute_v1.SetLabelsForwardingRuleRequest(
                     project=self.project,
                     region=self.region,
-                    resource=stack.forwarding_rule.name,
+                    resource=fr.name,
                     region_set_labels_request_resource=compute_v1.RegionSetLabelsRequest(
                         labels=labels, label_fingerprint=rule.label_fingerprint
                     ),
                 ),
                 scope="region",
             )
-        return ip
+        changes: tuple[str, ...] = ()
+        if why_new and old_ip and old_ip != ip:
+            logger.warning("%s: load balancer IP changed from %s to %s: %s", key, old_ip, ip, why_new)
+            changes = (rebuild.ip_changed_message(old=old_ip, new=ip, why=why_new),)
+        return Ensured(ip=ip, ip_changes=changes)
 
-    def _rule_needs_recreate(self, rule: Any, stack: model.Stack) -> bool:
-        want = stack.forwarding_rule
-        ports = sorted(int(p) for p in rule.ports) if rule.ports else []
-        return bool(
-            rule.load_balancing_scheme != want.scheme
-            or rule.I_p_protocol != want.protocol
-            or bool(rule.all_ports) != want.all_ports
-            or (not want.all_ports and ports != sorted(want.ports))
-            or (want.ip_address and rule.I_p_address != want.ip_address)
-            or (want.scheme == "EXTERNAL" and want.network_tier and rule.network_tier != want.network_tier)
-            or (want.scheme == "INTERNAL" and not str(rule.subnetwork).endswith(f"/{want.subnetwork}"))
-            or (want.scheme == "INTERNAL" and bool(rule.allow_global_access) != want.allow_global_access)
+    def _patch_global_access(self, rule: Any, want: model.ForwardingRule) -> None:
+        """``allowGlobalAccess`` is the one field GCE changes on a live rule: no rebuild, same IP."""
+        self.c.mutate(
+            "forwardingRules.patch",
+            self.c.forwarding_rules.patch_unary,
+            compute_v1.PatchForwardingRuleRequest(
+                project=self.project,
+                region=self.region,
+                forwarding_rule=want.name,
+                forwarding_rule_resource=compute_v1.ForwardingRule(
+                    allow_global_access=want.allow_global_access, fingerprint=rule.fingerprint
+                ),
+            ),
+            scope="region",
         )
+
+    def _hold_ip(self, rule: Any, want: model.ForwardingRule, *, key: str, uid: str) -> Any | None:
+        """Promote the rule's ephemeral IP to a reservation of ours (named after the LB) before the rebuild.
+
+        Returns the reservation, or None when a reserved address (the user's) already holds the IP: it
+        keeps holding it, and is never ours to release.
+        """
+        address = compute_v1.Address(
+            name=want.name,
+            address=str(rule.I_p_address),
+            description=model.description(cluster=self.cid, service=key, uid=uid),
+        )
+        if rule.load_balancing_scheme == "EXTERNAL":
+            address.address_type = "EXTERNAL"
+            address.network_tier = rule.network_tier or "PREMIUM"
+        else:
+            address.address_type = "INTERNAL"
+            address.subnetwork = str(rule.subnetwork)
+        try:
+            self.c.mutate(
+                "addresses.insert",
+                self.c.addresses.insert_unary,
+                compute_v1.InsertAddressRequest(
+                    project=self.project, region=self.region, address_resource=address
+                ),
+                scope="region",
+            )
+            return address
+        except gexc.Conflict:
+            pass  # made by an earlier attempt: read it back below
+        except gexc.BadRequest:
+            if self._reserved_by_ip(str(rule.I_p_address)):
+                return None
+            raise
+        hold = self._get("addresses", want.name)
+        if hold is None or not _owned_description(hold, self.cid):
+            raise NotOwned(
+                f"address {want.name} exists but is not owned by cluster {self.cid}; refusing to use it"
+            )
+        return hold
+
+    def _release_hold(self, name: str) -> None:
+        """Delete our reservation (already read or made, so known to be ours); the IP stays the rule's."""
+        with contextlib.suppress(gexc.NotFound):
+            self.c.mutate(
+                "addresses.delete",
+                self.c.addresses.delete_unary,
+                compute_v1.DeleteAddressRequest(project=self.project, region=self.region, address=name),
+                scope="region",
+            )
+
+    def _reserved_by_ip(self, ip: str) -> bool:
+        """Whether a reserved address (of anyone) holds ``ip``."""
+        pager = self.c.call(
+            "addresses.list",
+            self.c.addresses.list,
+            request=compute_v1.ListAddressesRequest(
+                project=self.project, region=self.region, filter=f'address eq "{ip}"'
+            ),
+        )
+        return any(a.address == ip for a in pager)
 
     def _ensure_backend_service(self, stack: model.Stack, *, key: str, uid: str) -> None:
         bs = stack.backend_service
@@ -462,29 +636,27 @@ class Deployer:
             resource.network = self._network_url()
         self._converge("regionBackendServices", name=bs.name, resource=resource, want_hash=want_hash, uid=uid)
 
-    def _create_forwarding_rule(self, stack: model.Stack, *, uid: str, want_hash: str) -> Any:
+    def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str, ip: str) -> Any:
+        """Insert the rule (on ``ip``: the user's reserved address, or the one kept across a rebuild)."""
         fr = stack.forwarding_rule
         if fr.ip_address:
             self._require_reserved_address(fr.ip_address, scheme=fr.scheme)
-        # No spec-hash label yet: it is set last, once the firewalls exist, so that a crash in between
-        # leaves a rule that the next ensure does not mistake for complete.
-        labels = dict(fr.labels)
-        if self.scope_label:
-            labels[model.SCOPE_LABEL] = self.scope_label
+        # No labels: GCE ignores them at insert. The description marks the rule ours until setLabels,
+        # which comes last, once the firewalls exist, so that a crash in between leaves a rule that the
+        # next ensure recognises as ours and does not mistake for complete.
         resource = compute_v1.ForwardingRule(
             name=fr.name,
             load_balancing_scheme=fr.scheme,
             I_p_protocol=fr.protocol,
             backend_service=self._region_url("backendServices", fr.backend_service),
-            labels=labels,
-            description=model.description(cluster=self.cid, uid=uid, scope=self.scope),
+            description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
         )
         if fr.all_ports:
             resource.all_ports = True
         else:
             resource.ports = [str(p) for p in fr.ports]
-        if fr.ip_address:
-            resource.I_p_address = fr.ip_address
+        if ip:
+            resource.I_p_address = ip
         if fr.scheme == "EXTERNAL":
             if fr.network_tier:
                 resource.network_tier = fr.network_tier
@@ -536,6 +708,7 @@ class Deployer:
     def delete(self, *, lb_name: str) -> None:
         """Delete every part of one LB that this cluster owns; shared parts only when unused."""
         self._delete_forwarding_rule(lb_name)
+        self._delete_if_owned("addresses", lb_name)  # an IP hold a crash left between reserve and release
         self._delete_backend_service(lb_name)
         self._delete_if_owned("firewalls", builder.traffic_firewall_name(lb_name=lb_name))
         self._delete_if_owned("regionHealthChecks", builder.health_check_name(lb_name=lb_name))
@@ -590,7 +763,7 @@ class Deployer:
             )
         except gexc.NotFound:
             return True
-        except gexc.BadRequest as exc:
+        except (gexc.BadRequest, OperationFailed) as exc:
             if _is_in_use(exc):
                 return False
             raise
@@ -633,7 +806,7 @@ class Deployer:
             )
         except gexc.NotFound:
             return True
-        except gexc.BadRequest as exc:
+        except (gexc.BadRequest, OperationFailed) as exc:
             if _is_in_use(exc):
                 logger.info("%s %s is still in use; kept", kind, name)
                 return False

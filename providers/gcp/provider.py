@@ -18,6 +18,7 @@ from ccm.cloudprovider import (
     IngressPoint,
     LoadBalancerRequest,
     LoadBalancerStatus,
+    ProviderEvent,
     build_failure_is_expected,
 )
 from providers.gcp import builder, model
@@ -27,6 +28,8 @@ from providers.gcp.config import load as load_config
 from providers.gcp.deployer import Deployer
 
 logger = logging.getLogger(__name__)
+
+IP_CHANGED = "LoadBalancerIPChanged"  # the Warning event of a change that could not keep the Service's IP
 
 
 class GCEProvider:
@@ -76,8 +79,9 @@ class GCEProvider:
 
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
         stack = self._stack(request)
-        ip = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
-        return LoadBalancerStatus(ingress=(IngressPoint(ip=ip),))
+        ensured = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
+        events = tuple(ProviderEvent(reason=IP_CHANGED, message=message) for message in ensured.ip_changes)
+        return LoadBalancerStatus(ingress=(IngressPoint(ip=ensured.ip),), events=events)
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 from kubernetes import client
 
-from ccm.cloudprovider import LoadBalancerRequest, LoadBalancerStatus
+from ccm.cloudprovider import LoadBalancerRequest, LoadBalancerStatus, ProviderEvent
 from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER
 from ccm.controllers.service import ServiceController
 from providers.fake import FakeCloud
@@ -275,3 +276,26 @@ def test_existing_services_are_ensured_when_the_controller_starts(
     kube.create_service(kube_api, namespace, "before-start")
     make_controller()
     _hostname(kube_api, namespace, "before-start")
+
+
+def test_an_event_the_provider_returns_is_recorded_on_the_service_as_a_warning(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+) -> None:
+    class Telling(FakeCloud):
+        def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
+            status = super().ensure_load_balancer(request=request)
+            event = ProviderEvent(reason="LoadBalancerIPChanged", message="moved from 1.2.3.4 to 5.6.7.8")
+            return dataclasses.replace(status, events=(event,))
+
+    make_controller(provider=Telling(cluster_name="test"))
+    kube.create_service(kube_api, namespace, "told")
+    _hostname(kube_api, namespace, "told")
+    told = kube.eventually(
+        lambda: [
+            e for e in kube.events(kube_api, namespace, "told") if e["reason"] == "LoadBalancerIPChanged"
+        ],
+        message="the provider's event",
+    )
+    assert told[0]["type"] == "Warning" and told[0]["message"] == "moved from 1.2.3.4 to 5.6.7.8"

@@ -105,8 +105,8 @@ def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
             timeout=60,
             message="an IP from the GCP provider",
         )
-        rule = gce.resources("forwardingRules")[0]
-        assert points[0]["ip"] == rule["IPAddress"] and rule["loadBalancingScheme"] == "EXTERNAL"
+        first = gce.resources("forwardingRules")[0]
+        assert points[0]["ip"] == first["IPAddress"] and first["loadBalancingScheme"] == "EXTERNAL"
         assert _members(gce) == ["gke-node-0"]
 
         # nodes across two zones: the shared instance groups follow
@@ -116,14 +116,27 @@ def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
         kube.delete_node(kube_api, made.pop(0))
         kube.eventually(lambda: _members(gce) == ["gke-node-1", "gke-node-2"], timeout=60)
 
-        # ports and source ranges
+        ip = points[0]["ip"]
+
+        def rule() -> dict[str, object]:
+            rules = gce.resources("forwardingRules")
+            return rules[0] if len(rules) == 1 else {}
+
+        def status_ip() -> str:
+            points = kube.ingress(kube.get_service(kube_api, namespace, "web"))
+            return str(points[0].get("ip", "")) if points else ""
+
+        # a port added and source ranges: the forwarding rule is rebuilt on the same IP
         kube.patch_service(
             kube_api,
             namespace,
             "web",
             {
                 "spec": {
-                    "ports": [{"name": "http", "port": 8080, "targetPort": 8080, "protocol": "TCP"}],
+                    "ports": [
+                        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                        {"name": "alt", "port": 8080, "targetPort": 8080, "protocol": "TCP"},
+                    ],
                     "loadBalancerSourceRanges": ["203.0.113.0/24"],
                 }
             },
@@ -136,11 +149,36 @@ def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
             lambda: (
                 (fw := traffic_firewall()) is not None
                 and fw["sourceRanges"] == ["203.0.113.0/24"]
-                and gce.resources("forwardingRules")[0]["ports"] == ["8080"]
+                and rule().get("ports") == ["80", "8080"]
+                and bool(rule().get("labels"))
             ),
             timeout=60,
             message="new port and source range",
         )
+        assert rule()["IPAddress"] == ip and status_ip() == ip
+        assert gce.resources("addresses") == []  # the IP's temporary reservation was released
+
+        # TCP → UDP: rebuilt again, still the same IP
+        kube.patch_service(
+            kube_api,
+            namespace,
+            "web",
+            {
+                "spec": {
+                    "ports": [
+                        {"name": "http", "port": 80, "targetPort": 8080, "protocol": "UDP"},
+                        {"name": "alt", "port": 8080, "targetPort": 8080, "protocol": "UDP"},
+                    ]
+                }
+            },
+        )
+        kube.eventually(
+            lambda: rule().get("IPProtocol") == "UDP" and bool(rule().get("labels")),
+            timeout=60,
+            message="a UDP forwarding rule",
+        )
+        assert rule()["IPAddress"] == ip and status_ip() == ip
+        assert gce.resources("addresses") == []
 
         # external → internal
         kube.patch_service(
@@ -162,11 +200,31 @@ def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
             timeout=60,
             message="an internal IP in status",
         )
+        # a new IP the user did not name: said in a Warning event
+        changed = kube.eventually(
+            lambda: [
+                e for e in kube.events(kube_api, namespace, "web") if e["reason"] == "LoadBalancerIPChanged"
+            ],
+            timeout=30,
+            message="the IP change event",
+        )
+        assert (
+            changed[0]["type"] == "Warning"
+            and ip in changed[0]["message"]
+            and status_ip() in changed[0]["message"]
+        )
 
         # delete: nothing left
         kube.delete_service(kube_api, namespace, "web")
         kube.eventually(lambda: kube.get_service(kube_api, namespace, "web") is None, timeout=60)
-        for kind in ("forwardingRules", "backendServices", "healthChecks", "firewalls", "instanceGroups"):
+        for kind in (
+            "forwardingRules",
+            "backendServices",
+            "healthChecks",
+            "firewalls",
+            "instanceGroups",
+            "addresses",
+        ):
             assert gce.resources(kind) == [], kind
     finally:
         for name in made:

@@ -2,7 +2,8 @@
 
 The provider runs a whole lifecycle on the fake Compute server (which maps every call, and what its
 body references, to the IAM permissions GCE checks): external and internal load balancers with
-``externalTrafficPolicy: Local`` and ``Cluster``, reserved static IPs, nodes in two zones, a node
+``externalTrafficPolicy: Local`` and ``Cluster``, reserved static IPs, ephemeral IPs kept across a
+rebuild (promoted and released), global access patched in place, nodes in two zones, a node
 added and removed, a controller restart, port, source-range, health-check and affinity changes,
 external → internal, the drift check, and deletion. Every mutation's operation stays RUNNING for one
 poll, as on GCE, so the operation reads are exercised too. The permissions the fake recorded must
@@ -105,6 +106,20 @@ def run(gce: FakeCompute) -> None:
     assert (
         provider.ensure_load_balancer(request=web).ingress[0].ip.startswith("10.128.")
     )  # external → internal
+
+    # ephemeral IPs kept across rebuilds: promoted to a reservation, released after (external, internal)
+    for name, uid, extra in (("eph", "3", {}), ("ieph", "4", INTERNAL)):
+        lb = service(name, f"00000000-0000-0000-0000-00000000000{uid}", 80, annotations=extra)
+        ip = provider.ensure_load_balancer(request=lb).ingress[0].ip
+        lb = change(lb, ports=service(name, lb.uid, 80, 81).ports)
+        assert provider.ensure_load_balancer(request=lb).ingress[0].ip == ip
+        if extra:  # global access is patched in place
+            global_access = {
+                **INTERNAL,
+                "networking.gke.io/internal-load-balancer-allow-global-access": "true",
+            }
+            provider.ensure_load_balancer(request=change(lb, annotations=global_access))
+        provider.ensure_load_balancer_deleted(request=lb)
 
     assert provider.drifted_load_balancers(requests=[web, api]) == frozenset()
     provider.ensure_load_balancer_deleted(request=web)

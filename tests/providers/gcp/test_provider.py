@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import math
 from typing import Any
 
 import pytest
 
-from ccm.cloudprovider import InvalidSpec
+from ccm.cloudprovider import InvalidSpec, Node
 from fakegce import FakeCompute
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import NotOwned
@@ -107,6 +109,71 @@ def test_adding_a_node_is_one_instance_group_call_for_the_whole_cluster(
     assert _mutations(provider) == {"instanceGroups.removeInstances": 1}
 
 
+def _member_names(gce: FakeCompute) -> list[str]:
+    return sorted(
+        m.rsplit("/", 1)[-1]
+        for g in gce.resources("instanceGroups")
+        for m in gce.members(g["zone"].rsplit("/", 1)[-1], g["name"])
+    )
+
+
+def test_a_node_whose_vm_is_gone_does_not_wedge_the_zone(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("wedge", node_indexes=(0, 1, 2))
+    provider.ensure_load_balancer(request=request)
+    gce.delete_instance("us-central1-a", "node-2")  # the VM goes first; its Node object later
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1)))  # removeInstances: 404
+    assert _member_names(gce) == ["node-0", "node-1"]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 3)))  # the zone works again
+    assert _member_names(gce) == ["node-0", "node-1", "node-3"]
+    assert _mutations(provider) == {"instanceGroups.addInstances": 1}
+
+
+def test_a_member_added_behind_the_cache_does_not_wedge_the_zone(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("stale", node_indexes=(0, 1))
+    provider.ensure_load_balancer(request=request)
+    (group,) = [g for g in gce.resources("instanceGroups") if g["zone"].endswith("us-central1-a")]
+    other = new_provider(gce)  # another replica (or an earlier attempt) added node-2 meanwhile
+    other.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2)))
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2)))  # memberAlreadyExists
+    assert _member_names(gce) == ["node-0", "node-1", "node-2"] and group["name"]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(nodes(0, 1)))
+    assert _member_names(gce) == ["node-0", "node-1"]
+
+
+def test_a_zone_group_holds_at_most_a_thousand_nodes_as_upstreams_does(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # cloud-provider-gcp gce_loadbalancer_internal.go: maxInstancesPerInstanceGroup = 1000
+    # (TestEnsureInternalInstanceGroupsLimit).
+    many = [f"big-{i:04d}" for i in range(1003)]
+    for name in many:
+        gce.seed_instance("us-central1-a", name, tags=("k8s-node",), network="default", subnetwork="nodes")
+    request = dataclasses.replace(
+        make_request("big"),
+        nodes=tuple(
+            Node(name=n, provider_id=f"gce://test-project/us-central1-a/{n}", zone="us-central1-a")
+            for n in many
+        ),
+    )
+    provider.ensure_load_balancer(request=request)
+    assert _member_names(gce) == many[:1000]
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request)
+    assert _mutations(provider) == {}
+
+
 def test_delete_removes_everything_and_shared_parts_go_with_the_last_load_balancer(
     provider: GCEProvider,
     gce: FakeCompute,
@@ -140,6 +207,43 @@ def test_local_traffic_policy_gets_its_own_health_check_and_switching_back_remov
     provider.ensure_load_balancer(request=cluster)
     ports = sorted(c["httpHealthCheck"]["port"] for c in gce.resources("healthChecks"))
     assert ports == [10256]
+
+
+def test_the_local_health_check_firewall_has_no_destination_and_the_traffic_firewall_has_the_lb_ip(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # Health-check probes are not documented to target the LB's IP: ingress-gce's health-check firewall
+    # (pkg/healthchecksl4/healthchecksl4.go ensureIPv4Firewall) sets no destinationRanges.
+    request = make_request("local", external_traffic_policy="Local", health_check_node_port=32001)
+    ip = provider.ensure_load_balancer(request=request).ingress[0].ip
+    lb = provider.get_load_balancer_name(request=request)
+    firewalls = {f["name"]: f for f in gce.resources("firewalls")}
+    assert firewalls[f"k8s-fw-{lb}"]["destinationRanges"] == [ip]
+    health = next(f for f in firewalls.values() if f["allowed"][0]["ports"] == ["32001"])
+    assert "destinationRanges" not in health
+
+
+def test_a_local_health_check_firewall_made_with_a_destination_loses_it(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("older", external_traffic_policy="Local", health_check_node_port=32002)
+    ip = provider.ensure_load_balancer(request=request).ingress[0].ip
+    health = next(f for f in gce.resources("firewalls") if f["allowed"][0]["ports"] == ["32002"])
+    # as an earlier version made it: with the LB's IP as destination, and that version's spec hash
+    marker = json.loads(health["description"])
+    marker["ccm-lb/spec-hash"] = "0000000000000000"
+    body = {k: v for k, v in health.items() if k not in ("id", "creationTimestamp", "selfLink", "kind")}
+    body.update(destinationRanges=[ip], description=json.dumps(marker, sort_keys=True, separators=(",", ":")))
+    path = f"/compute/v1/projects/test-project/global/firewalls/{health['name']}"
+    assert gce.dispatch("PUT", path, json.dumps(body).encode())[0] == 200
+    changed = dataclasses.replace(request, load_balancer_source_ranges=("10.0.0.0/8",))
+    assert provider.ensure_load_balancer(request=changed).ingress[0].ip == ip
+    health = next(f for f in gce.resources("firewalls") if f["allowed"][0]["ports"] == ["32002"])
+    assert "destinationRanges" not in health
 
 
 def test_external_to_internal_replaces_the_forwarding_rule_and_backend_service(
@@ -235,6 +339,27 @@ def test_an_asynchronous_operation_error_surfaces_clearly(
         provider.ensure_load_balancer(request=make_request())
 
 
+def test_a_delete_that_gce_refuses_asynchronously_as_in_use_keeps_the_shared_part_and_succeeds(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    # GCE may accept a DELETE and fail its operation with RESOURCE_IN_USE_BY_ANOTHER_RESOURCE (another
+    # controller's backend service uses the group): the same as the synchronous 400 "in use".
+    request = make_request("last")
+    provider.ensure_load_balancer(request=request)
+    gce.fail_operation(
+        "DELETE",
+        "zones/{zone}/instanceGroups/{instanceGroup}",
+        status=400,
+        message="The instance_group resource is already being used by 'backendServices/someone-elses'",
+        reason="RESOURCE_IN_USE_BY_ANOTHER_RESOURCE",
+    )
+    provider.ensure_load_balancer_deleted(request=request)
+    left = lb_resources(gce)
+    assert list(left) == ["instanceGroups"] and len(left["instanceGroups"]) == 1
+
+
 def test_operations_that_stay_running_are_waited_for(
     provider: GCEProvider,
     gce: FakeCompute,
@@ -289,6 +414,65 @@ def test_a_foreign_firewall_with_our_name_is_never_touched(
     ]
 
 
+def test_ownership_labels_come_by_set_labels_because_gce_ignores_them_at_insert(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("labelled")
+    provider.ensure_load_balancer(request=request)
+    (rule,) = gce.resources("forwardingRules")
+    assert rule["labels"]["ccm-lb-cluster"] == provider.network.cluster_id
+    assert rule["labels"]["ccm-lb-service-uid"] == request.uid and rule["labels"]["ccm-lb-spec-hash"]
+    assert provider.clients.snapshot()["forwardingRules.setLabels"] == 1
+    provider.clients.reset_counts()
+    assert provider.drifted_load_balancers(requests=[request]) == frozenset()
+    provider.ensure_load_balancer(request=request)
+    assert provider.clients.snapshot() == {"forwardingRules.list": 1, "forwardingRules.get": 1}
+
+
+def _crash_after_forwarding_rule_insert(gce: FakeCompute, request: Any) -> None:
+    doomed = new_provider(gce)
+    real = doomed.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        if operation == "forwardingRules.insert":
+            raise Crash(operation)
+        return result
+
+    doomed.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    with pytest.raises(Crash):
+        doomed.ensure_load_balancer(request=request)
+    (rule,) = gce.resources("forwardingRules")
+    assert "labels" not in rule  # the window between insert and setLabels
+
+
+def test_a_crash_between_insert_and_set_labels_converges_on_the_next_sync(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    request = make_request("window")
+    _crash_after_forwarding_rule_insert(gce, request)
+    restarted = new_provider(gce)
+    assert restarted.drifted_load_balancers(requests=[request]) == frozenset({request.key})
+    ip = restarted.ensure_load_balancer(request=request).ingress[0].ip
+    (rule,) = gce.resources("forwardingRules")
+    assert rule["IPAddress"] == ip and rule["labels"]["ccm-lb-cluster"] == restarted.network.cluster_id
+    restarted.ensure_load_balancer_deleted(request=request)
+    assert lb_resources(gce) == {}
+
+
+def test_a_rule_left_unlabelled_by_a_crash_is_swept_when_its_service_is_gone(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    _crash_after_forwarding_rule_insert(gce, make_request("gone"))
+    sweeper = new_provider(gce)
+    sweeper.drifted_load_balancers(requests=[])
+    assert lb_resources(gce) == {}
+
+
 class Crash(Exception):
     """The process 'dies' right after a mutation that GCE already carried out."""
 
@@ -308,7 +492,21 @@ def crash_after(*, provider: GCEProvider, mutations: int) -> None:
     provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
 
 
-@pytest.mark.parametrize("crash_point", range(1, 11))
+CREATE_MUTATIONS, DELETE_MUTATIONS = 10, 7  # a create's and a delete's, counted below
+
+
+def test_the_crash_points_cover_every_mutation_of_a_create_and_a_delete(
+    provider: GCEProvider, make_request: RequestFactory
+) -> None:
+    request = make_request("counted")
+    provider.ensure_load_balancer(request=request)
+    assert sum(_mutations(provider).values()) == CREATE_MUTATIONS, _mutations(provider)
+    provider.clients.reset_counts()
+    provider.ensure_load_balancer_deleted(request=request)
+    assert sum(_mutations(provider).values()) == DELETE_MUTATIONS, _mutations(provider)
+
+
+@pytest.mark.parametrize("crash_point", range(1, CREATE_MUTATIONS + 1))
 def test_create_converges_after_a_crash_after_any_mutation(
     gce: FakeCompute,
     make_request: RequestFactory,
@@ -329,7 +527,7 @@ def test_create_converges_after_a_crash_after_any_mutation(
     assert lb_resources(gce) == {}
 
 
-@pytest.mark.parametrize("crash_point", range(1, 8))
+@pytest.mark.parametrize("crash_point", range(1, DELETE_MUTATIONS + 1))
 def test_delete_converges_after_a_crash_after_any_mutation(
     gce: FakeCompute,
     make_request: RequestFactory,
