@@ -2,7 +2,8 @@
 
 The controller runs as its own process and reaches moto exactly as it reaches AWS, through boto3's
 standard ``AWS_ENDPOINT_URL``; nothing in it knows that the cloud is fake. The seed is what the AWS
-provider discovers in a real account: a VPC, one subnet per availability zone tagged
+provider discovers in a real account: a VPC with an internet gateway on its main route table, one public
+subnet per availability zone tagged
 ``kubernetes.io/cluster/<cluster>=owned`` and ``kubernetes.io/role/elb=1``, a cluster-tagged node security
 group, and the instances the Nodes point at. The same clients then read back what the controller built,
 for the sandbox's table.
@@ -193,12 +194,24 @@ class Account:
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint, config=config)
 
     def seed(self, *, nodes: int) -> Network:
-        """A VPC, a tagged subnet in each of two zones, a node security group and ``nodes`` instances."""
+        """A VPC with an internet gateway, a tagged public subnet in each of two zones, a node security group
+        and ``nodes`` instances."""
         owned = {self.cluster_tag: "owned"}
         vpc = self.ec2.create_vpc(
             CidrBlock="10.0.0.0/16",
             TagSpecifications=_tag_spec("vpc", {"Name": f"{self.cluster}-vpc", **owned}),
         )["Vpc"]["VpcId"]
+        # public subnets, as internet-facing NLBs need (AWS refuses an internet-facing load balancer on a
+        # subnet without a route to an internet gateway): the VPC's main route table, which subnets
+        # without a table of their own use, routes 0.0.0.0/0 to one
+        igw = self.ec2.create_internet_gateway(
+            TagSpecifications=_tag_spec("internet-gateway", {"Name": f"{self.cluster}-igw", **owned}),
+        )["InternetGateway"]["InternetGatewayId"]
+        self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        main_table = self.ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+        )["RouteTables"][0]["RouteTableId"]
+        self.ec2.create_route(RouteTableId=main_table, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
         subnets: dict[str, str] = {}
         for index, zone in enumerate(ZONES):
             subnets[zone] = self.ec2.create_subnet(

@@ -840,7 +840,8 @@ class Deployer:
         """(keys whose LB is missing or differs, names of this scope's orphaned LBs).
 
         A load balancer is an orphan when the Service UID its forwarding rule carries is not in
-        ``live_uids`` (every Service of the cluster). A rule without a UID label is never one, and
+        ``live_uids`` (every Service of the cluster), read from its UID label or, before ``setLabels``
+        ran, from the description written at insert. A rule with neither is never one, and
         ``live_uids=None`` finds none.
         """
         rules = {r.name: r for r in self.list_forwarding_rules()}
@@ -858,6 +859,8 @@ class Deployer:
         orphans = []
         for name, rule in rules.items():
             uid = dict(rule.labels).get(model.SERVICE_UID_LABEL, "")
+            if not uid:  # a crash between insert and setLabels: the UID is in the description
+                uid = builder.label_value(model.parse_description(rule.description).get(model.SERVICE_UID_KEY, ""))
             if uid and uid not in live:
                 orphans.append(name)
         return frozenset(drifted), sorted(orphans)

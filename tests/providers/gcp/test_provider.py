@@ -469,7 +469,7 @@ def test_a_rule_left_unlabelled_by_a_crash_is_swept_when_its_service_is_gone(
 ) -> None:
     _crash_after_forwarding_rule_insert(gce, make_request("gone"))
     sweeper = new_provider(gce)
-    sweeper.drifted_load_balancers(requests=[])
+    sweeper.drifted_load_balancers(requests=[], live_uids=frozenset())
     assert lb_resources(gce) == {}
 
 
