@@ -860,7 +860,8 @@ class Deployer:
         for name, rule in rules.items():
             uid = dict(rule.labels).get(model.SERVICE_UID_LABEL, "")
             if not uid:  # a crash between insert and setLabels: the UID is in the description
-                uid = builder.label_value(model.parse_description(rule.description).get(model.SERVICE_UID_KEY, ""))
+                marker = model.parse_description(rule.description)
+                uid = builder.label_value(marker.get(model.SERVICE_UID_KEY, ""))
             if uid and uid not in live:
                 orphans.append(name)
         return frozenset(drifted), sorted(orphans)
