@@ -252,6 +252,23 @@ class DriftChecker(Protocol):
     ) -> frozenset[str]: ...
 
 
+UNSUPPORTED_ANNOTATION_REASON = "UnsupportedAnnotation"
+
+
+@runtime_checkable
+class AnnotationChecker(Protocol):
+    """Optional: which load-balancer annotations on a Service the provider does not implement.
+
+    Pure (no cloud call). The keys are the provider's own load-balancer namespace only (for AWS
+    ``service.beta.kubernetes.io/aws-load-balancer-*``), never annotations meant for other
+    controllers. The controller names them in a Warning ``UnsupportedAnnotation`` event and in the
+    ``LoadBalancerSynced`` condition, once per change of the set, so nothing a user writes for the
+    load balancer is ignored silently.
+    """
+
+    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]: ...
+
+
 ProviderFactory = Callable[..., LoadBalancer]
 
 

@@ -49,6 +49,25 @@ class Registry:
             accepted=accepted if accepted is not None else self.by_key[key].accepted,
         )
 
+    def unsupported(
+        self, *, annotations: Mapping[str, str], prefixes: Iterable[str], keys: Iterable[str] = ()
+    ) -> tuple[str, ...]:
+        """The load-balancer annotations of ``annotations`` that this provider does not implement.
+
+        A key counts when it starts with one of ``prefixes`` (or is one of ``keys``) and the registry
+        either does not know it (a typo, or a setting of another controller's we do not build) or
+        declares it ignored. Sorted, for a stable event and condition message.
+        """
+        prefixes, exact = tuple(prefixes), frozenset(keys)
+        return tuple(
+            sorted(
+                key
+                for key in annotations
+                if (key.startswith(prefixes) or key in exact)
+                and (key not in self.by_key or self.by_key[key].support == IGNORED)
+            )
+        )
+
     def markdown(self, *, footer: str = "") -> str:
         """The reference as a Markdown table (and an optional paragraph after it)."""
         lines = ["| Annotation | Accepted values | Default | Meaning |", "|---|---|---|---|"]

@@ -32,6 +32,8 @@ from typing import Any, NoReturn
 from kubernetes import client
 
 from ccm.cloudprovider import (
+    UNSUPPORTED_ANNOTATION_REASON,
+    AnnotationChecker,
     DriftChecker,
     ImplementedElsewhere,
     InvalidSpec,
@@ -300,8 +302,13 @@ class ServiceController:
                 patched = self.patcher.remove_finalizers(service=patched, finalizers=legacy)
         except Exception as exc:
             self._failed(service, SyncError("failed to add load balancer cleanup finalizer", cause=exc))
-        if patched is not None:
-            service = patched
+        if patched is None or predicates.meta(patched).get("uid") != predicates.meta(service).get("uid"):
+            # Gone (or replaced by a namesake) since the cache saw it: nothing may be built for it, and it
+            # never carried our finalizer, so nothing was. A namesake gets its own sync from its event.
+            logger.info("%s: the Service is gone; not ensuring a load balancer for it", key)
+            self._known.pop(key, None)
+            return
+        service = patched
         targets = self.targets()
         if not targets.nodes:
             self.recorder.event(
@@ -333,9 +340,24 @@ class ServiceController:
         for event in lb_status.events:  # what the provider says the user must know (an IP that changed)
             self.recorder.event(service, type=WARNING, reason=event.reason, message=event.message)
         ingress = status.ingress_to_json(lb_status)
-        cond = self._condition(
-            service, ok=True, reason="EnsuredLoadBalancer", message="The load balancer matches the Service"
-        )
+        unsupported = self._unsupported_annotations(service)
+        message = "The load balancer matches the Service"
+        if unsupported:
+            message += (
+                f"; annotations this provider does not implement, without effect: {', '.join(unsupported)}"
+            )
+        said = (status.current_condition(service) or {}).get("message") == message
+        cond = self._condition(service, ok=True, reason="EnsuredLoadBalancer", message=message)
+        if unsupported and not said:  # once per change: the condition remembers what was said
+            self.recorder.event(
+                service,
+                type=WARNING,
+                reason=UNSUPPORTED_ANNOTATION_REASON,
+                message=(
+                    f"{', '.join(unsupported)}: not implemented by this provider, so without effect; "
+                    "remove it or see the README's annotation reference"
+                ),
+            )
         ingress_changed = status.current_ingress(service) != status.normalise_ingress(ingress)
         if ingress_changed or cond is not None:
             try:
@@ -382,6 +404,13 @@ class ServiceController:
                 )
             except Exception as exc:
                 self._failed(service, SyncError("failed to update load balancer status", cause=exc))
+
+    def _unsupported_annotations(self, service: Obj) -> tuple[str, ...]:
+        if not isinstance(self.provider, AnnotationChecker):
+            return ()
+        return self.provider.unsupported_annotations(
+            annotations=predicates.meta(service).get("annotations") or {}
+        )
 
     def _condition(self, service: Obj, *, ok: bool, reason: str, message: str) -> dict[str, Any] | None:
         """The condition to write, or None when the current one already says the same."""

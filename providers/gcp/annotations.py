@@ -143,6 +143,24 @@ def lookup(*, key: str) -> Annotation:
     return BY_KEY[key]
 
 
+# The load-balancer annotation namespaces of GKE and upstream's GCE provider (issue 11 §3). Others, such as
+# ``cloud.google.com/neg`` (ingress-gce's) or ``cloud.google.com/backend-config``, are not ours to judge.
+LOAD_BALANCER_PREFIXES: Final = (
+    "networking.gke.io/load-balancer-",
+    "networking.gke.io/internal-load-balancer-",
+    "cloud.google.com/load-balancer-",
+    "alpha.cloud.google.com/load-balancer-",
+)
+LOAD_BALANCER_KEYS: Final = (NETWORK_TIER, L4_RBS)
+
+
+def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """Load-balancer keys this provider does not implement: unknown to the registry, or ignored."""
+    return _TABLE.unsupported(
+        annotations=annotations, prefixes=LOAD_BALANCER_PREFIXES, keys=LOAD_BALANCER_KEYS
+    )
+
+
 # -- the README table ---------------------------------------------------------------------------------
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ccm.cloudprovider import (
     DEFAULT_ORPHAN_GRACE_SECONDS,
@@ -21,6 +21,7 @@ from ccm.cloudprovider import (
     ProviderEvent,
     build_failure_is_expected,
 )
+from providers.gcp import annotations as ann
 from providers.gcp import builder, model
 from providers.gcp.client import GCEClients
 from providers.gcp.config import GCEConfig, cluster_network
@@ -62,6 +63,12 @@ class GCEProvider:
 
     def _stack(self, request: LoadBalancerRequest) -> model.Stack:
         return builder.build_stack(request=request, network=self.network)
+
+    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
+        """GKE load-balancer keys this provider does not implement (:class:`AnnotationChecker`)."""
+        if annotations.get(ann.L4_RBS, "").strip() == ann.RBS_ENABLED:
+            return ()  # GKE's own L4 controller's Service: its annotations are that controller's
+        return ann.unsupported(annotations=annotations)
 
     def get_load_balancer_name(self, *, request: LoadBalancerRequest) -> str:
         return builder.load_balancer_name(

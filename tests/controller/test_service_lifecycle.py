@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from kubernetes import client
 
@@ -299,3 +300,67 @@ def test_an_event_the_provider_returns_is_recorded_on_the_service_as_a_warning(
         message="the provider's event",
     )
     assert told[0]["type"] == "Warning" and told[0]["message"] == "moved from 1.2.3.4 to 5.6.7.8"
+
+
+class _Picky(FakeCloud):
+    """A provider that implements no ``example.com/lb-*`` annotation (an :class:`AnnotationChecker`)."""
+
+    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
+        return tuple(sorted(k for k in annotations if k.startswith("example.com/lb-")))
+
+
+def test_an_annotation_the_provider_does_not_implement_is_named_once_per_change(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+) -> None:
+    make_controller(provider=_Picky(cluster_name="test"))
+    kube.create_service(
+        kube_api, namespace, "picky", annotations={"example.com/lb-speed": "fast", "example.com/other": "x"}
+    )
+    _hostname(kube_api, namespace, "picky")
+
+    def unsupported() -> list[dict[str, Any]]:
+        return [
+            e for e in kube.events(kube_api, namespace, "picky") if e["reason"] == "UnsupportedAnnotation"
+        ]
+
+    (first,) = kube.eventually(unsupported, message="the UnsupportedAnnotation event")
+    assert first["type"] == "Warning" and "example.com/lb-speed" in first["message"]
+    assert "example.com/other" not in first["message"]
+    cond = kube.condition(kube.get_service(kube_api, namespace, "picky"))
+    assert cond is not None and cond["status"] == "True" and "example.com/lb-speed" in cond["message"]
+
+    # a spec change re-ensures the Service; the same unsupported key is not reported again
+    kube.patch_service(
+        kube_api,
+        namespace,
+        "picky",
+        {
+            "spec": {
+                "ports": [
+                    {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                    {"name": "alt", "port": 8080, "targetPort": 8080, "protocol": "TCP"},
+                ]
+            }
+        },
+    )
+    kube.eventually(
+        lambda: (
+            sum(
+                e.get("count") or 1
+                for e in kube.events(kube_api, namespace, "picky")
+                if e["reason"] == "EnsuredLoadBalancer"
+            )
+            >= 2
+        ),
+        message="the spec change synced",
+    )
+    # another unsupported key is a change: named, once, with the first
+    kube.patch_service(
+        kube_api, namespace, "picky", {"metadata": {"annotations": {"example.com/lb-size": "xl"}}}
+    )
+    kube.eventually(lambda: len(unsupported()) == 2 or None, message="a second UnsupportedAnnotation event")
+    latest = max(unsupported(), key=lambda e: e["lastTimestamp"] or e["eventTime"] or "")
+    assert "example.com/lb-size" in latest["message"] and "example.com/lb-speed" in latest["message"]
+    assert sum(e.get("count", 1) for e in unsupported()) == 2

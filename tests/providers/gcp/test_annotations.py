@@ -137,3 +137,20 @@ def test_invalid_takes_the_accepted_text_from_the_registry() -> None:
 
     assert error.accepted == ann.lookup(key=ann.NETWORK_TIER).accepted
     assert str(error) == f"invalid {ann.NETWORK_TIER}='Gold': unknown tier; accepted: Premium or Standard"
+
+
+def test_unsupported_names_gke_load_balancer_keys_this_provider_does_not_implement() -> None:
+    annotations = {
+        "networking.gke.io/load-balancer-ip-addresses": "my-ip",  # GKE's, not built here
+        "networking.gke.io/internal-load-balancer-allow-global-access": "true",  # honoured
+        "cloud.google.com/load-balancer-type": "Internal",  # honoured (deprecated spelling)
+        ann.BACKEND_SHARE: "true",  # accepted and ignored: said
+        ann.NETWORK_TIER: "Standard",  # honoured
+        "cloud.google.com/neg": '{"ingress": true}',  # ingress-gce's: not ours to judge
+        "cloud.google.com/backend-config": "{}",
+    }
+
+    assert ann.unsupported(annotations=annotations) == (
+        ann.BACKEND_SHARE,
+        "networking.gke.io/load-balancer-ip-addresses",
+    )
