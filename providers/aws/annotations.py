@@ -33,6 +33,9 @@ PREFIX: Final = "service.beta.kubernetes.io/aws-load-balancer-"
 
 TYPE: Final = PREFIX + "type"
 INTERNAL: Final = PREFIX + "internal"
+SCHEME: Final = PREFIX + "scheme"
+ATTRIBUTES: Final = PREFIX + "attributes"
+HEALTHCHECK_SUCCESS_CODES: Final = PREFIX + "healthcheck-success-codes"
 SUBNETS: Final = PREFIX + "subnets"
 EIP_ALLOCATIONS: Final = PREFIX + "eip-allocations"
 PRIVATE_IPV4_ADDRESSES: Final = PREFIX + "private-ipv4-addresses"
@@ -66,6 +69,8 @@ ACCESS_LOG_EMIT_INTERVAL: Final = PREFIX + "access-log-emit-interval"
 # -- value sets shared by the registry and the builder ------------------------------------------------
 
 HEALTHCHECK_PROTOCOLS: Final = ("TCP", "HTTP", "HTTPS")
+SCHEMES: Final = ("internal", "internet-facing")
+TCP_IDLE_TIMEOUT_RANGE: Final = (60, 6000)  # botocore elbv2 ListenerAttribute: tcp.idle_timeout.seconds
 HEALTHY_THRESHOLD_RANGE: Final = (2, 10)
 INTERVAL_RANGE: Final = (5, 300)
 TIMEOUT_RANGE: Final = (2, 120)
@@ -115,6 +120,29 @@ TARGET_GROUP_ATTRIBUTE_VALUES: Final[Mapping[str, ValueRule]] = MappingProxyType
 )
 
 
+# NLB load-balancer attributes aws-load-balancer-attributes may set (botocore's elbv2 service-2.json,
+# LoadBalancerAttribute.Key, the keys that apply to Network Load Balancers), with the values each accepts.
+LOAD_BALANCER_ATTRIBUTE_VALUES: Final[Mapping[str, ValueRule]] = MappingProxyType(
+    {
+        "deletion_protection.enabled": _BOOL_RULE,
+        "load_balancing.cross_zone.enabled": _BOOL_RULE,
+        "access_logs.s3.enabled": _BOOL_RULE,
+        "access_logs.s3.bucket": ValueRule(choices=()),  # checked as an S3 bucket name by the builder
+        "access_logs.s3.prefix": ValueRule(choices=()),  # any S3 key prefix
+        "dns_record.client_routing_policy": ValueRule(
+            choices=(
+                "availability_zone_affinity",
+                "partial_availability_zone_affinity",
+                "any_availability_zone",
+            )
+        ),
+        "zonal_shift.config.enabled": _BOOL_RULE,
+        "ipv6.deny_all_igw_traffic": _BOOL_RULE,
+    }
+)
+FREE_TEXT_LB_ATTRIBUTES: Final = frozenset({"access_logs.s3.bucket", "access_logs.s3.prefix"})
+
+
 class Annotation(_Annotation):
     """An AWS annotation (the shared entry type, with its short name)."""
 
@@ -146,6 +174,16 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
         ),
         accepted='any value; "false" or empty for internet-facing',
         default="internet-facing",
+    ),
+    Annotation(
+        key=SCHEME,
+        description=(
+            "The NLB's scheme, as the AWS Load Balancer Controller reads it. A value that contradicts "
+            "`aws-load-balancer-internal` is an error. Changing it replaces the NLB (a new DNS name): "
+            "the new one is made before the old one is deleted."
+        ),
+        accepted=" or ".join(SCHEMES),
+        default="internet-facing (or internal when aws-load-balancer-internal says so)",
     ),
     Annotation(
         key=SUBNETS,
@@ -274,6 +312,21 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
         default="none",
     ),
     Annotation(
+        key=ATTRIBUTES,
+        description=(
+            "NLB attributes, as the AWS Load Balancer Controller reads them. Removing one restores AWS's "
+            "default. A key also set by cross-zone-load-balancing-enabled or access-log-* must agree "
+            "with it. With `deletion_protection.enabled=true` the NLB is not deleted with the Service "
+            "(the delete fails, saying so) until the key is removed or set to false."
+        ),
+        accepted="k=v,... with keys "
+        + ", ".join(
+            f"{k} ({'text' if k in FREE_TEXT_LB_ATTRIBUTES else v})"
+            for k, v in LOAD_BALANCER_ATTRIBUTE_VALUES.items()
+        ),
+        default="AWS defaults",
+    ),
+    Annotation(
         key=TARGET_GROUP_ATTRIBUTES,
         description="Attributes set on every target group. Removing one restores AWS's default.",
         accepted="k=v,... with keys "
@@ -332,6 +385,15 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
         default="10 for TCP checks, 6 for HTTP(S) checks",
     ),
     Annotation(
+        key=HEALTHCHECK_SUCCESS_CODES,
+        description=(
+            "HTTP codes a healthy target answers (the target group's matcher), HTTP and HTTPS checks only; "
+            "with a TCP check it is an error."
+        ),
+        accepted="a code from 200 to 599, a range 200-399, or a comma-separated list of codes",
+        default="200-399",
+    ),
+    Annotation(
         key=TARGET_NODE_LABELS,
         description="Only nodes with all these labels become targets (`k` or `k=` matches any value).",
         accepted="k=v,k2=v2,k3",
@@ -356,10 +418,14 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
     Annotation(
         key=CONNECTION_IDLE_TIMEOUT,
-        description="Classic ELB only; accepted and ignored (NLB idle timeouts are fixed by AWS).",
-        accepted="anything",
-        default="-",
-        support=IGNORED,
+        description=(
+            "Upstream's Classic ELB idle timeout, applied to the NLB's TCP listeners as the listener "
+            "attribute `tcp.idle_timeout.seconds` (configurable on NLBs since September 2024). AWS fixes "
+            "the idle timeout of TLS (350 s) and UDP (120 s) listeners; a Service with no TCP listener "
+            "is refused."
+        ),
+        accepted=_range(TCP_IDLE_TIMEOUT_RANGE, " (seconds)"),
+        default="350 (AWS default)",
     ),
     Annotation(
         key=ACCESS_LOG_EMIT_INTERVAL,
@@ -379,12 +445,13 @@ def lookup(*, key: str) -> _Annotation:
     return BY_KEY[key]
 
 
-def unrecognised(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
-    """Keys with our prefix that the registry does not know (typos, or annotations of other controllers).
+def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """Keys with our prefix that the provider does not implement: unknown to the registry (typos,
+    settings only the AWS Load Balancer Controller builds) or declared ignored (Classic ELB only).
 
-    The builder ignores them, as upstream does; a provider may mention them in an event.
+    The builder does not act on them; the controller names them in an ``UnsupportedAnnotation`` event.
     """
-    return tuple(sorted(k for k in annotations if k.startswith(PREFIX) and k not in BY_KEY))
+    return _TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,))
 
 
 # -- the README table ---------------------------------------------------------------------------------

@@ -66,6 +66,8 @@ RESERVED_TAG_KEYS: Final = frozenset({SERVICE_NAME_TAG, SERVICE_UID_TAG, RESOURC
 
 SCHEME_INTERNET_FACING: Final = "internet-facing"
 SCHEME_INTERNAL: Final = "internal"
+TCP_IDLE_TIMEOUT: Final = "tcp.idle_timeout.seconds"  # the NLB TCP listener attribute
+_SUCCESS_CODE_RANGE: Final = (200, 599)  # botocore elbv2 Matcher.HttpCode: NLB values 200 to 599
 
 _CLASSIC_TYPES: Final = frozenset({"classic", "clb", "elb"})
 _ELSEWHERE_TYPES: Final = frozenset({"external", "nlb-ip"})
@@ -109,10 +111,25 @@ def _name(*, namespace: str, name: str, digest: str, limit: int) -> str:
     return "-".join(p for p in parts if p)
 
 
-def load_balancer_name(*, cluster_name: str, namespace: str, name: str, uid: str) -> str:
-    """``k8s-<ns:8>-<name:8>-<hash10>`` (≤ 32 characters), unique per cluster and Service UID."""
-    digest = _hash10(cluster_name, namespace, name, uid)
+def load_balancer_name(
+    *, cluster_name: str, namespace: str, name: str, uid: str, internal: bool = False
+) -> str:
+    """``k8s-<ns:8>-<name:8>-<hash10>`` (≤ 32 characters), unique per cluster, Service UID and scheme.
+
+    The scheme is in the hash (only for internal NLBs, so the names of existing internet-facing ones
+    stay), because a scheme change replaces the NLB and the new one is made before the old one is
+    deleted, as the AWS Load Balancer Controller does: the two must not share a name.
+    """
+    digest = _hash10(cluster_name, namespace, name, uid, *(["internal"] if internal else []))
     return _name(namespace=namespace, name=name, digest=digest, limit=8)
+
+
+def is_internal(annotations: Mapping[str, str]) -> bool:
+    """The scheme the annotations ask for; internet-facing when they cannot be read."""
+    try:
+        return _internal(annotations)
+    except InvalidSpec:
+        return False
 
 
 def target_group_name(
@@ -201,7 +218,11 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
     internal = _internal(annotations)
     subnets = _subnets(annotations, cluster, cluster_id, internal)
     mappings = _subnet_mappings(annotations, subnets, internal)
+    dualstack = "IPv6" in request.ip_families
+    if dualstack:
+        _check_dualstack(ports, subnets)
     lb_attributes = _load_balancer_attributes(annotations)
+    idle_timeout = _tcp_idle_timeout(annotations)
     byo_groups = _byo_security_groups(annotations)
     ranges = source_ranges(request)
     targets = _targets(request)
@@ -221,6 +242,7 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
     listeners: list[Listener] = []
     for group in ports:
         tls = group.port in tls_ports
+        listener_protocol = "TLS" if tls else group.protocol
         tg_protocol = "TLS" if tls and backend_ssl else group.protocol
         resource = f"{TARGET_GROUP_PREFIX}{group.port}/{group.protocol}"
         target_groups.append(
@@ -247,24 +269,43 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
         listeners.append(
             Listener(
                 port=group.port,
-                protocol="TLS" if tls else group.protocol,
+                protocol=listener_protocol,
                 target_group=resource,
                 certificate_arn=certificate if tls else "",
                 ssl_policy=ssl_policy if tls else "",
+                attributes=(
+                    ((TCP_IDLE_TIMEOUT, str(idle_timeout)),)
+                    if idle_timeout and listener_protocol == "TCP"
+                    else ()
+                ),
                 tags=tags(f"{LISTENER_PREFIX}{group.port}"),
             )
         )
 
     load_balancer = LoadBalancer(
         name=load_balancer_name(
-            cluster_name=cluster_id, namespace=request.namespace, name=request.name, uid=request.uid
+            cluster_name=cluster_id,
+            namespace=request.namespace,
+            name=request.name,
+            uid=request.uid,
+            internal=internal,
         ),
         scheme=SCHEME_INTERNAL if internal else SCHEME_INTERNET_FACING,
         subnet_mappings=mappings,
-        ip_address_type="dualstack" if "IPv6" in request.ip_families else "ipv4",
+        ip_address_type="dualstack" if dualstack else "ipv4",
         attributes=lb_attributes,
         tags=tags(RESOURCE_LOAD_BALANCER),
     )
+    if idle_timeout and not any(listener.attributes for listener in listeners):
+        raise ann.invalid(
+            key=ann.CONNECTION_IDLE_TIMEOUT,
+            value=annotations[ann.CONNECTION_IDLE_TIMEOUT],
+            reason=(
+                "the NLB has no TCP listener: AWS fixes the idle timeout of TLS (350 s) and UDP (120 s) "
+                "listeners"
+            ),
+            accepted="no idle timeout, or a Service with a TCP port that is not TLS",
+        )
     frontend: SecurityGroup | None = None
     if not byo_groups:
         frontend = SecurityGroup(
@@ -289,6 +330,11 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
 
 
 # -- type and spec ------------------------------------------------------------------------------------
+
+
+def implemented_elsewhere(annotations: Mapping[str, str]) -> bool:
+    """Whether the Service is left to the AWS Load Balancer Controller (``external``, ``nlb-ip``)."""
+    return ann.text(annotations=annotations, key=ann.TYPE) in _ELSEWHERE_TYPES
 
 
 def _check_type(annotations: Mapping[str, str]) -> None:
@@ -483,6 +529,7 @@ def _udp_health_check(check: HealthCheck, request: LoadBalancerRequest, config: 
         timeout_seconds=_timeout(request.annotations, protocol="HTTP", interval=check.interval_seconds),
         healthy_threshold=check.healthy_threshold,
         unhealthy_threshold=check.unhealthy_threshold,
+        success_codes=check.success_codes,
     )
 
 
@@ -538,13 +585,22 @@ def _health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthChec
                 reason="a path applies only to HTTP and HTTPS health checks, and the protocol is TCP",
                 accepted=f"a path starting with / together with {ann.HEALTHCHECK_PROTOCOL}: HTTP or HTTPS",
             )
-        if not wanted.startswith("/") or len(wanted) > 1024 or not wanted.isprintable():
+        if not wanted.startswith("/") or len(wanted) > 1024:
             raise ann.invalid(
                 key=ann.HEALTHCHECK_PATH,
                 value=annotations[ann.HEALTHCHECK_PATH],
-                reason="not an absolute path",
+                reason="not an absolute path of at most 1024 characters",
+            )
+        if not (wanted.isascii() and wanted.isprintable()):
+            # the check is sent as an HTTP request line: RFC 3986 allows only ASCII in a path
+            raise ann.invalid(
+                key=ann.HEALTHCHECK_PATH,
+                value=annotations[ann.HEALTHCHECK_PATH],
+                reason="has characters that are not printable ASCII",
+                accepted="a path of printable ASCII starting with /; percent-encode other characters",
             )
         path = wanted
+    codes = _success_codes(annotations, protocol=protocol)
 
     def seconds_or_count(key: str, bounds: tuple[int, int], default: int) -> int:
         value = ann.parse_int(annotations=annotations, key=key, low=bounds[0], high=bounds[1])
@@ -563,7 +619,38 @@ def _health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthChec
         unhealthy_threshold=seconds_or_count(
             ann.HEALTHCHECK_UNHEALTHY_THRESHOLD, ann.HEALTHY_THRESHOLD_RANGE, unhealthy
         ),
+        success_codes=codes,
     )
+
+
+def _success_codes(annotations: Mapping[str, str], *, protocol: str) -> str:
+    """The HTTP(S) matcher: ``200``, ``200-399`` or ``200,202``, codes 200 to 599 (NLB's rule)."""
+    value = ann.text(annotations=annotations, key=ann.HEALTHCHECK_SUCCESS_CODES)
+    if value is None:
+        return ""
+    raw = annotations[ann.HEALTHCHECK_SUCCESS_CODES]
+    if protocol == "TCP":
+        raise ann.invalid(
+            key=ann.HEALTHCHECK_SUCCESS_CODES,
+            value=raw,
+            reason="success codes apply only to HTTP and HTTPS health checks, and the protocol is TCP",
+            accepted=f"codes together with {ann.HEALTHCHECK_PROTOCOL}: HTTP or HTTPS",
+        )
+    low, high = _SUCCESS_CODE_RANGE
+    value = value.replace(" ", "")
+    parts = value.split(",")
+    ranged = re.fullmatch(r"([0-9]{3})-([0-9]{3})", value)
+    if ranged:
+        codes = [int(ranged[1]), int(ranged[2])]
+        ok = codes[0] <= codes[1]
+    else:
+        ok = all(re.fullmatch(r"[0-9]{3}", part) for part in parts)
+        codes = [int(part) for part in parts] if ok else []
+    if not ok or not all(low <= code <= high for code in codes):
+        raise ann.invalid(
+            key=ann.HEALTHCHECK_SUCCESS_CODES, value=raw, reason="not HTTP codes from 200 to 599"
+        )
+    return value
 
 
 def _timeout(annotations: Mapping[str, str], *, protocol: str, interval: int) -> int:
@@ -683,35 +770,108 @@ def _attributes_for(
 
 
 def _load_balancer_attributes(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
-    """Only the attributes whose annotation is present: the default Service needs no attribute call."""
+    """Only the attributes the user set: the default Service needs no attribute call.
+
+    From ALBC's aws-load-balancer-attributes and from upstream's single-purpose annotations
+    (cross-zone-load-balancing-enabled, access-log-*); where both name one attribute they must agree.
+    """
     attributes: dict[str, str] = {}
+    origin: dict[str, str] = {}
+    raw = annotations.get(ann.ATTRIBUTES, "")
+    for key, value in ann.parse_key_values(annotations=annotations, key=ann.ATTRIBUTES) or ():
+        rule = ann.LOAD_BALANCER_ATTRIBUTE_VALUES.get(key)
+        if rule is None:
+            raise ann.invalid(key=ann.ATTRIBUTES, value=raw, reason=f"unknown NLB attribute {key!r}")
+        if key.endswith(".enabled") and value.lower() in ("true", "false"):
+            value = value.lower()  # noqa: PLW2901 - True/TRUE are spelled as AWS wants them
+        if key not in ann.FREE_TEXT_LB_ATTRIBUTES and not rule.accepts(value):
+            raise ann.invalid(
+                key=ann.ATTRIBUTES, value=raw, reason=f"{key}={value!r}: accepted values are {rule}"
+            )
+        attributes[key], origin[key] = value, ann.ATTRIBUTES
+
+    def put(key: str, value: str, source: str) -> None:
+        if key in attributes and attributes[key] != value:
+            raise ann.invalid(
+                key=source,
+                value=annotations[source],
+                reason=f"contradicts {key}={attributes[key]} in {origin[key]}",
+                accepted=f"a value that agrees with {origin[key]}, or only one of the two annotations",
+            )
+        attributes[key], origin[key] = value, source
+
     cross_zone = ann.parse_bool(annotations=annotations, key=ann.CROSS_ZONE)
     if cross_zone is not None:
-        attributes["load_balancing.cross_zone.enabled"] = str(cross_zone).lower()
+        put("load_balancing.cross_zone.enabled", str(cross_zone).lower(), ann.CROSS_ZONE)
     enabled = ann.parse_bool(annotations=annotations, key=ann.ACCESS_LOG_ENABLED)
-    bucket = ann.text(annotations=annotations, key=ann.ACCESS_LOG_BUCKET)
-    prefix = ann.text(annotations=annotations, key=ann.ACCESS_LOG_PREFIX)
-    if enabled and bucket is None:
-        raise ann.invalid(
-            key=ann.ACCESS_LOG_ENABLED,
-            value=annotations[ann.ACCESS_LOG_ENABLED],
-            reason=f"access logs need a bucket: set {ann.ACCESS_LOG_BUCKET}",
-            accepted=f"false, or true together with {ann.ACCESS_LOG_BUCKET}",
-        )
     if enabled is not None:
-        attributes["access_logs.s3.enabled"] = str(enabled).lower()
+        put("access_logs.s3.enabled", str(enabled).lower(), ann.ACCESS_LOG_ENABLED)
+    bucket = ann.text(annotations=annotations, key=ann.ACCESS_LOG_BUCKET)
     if bucket is not None:
-        if not _BUCKET.fullmatch(bucket) or ".." in bucket:
-            raise ann.invalid(
-                key=ann.ACCESS_LOG_BUCKET,
-                value=annotations[ann.ACCESS_LOG_BUCKET],
-                reason="not a valid S3 bucket name",
-                accepted="3 to 63 lower-case letters, digits, dots and hyphens",
-            )
-        attributes["access_logs.s3.bucket"] = bucket
+        put("access_logs.s3.bucket", bucket, ann.ACCESS_LOG_BUCKET)
+    prefix = ann.text(annotations=annotations, key=ann.ACCESS_LOG_PREFIX)
     if prefix is not None:
-        attributes["access_logs.s3.prefix"] = prefix
+        put("access_logs.s3.prefix", prefix, ann.ACCESS_LOG_PREFIX)
+    bucket = attributes.get("access_logs.s3.bucket")
+    if attributes.get("access_logs.s3.enabled") == "true" and not bucket:
+        source = origin["access_logs.s3.enabled"]
+        raise ann.invalid(
+            key=source,
+            value=annotations[source],
+            reason=f"access logs need a bucket: set {ann.ACCESS_LOG_BUCKET} or access_logs.s3.bucket",
+            accepted="false, or true together with a bucket",
+        )
+    if bucket is not None and (not _BUCKET.fullmatch(bucket) or ".." in bucket):
+        source = origin["access_logs.s3.bucket"]
+        raise ann.invalid(
+            key=source,
+            value=annotations[source],
+            reason=f"{bucket!r} is not a valid S3 bucket name",
+            accepted="3 to 63 lower-case letters, digits, dots and hyphens",
+        )
     return tuple(sorted(attributes.items()))
+
+
+def asks_deletion_protection(annotations: Mapping[str, str]) -> bool:
+    """Whether the Service asks for deletion protection; an unreadable attributes annotation counts as yes
+    (when in doubt, the load balancer is kept)."""
+    try:
+        return dict(_load_balancer_attributes(annotations)).get("deletion_protection.enabled") == "true"
+    except InvalidSpec:
+        return "deletion_protection" in annotations.get(ann.ATTRIBUTES, "")
+
+
+def _tcp_idle_timeout(annotations: Mapping[str, str]) -> int | None:
+    low, high = ann.TCP_IDLE_TIMEOUT_RANGE
+    return ann.parse_int(annotations=annotations, key=ann.CONNECTION_IDLE_TIMEOUT, low=low, high=high)
+
+
+def _check_dualstack(ports: Sequence[_Port], subnets: Sequence[Subnet]) -> None:
+    """What AWS refuses for a dual-stack NLB, refused before anything is made.
+
+    ELBv2 API reference (CreateLoadBalancer, ``EnablePrefixForIpv6SourceNat``; CreateListener): a
+    dual-stack NLB takes UDP and TCP_UDP listeners only with IPv6 source NAT prefixes, which this
+    provider does not manage; every subnet of a dual-stack NLB needs an IPv6 CIDR block.
+    """
+    udp = [p for p in ports if p.protocol in ("UDP", "TCP_UDP")]
+    if udp:
+        raise InvalidSpec(
+            field="spec.ipFamilies",
+            value="IPv4,IPv6",
+            reason=(
+                f"a dual-stack NLB cannot carry UDP ports ({_describe_ports(udp)}) without IPv6 source-NAT "
+                "prefixes, which this provider does not manage"
+            ),
+            accepted="a single IP family, or only TCP ports",
+        )
+    without = [s.subnet_id for s in subnets if not s.ipv6_cidr_blocks]
+    if without:
+        raise InvalidSpec(
+            field="spec.ipFamilies",
+            value="IPv4,IPv6",
+            reason=f"a dual-stack NLB needs an IPv6 CIDR in every subnet; {', '.join(without)} has none",
+            accepted=f"IPv4 only, or subnets with IPv6 CIDRs (choose them with {ann.SUBNETS})",
+        )
 
 
 # -- tags ---------------------------------------------------------------------------------------------
@@ -745,8 +905,23 @@ def _additional_tags(annotations: Mapping[str, str], *, scoped: bool = False) ->
 
 
 def _internal(annotations: Mapping[str, str]) -> bool:
+    """Whether the NLB is internal: upstream's aws-load-balancer-internal, or ALBC's scheme annotation."""
     value = ann.text(annotations=annotations, key=ann.INTERNAL)
-    return value is not None and value != "false"
+    by_internal = None if value is None else value != "false"
+    scheme = ann.text(annotations=annotations, key=ann.SCHEME)
+    if scheme is None:
+        return bool(by_internal)
+    if scheme not in ann.SCHEMES:
+        raise ann.invalid(key=ann.SCHEME, value=annotations[ann.SCHEME], reason="unknown scheme")
+    internal = scheme == SCHEME_INTERNAL
+    if by_internal is not None and by_internal != internal:
+        raise ann.invalid(
+            key=ann.SCHEME,
+            value=annotations[ann.SCHEME],
+            reason=f"contradicts {ann.INTERNAL}={annotations[ann.INTERNAL]!r}",
+            accepted=f"a scheme that agrees with {ann.INTERNAL}, or only one of the two annotations",
+        )
+    return internal
 
 
 def _tag_map(subnet: Subnet) -> dict[str, str]:

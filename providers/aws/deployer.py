@@ -47,7 +47,23 @@ logger = logging.getLogger(__name__)
 LB_TYPE = "elasticloadbalancing:loadbalancer"
 TG_TYPE = "elasticloadbalancing:targetgroup"
 SG_TYPE = "ec2:security-group"
-MANAGED_LB_ATTRIBUTES = {"load_balancing.cross_zone.enabled": "false", "access_logs.s3.enabled": "false"}
+# Reasons of the Warning events the deployer asks for (:class:`Deployed` ``notices``).
+NOT_APPLIED = "LoadBalancerChangeNotApplied"  # a change the Service asked for that AWS cannot make in place
+ADDRESS_CHANGED = "LoadBalancerIPChanged"  # the Service's address changed (as the GCP provider says it)
+
+# Load-balancer attributes put back to AWS's default when the annotation that set them is removed
+# (botocore elbv2 service-2.json, LoadBalancerAttribute.Key).
+MANAGED_LB_ATTRIBUTES = {
+    "load_balancing.cross_zone.enabled": "false",
+    "access_logs.s3.enabled": "false",
+    "deletion_protection.enabled": "false",
+    "dns_record.client_routing_policy": "any_availability_zone",
+    "zonal_shift.config.enabled": "false",
+}
+# Listener attributes of each protocol, with AWS's defaults (botocore elbv2 ListenerAttribute.Key:
+# tcp.idle_timeout.seconds, "The default is 350 seconds"); other protocols have none to set.
+LISTENER_ATTRIBUTE_DEFAULTS: Mapping[str, Mapping[str, str]] = {"TCP": {"tcp.idle_timeout.seconds": "350"}}
+DEFAULT_SUCCESS_CODES = "200-399"  # botocore elbv2 Matcher.HttpCode, the NLB default
 TG_ATTRIBUTE_DEFAULTS = {
     "preserve_client_ip.enabled": "true",
     "proxy_protocol_v2.enabled": "false",
@@ -106,10 +122,25 @@ class ActualStack:
     load_balancer: Found | None = None
     target_groups: list[Found] = field(default_factory=list)
     security_groups: list[Found] = field(default_factory=list)
+    # more NLBs of the Service: the one a scheme change replaces, left by a crash before it was deleted
+    replaced: list[Found] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
         return self.load_balancer is None and not self.target_groups and not self.security_groups
+
+    def prefer(self, name: str) -> None:
+        """Make the NLB called ``name`` (if listed) the Service's; the others are replaced ones."""
+        lbs = [lb for lb in (self.load_balancer, *self.replaced) if lb is not None]
+        chosen = next((lb for lb in lbs if _lb_name(lb.arn) == name), lbs[0] if lbs else None)
+        self.load_balancer = chosen
+        self.replaced = [lb for lb in lbs if lb is not chosen]
+
+
+def _lb_name(arn: str) -> str:
+    """``…:loadbalancer/net/<name>/<id>`` → ``<name>``."""
+    parts = arn.split("/")
+    return parts[-2] if len(parts) >= 3 else ""
 
 
 @dataclass
@@ -123,6 +154,20 @@ class StackCache:
     tg_arns: dict[str, str] = field(default_factory=dict)  # resource id → ARN
     tg_ports: dict[str, int] = field(default_factory=dict)  # ARN → NodePort
     targets: dict[str, frozenset[str]] = field(default_factory=dict)  # TG ARN → instance IDs
+    # listener ARN → the attributes we set or saw on it; an ARN not here is described before it is set
+    listener_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (event reason, message) of the last ensure
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What :meth:`Deployer.ensure` made: the NLB's DNS name and ARN, and the changes AWS cannot make."""
+
+    dns_name: str
+    lb_arn: str
+    notices: tuple[
+        tuple[str, str], ...
+    ] = ()  # (reason, message) of Warning events, said by the ensure that met them
 
 
 def _tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -201,6 +246,11 @@ class Deployer:
                             cidr_block=s.get("CidrBlock", ""),
                             zone_type=zone_types.get(s["AvailabilityZone"], "availability-zone"),
                             public=s["SubnetId"] in public,
+                            ipv6_cidr_blocks=tuple(
+                                a["Ipv6CidrBlock"]
+                                for a in s.get("Ipv6CidrBlockAssociationSet", [])
+                                if a.get("Ipv6CidrBlockState", {}).get("State") == "associated"
+                            ),
                             tags=tuple(sorted((t["Key"], t["Value"]) for t in s.get("Tags", []))),
                         )
                         for s in subnets
@@ -339,7 +389,10 @@ class Deployer:
         for item in self.list_owned(uid=uid):
             rid = item.resource_id
             if rid == model.RESOURCE_LOAD_BALANCER and ":loadbalancer/" in item.arn:
-                actual.load_balancer = item
+                if actual.load_balancer is None:
+                    actual.load_balancer = item
+                else:
+                    actual.replaced.append(item)
             elif rid.startswith(model.TARGET_GROUP_PREFIX):
                 actual.target_groups.append(item)
             elif rid == model.RESOURCE_FRONTEND_SG:
@@ -348,8 +401,8 @@ class Deployer:
 
     # -- ensure -------------------------------------------------------------------------------------
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> tuple[str, str]:
-        """Make AWS match ``stack``; returns (DNS name, LB ARN).
+    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Deployed:
+        """Make AWS match ``stack``; returns its DNS name, ARN and what could not be applied.
 
         Creation order makes every crash point recoverable: security group and its rules, target
         groups (and attributes), then the load balancer (carrying the spec hash), its listeners, and
@@ -358,11 +411,14 @@ class Deployer:
         """
         backend_sg = self.ensure_backend(instance_ids=stack.targets)
         actual = self._actual(uid)
+        actual.prefer(stack.load_balancer.name)
         cache = self._stacks.setdefault(key, StackCache())
+        cache.notices = []
         desired_hash = stack.spec_hash()
         lb = actual.load_balancer
         if (
             lb is not None
+            and not actual.replaced
             and lb.tags.get(model.SPEC_HASH_TAG) == desired_hash
             and self._parts_match(stack, actual)
             and self._listeners_complete(lb_arn=lb.arn, stack=stack, actual=actual, cache=cache)
@@ -371,7 +427,7 @@ class Deployer:
             cache.spec_hash = desired_hash
             cache.tg_arns = {tg.resource_id: tg.arn for tg in actual.target_groups}
             self._sync_targets(cache=cache, stack=stack)
-            return self._dns_name(cache), cache.lb_arn
+            return Deployed(dns_name=self._dns_name(cache), lb_arn=cache.lb_arn)
 
         actual.target_groups = self._confirmed_target_groups(actual.target_groups)
         frontend = self._ensure_frontend_sg(stack=stack, actual=actual)
@@ -381,7 +437,9 @@ class Deployer:
         lb_arn, created = self._ensure_load_balancer(
             stack=stack, actual=actual, sg_ids=sg_ids, desired_hash=desired_hash, cache=cache
         )
-        self._ensure_listeners(stack=stack, lb_arn=lb_arn, tg_arns=tg_arns, created=created)
+        for old in actual.replaced:  # the new NLB exists: the one it replaces goes, freeing its target groups
+            self._delete_load_balancer(old.arn, keep_protection=False)
+        self._ensure_listeners(stack=stack, lb_arn=lb_arn, tg_arns=tg_arns, created=created, cache=cache)
         cache.listeners_hash = desired_hash
         desired_tgs = set(tg_arns.values())
         for tg in actual.target_groups:
@@ -397,7 +455,7 @@ class Deployer:
                 ResourceArns=[lb_arn], Tags=[{"Key": model.SPEC_HASH_TAG, "Value": desired_hash}]
             )
         cache.spec_hash = desired_hash
-        return self._dns_name(cache), lb_arn
+        return Deployed(dns_name=self._dns_name(cache), lb_arn=lb_arn, notices=tuple(cache.notices))
 
     def _listeners_complete(
         self, *, lb_arn: str, stack: model.Stack, actual: ActualStack, cache: StackCache
@@ -734,20 +792,16 @@ class Deployer:
         elbv2 = self.clients.elbv2
         existing = actual.load_balancer
         described: dict[str, Any] = {}
+        replacing: Mapping[str, Any] = {}
         if existing is not None:
             described = self._described_load_balancers([existing.arn]).get(existing.arn, {})
             if not described:  # listed by the tagging API, but deleted since: made again
                 existing = None
             elif described.get("Scheme") != spec.scheme:
-                logger.info(
-                    "%s: scheme changes from %s to %s: replacing the load balancer",
-                    spec.name,
-                    described.get("Scheme"),
-                    spec.scheme,
-                )
-                elbv2.delete_load_balancer(LoadBalancerArn=existing.arn)
+                self._replace_for_scheme(existing=existing, described=described, spec=spec, actual=actual)
                 cache.dns_name = ""
                 existing = None
+                replacing = described
         if existing is None:
             kwargs: dict[str, Any] = {
                 "Name": spec.name,
@@ -774,21 +828,129 @@ class Deployer:
                 # AWS handed back an existing LB of the same name: use it only if it is ours.
                 self._require_owned(lb["LoadBalancerArn"], what=f"load balancer {spec.name}")
             cache.lb_arn, cache.dns_name = lb["LoadBalancerArn"], lb["DNSName"]
+            if replacing:
+                cache.notices.append(
+                    (
+                        ADDRESS_CHANGED,
+                        f"the scheme changed from {replacing.get('Scheme')} to {spec.scheme}: AWS cannot "
+                        f"change it in place, so a new NLB {lb['DNSName']} replaces "
+                        f"{replacing.get('DNSName')}; "
+                        "update DNS records and allowlists that name the old one",
+                    )
+                )
             if spec.attributes:
                 self._apply_lb_attributes(lb["LoadBalancerArn"], spec.attributes, described=None)
             return cache.lb_arn, True
         cache.lb_arn, cache.dns_name = existing.arn, described["DNSName"]
         if sorted(described.get("SecurityGroups", [])) != sorted(sg_ids):
             elbv2.set_security_groups(LoadBalancerArn=existing.arn, SecurityGroups=sg_ids)
-        want_subnets = sorted(m.subnet_id for m in spec.subnet_mappings)
-        have_subnets = sorted(z["SubnetId"] for z in described.get("AvailabilityZones", []))
-        if want_subnets != have_subnets:
-            elbv2.set_subnets(
-                LoadBalancerArn=existing.arn, SubnetMappings=[self._mapping(m) for m in spec.subnet_mappings]
-            )
+        address_type_changes = described.get("IpAddressType", "ipv4") != spec.ip_address_type
+        if address_type_changes and spec.ip_address_type == "ipv4":  # before subnets that may lack IPv6
+            elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
+        self._set_subnets(arn=existing.arn, spec=spec, described=described, cache=cache)
+        if address_type_changes and spec.ip_address_type != "ipv4":  # after the subnets it needs
+            elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
         self._apply_lb_attributes(existing.arn, spec.attributes, described=True)
         self._retag(existing.arn, have=existing.tags, want=dict(spec.tags))
         return existing.arn, False
+
+    def _replace_for_scheme(
+        self, *, existing: Found, described: Mapping[str, Any], spec: model.LoadBalancer, actual: ActualStack
+    ) -> None:
+        """A scheme cannot change in place: a new NLB replaces the old one, made before it is deleted.
+
+        The new NLB is created while the old one still serves (its name differs: the scheme is in
+        the name hash), then :meth:`ensure` deletes the old one before it gives the new one its
+        listeners, because an NLB target group serves one load balancer only (NLB quotas, "Load
+        balancers per target group: 1"). An NLB named before the scheme was in the name (an internal
+        one of an earlier release) goes first, since the new one takes its name. The Service's address
+        changes either way, and the provider says so in an event.
+        """
+        if "deletion_protection.enabled" in dict(spec.attributes) and (
+            dict(spec.attributes)["deletion_protection.enabled"] == "true"
+        ):
+            raise RuntimeError(
+                f"the scheme changes from {described.get('Scheme')} to {spec.scheme}, which needs a new NLB "
+                "and the old one deleted, but the Service asks for deletion protection: set "
+                "deletion_protection.enabled=false in aws-load-balancer-attributes for the change, then "
+                "back to true"
+            )
+        logger.info(
+            "%s: scheme changes from %s to %s: a new load balancer replaces %s",
+            spec.name,
+            described.get("Scheme"),
+            spec.scheme,
+            existing.arn,
+        )
+        if _lb_name(existing.arn) == spec.name:
+            self._delete_load_balancer(existing.arn, keep_protection=False)
+        else:
+            actual.replaced.append(existing)
+
+    def _set_subnets(
+        self, *, arn: str, spec: model.LoadBalancer, described: Mapping[str, Any], cache: StackCache
+    ) -> None:
+        """Move the NLB to the wanted subnets in the order AWS allows; name what it cannot change.
+
+        A subnet that stays keeps its addresses: AWS fixes the Elastic IP or private IPv4 address of an
+        enabled subnet (SetSubnets: previously enabled subnets are given "with their existing
+        configurations"), so a changed eip-allocations or private-ipv4-addresses for it is reported
+        in an event and the NLB keeps its addresses. Swapping the subnet of a zone that stays enabled
+        takes two calls: the zone is left out first, then added back with its new subnet.
+        """
+        az_of = {s.subnet_id: s.availability_zone for s in self.cluster_info().subnets}
+        zones = {z["ZoneName"]: z for z in described.get("AvailabilityZones", [])}
+        want: dict[str, dict[str, str]] = {}
+        for mapping in spec.subnet_mappings:
+            zone = zones.get(az_of.get(mapping.subnet_id, ""))
+            if zone is None or zone["SubnetId"] != mapping.subnet_id:
+                want[mapping.subnet_id] = self._mapping(mapping)
+                continue
+            have = self._zone_mapping(zone)
+            wanted = self._mapping(mapping)
+            if wanted != have:
+                cache.notices.append(
+                    (
+                        NOT_APPLIED,
+                        f"the NLB keeps the address of subnet {mapping.subnet_id} "
+                        f"({self._describe_mapping(have)}): AWS cannot change the Elastic IP or private IPv4 "
+                        f"address of a subnet in use, so the new setting ({self._describe_mapping(wanted)}) "
+                        "is not applied. To move the address, recreate the Service (a new NLB)",
+                    )
+                )
+            want[mapping.subnet_id] = have
+        if sorted(want) == sorted(z["SubnetId"] for z in zones.values()):
+            return
+        swapped = {
+            az_of.get(subnet_id, "")
+            for subnet_id in want
+            if az_of.get(subnet_id, "") in zones and zones[az_of.get(subnet_id, "")]["SubnetId"] != subnet_id
+        }
+        if swapped:
+            interim = [m for subnet_id, m in want.items() if az_of.get(subnet_id, "") not in swapped]
+            if not interim:
+                raise RuntimeError(
+                    f"every availability zone of the NLB changes its subnet ({', '.join(sorted(swapped))}); "
+                    "AWS moves a zone to another subnet only by leaving it out first, and an NLB needs one "
+                    "zone at all times: change the subnets one zone at a time"
+                )
+            self.clients.elbv2.set_subnets(LoadBalancerArn=arn, SubnetMappings=interim)
+        self.clients.elbv2.set_subnets(LoadBalancerArn=arn, SubnetMappings=list(want.values()))
+
+    @staticmethod
+    def _zone_mapping(zone: Mapping[str, Any]) -> dict[str, str]:
+        out = {"SubnetId": str(zone["SubnetId"])}
+        for address in zone.get("LoadBalancerAddresses", []):
+            if address.get("AllocationId"):
+                out["AllocationId"] = address["AllocationId"]
+            if address.get("PrivateIPv4Address"):
+                out["PrivateIPv4Address"] = address["PrivateIPv4Address"]
+        return out
+
+    @staticmethod
+    def _describe_mapping(mapping: Mapping[str, str]) -> str:
+        parts = [mapping[k] for k in ("AllocationId", "PrivateIPv4Address") if mapping.get(k)]
+        return ", ".join(parts) or "an address AWS chose"
 
     @staticmethod
     def _mapping(mapping: model.SubnetMapping) -> dict[str, str]:
@@ -871,6 +1033,8 @@ class Deployer:
             }
             if hc.path:
                 kwargs["HealthCheckPath"] = hc.path
+            if hc.success_codes:
+                kwargs["Matcher"] = {"HttpCode": hc.success_codes}
             created_new = True
             try:
                 arn = elbv2.create_target_group(**kwargs)["TargetGroups"][0]["TargetGroupArn"]
@@ -921,6 +1085,8 @@ class Deployer:
         }
         if hc.path:
             kwargs["HealthCheckPath"] = hc.path
+        if hc.protocol in ("HTTP", "HTTPS"):  # a removed annotation restores AWS's default matcher
+            kwargs["Matcher"] = {"HttpCode": hc.success_codes or DEFAULT_SUCCESS_CODES}
         elbv2.modify_target_group(**kwargs)
         self._sync_target_group_attributes(arn, spec)
 
@@ -939,7 +1105,7 @@ class Deployer:
             )
 
     def _ensure_listeners(
-        self, *, stack: model.Stack, lb_arn: str, tg_arns: Mapping[str, str], created: bool
+        self, *, stack: model.Stack, lb_arn: str, tg_arns: Mapping[str, str], created: bool, cache: StackCache
     ) -> None:
         elbv2 = self.clients.elbv2
         have: dict[int, dict[str, Any]] = {}
@@ -969,15 +1135,28 @@ class Deployer:
                 if spec.ssl_policy:
                     kwargs["SslPolicy"] = spec.ssl_policy
                 try:
-                    elbv2.create_listener(**kwargs)
+                    made = elbv2.create_listener(**kwargs)["Listeners"][0]["ListenerArn"]
                 except ClientError as exc:
+                    if error_code(exc) == "CertificateNotFound":
+                        raise RuntimeError(
+                            f"the certificate {spec.certificate_arn} (annotation "
+                            "service.beta.kubernetes.io/aws-load-balancer-ssl-cert) does not exist in this "
+                            f"account and region, so the TLS listener on port {spec.port} cannot be made; "
+                            "import or request it in ACM (or fix the ARN): the load balancer gets its "
+                            "listeners as soon as it exists"
+                        ) from exc
                     if error_code(exc) != "DuplicateListener":
                         raise
                     logger.info(
                         "listener %d of %s already exists (an earlier attempt made it)", spec.port, lb_arn
                     )
-                    self._modify_listener(lb_arn=lb_arn, spec=spec, action=action, certs=certs)
+                    made = self._modify_listener(lb_arn=lb_arn, spec=spec, action=action, certs=certs)
+                    cache.listener_attributes.pop(made, None)  # unknown: described before it is set
+                else:
+                    cache.listener_attributes[made] = ()  # a new listener has AWS's defaults
+                self._sync_listener_attributes(arn=made, spec=spec, cache=cache)
                 continue
+            self._sync_listener_attributes(arn=existing["ListenerArn"], spec=spec, cache=cache)
             have_tg = (existing.get("DefaultActions") or [{}])[0].get("TargetGroupArn")
             have_cert = [c["CertificateArn"] for c in existing.get("Certificates", [])]
             if (
@@ -994,7 +1173,7 @@ class Deployer:
 
     def _modify_listener(
         self, *, lb_arn: str, spec: model.Listener, action: list[dict[str, Any]], certs: list[dict[str, str]]
-    ) -> None:
+    ) -> str:
         elbv2 = self.clients.elbv2
         for page in elbv2.get_paginator("describe_listeners").paginate(LoadBalancerArn=lb_arn):
             for listener in page["Listeners"]:
@@ -1006,6 +1185,32 @@ class Deployer:
                     if certs:
                         kwargs["Certificates"] = certs
                     elbv2.modify_listener(**kwargs)
+                    return str(listener["ListenerArn"])
+        raise RuntimeError(f"listener {spec.port} of {lb_arn} was reported as existing but is not listed")
+
+    def _sync_listener_attributes(self, *, arn: str, spec: model.Listener, cache: StackCache) -> None:
+        """Set the listener attributes the user asked for; put back AWS's default of a removed one.
+
+        Free when nothing changed: what this process set or saw is remembered per listener, so only
+        a listener unknown since a restart is described (once), and only when its protocol has
+        attributes at all (TCP).
+        """
+        defaults = LISTENER_ATTRIBUTE_DEFAULTS.get(spec.protocol)
+        if not defaults or cache.listener_attributes.get(arn) == spec.attributes:
+            return
+        elbv2 = self.clients.elbv2
+        want = {**defaults, **dict(spec.attributes)}
+        if arn in cache.listener_attributes:
+            have = {**defaults, **dict(cache.listener_attributes[arn])}
+        else:
+            described = elbv2.describe_listener_attributes(ListenerArn=arn)["Attributes"]
+            have = {**defaults, **{a["Key"]: a["Value"] for a in described}}
+        changes = {k: v for k, v in want.items() if have.get(k) != v}
+        if changes:
+            elbv2.modify_listener_attributes(
+                ListenerArn=arn, Attributes=[{"Key": k, "Value": v} for k, v in sorted(changes.items())]
+            )
+        cache.listener_attributes[arn] = spec.attributes
 
     # targets
 
@@ -1086,24 +1291,48 @@ class Deployer:
 
     # -- delete -------------------------------------------------------------------------------------
 
-    def delete(self, *, key: str, uid: str) -> None:
-        """Delete everything of the Service's stack that this cluster owns."""
+    def delete(self, *, key: str, uid: str, keep_protection: bool = False) -> None:
+        """Delete everything of the Service's stack that this cluster owns.
+
+        An NLB with deletion protection is deleted only when the Service no longer asks for the
+        protection (``keep_protection`` false: the attribute is ours to manage, as every ensure puts it
+        back to false once the annotation is gone); otherwise the delete fails, saying how to let it go.
+        """
         actual = self._actual(uid)
         cache = self._stacks.pop(key, None)
         if actual.empty and cache is not None and cache.lb_arn:
             # The tagging API may not list what was made a moment ago: delete what this process made.
             actual.load_balancer = Found(arn=cache.lb_arn, tags={})
             actual.target_groups = [Found(arn=arn, tags={}) for arn in cache.tg_arns.values()]
-        if actual.load_balancer is not None:
-            try:
-                self.clients.elbv2.delete_load_balancer(LoadBalancerArn=actual.load_balancer.arn)
-            except ClientError as exc:
-                if error_code(exc) != "LoadBalancerNotFound":
-                    raise
+        for lb in (actual.load_balancer, *actual.replaced):
+            if lb is not None:
+                self._delete_load_balancer(lb.arn, keep_protection=keep_protection)
         for tg in actual.target_groups:
             self._delete_target_group(tg.arn)
         for sg in actual.security_groups:
             self._delete_security_group(sg.sg_id)
+
+    def _delete_load_balancer(self, arn: str, *, keep_protection: bool) -> None:
+        elbv2 = self.clients.elbv2
+        try:
+            elbv2.delete_load_balancer(LoadBalancerArn=arn)
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "LoadBalancerNotFound":
+                return
+            if code != "OperationNotPermitted":
+                raise
+            if keep_protection:
+                raise RuntimeError(
+                    f"the NLB {arn} has deletion protection on, as the Service asks "
+                    "(aws-load-balancer-attributes: deletion_protection.enabled=true): remove that key or "
+                    "set it to false to let the load balancer be deleted; until then it stays"
+                ) from exc
+            logger.info("%s: deletion protection is on but no longer asked for: turning it off", arn)
+            elbv2.modify_load_balancer_attributes(
+                LoadBalancerArn=arn, Attributes=[{"Key": "deletion_protection.enabled", "Value": "false"}]
+            )
+            elbv2.delete_load_balancer(LoadBalancerArn=arn)
 
     def _delete_target_group(self, arn: str) -> None:
         try:
@@ -1165,7 +1394,7 @@ class Deployer:
             for key, (uid, stack) in stacks.items():
                 items = by_uid.get(uid, [])
                 lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
-                if not lbs or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
+                if len(lbs) != 1 or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
                     drifted.add(key)
                     continue
                 if full:

@@ -64,6 +64,8 @@ class Subnet:
     # routes to an internet gateway (its route table, else the VPC's main one): only such subnets are
     # discovered for internet-facing load balancers. The deployer reads it from the route tables.
     public: bool = True
+    # associated IPv6 CIDRs (Ipv6CidrBlockAssociationSet): a dual-stack NLB needs one in every subnet
+    ipv6_cidr_blocks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,7 @@ class HealthCheck:
     timeout_seconds: int = 10
     healthy_threshold: int = 3
     unhealthy_threshold: int = 3
+    success_codes: str = ""  # the HTTP(S) matcher (HttpCode); '' is AWS's default, 200-399
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,8 @@ class Listener:
     target_group: str  # the TargetGroup's resource_id
     certificate_arn: str = ""
     ssl_policy: str = ""
+    # listener attributes the user set (tcp.idle_timeout.seconds on TCP listeners); AWS defaults otherwise
+    attributes: tuple[tuple[str, str], ...] = ()
     tags: Tags = ()
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from ccm.cloudprovider import (
     DEFAULT_ORPHAN_GRACE_SECONDS,
     IngressPoint,
     LoadBalancerRequest,
     LoadBalancerStatus,
+    ProviderEvent,
     build_failure_is_expected,
 )
+from providers.aws import annotations as ann
 from providers.aws import builder, model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
@@ -55,20 +57,27 @@ class AWSProvider:
     def _stack(self, request: LoadBalancerRequest) -> model.Stack:
         return builder.build_stack(request=request, config=self.config, cluster=self.deployer.cluster_info())
 
-    def _status(self, stack: model.Stack, dns_name: str) -> LoadBalancerStatus:
+    def _status(
+        self, stack: model.Stack, dns_name: str, notices: Sequence[tuple[str, str]] = ()
+    ) -> LoadBalancerStatus:
         points = [IngressPoint(hostname=dns_name)]
         points.extend(
             IngressPoint(ip=m.private_ipv4_address, ip_mode="Proxy")
             for m in stack.load_balancer.subnet_mappings
             if m.private_ipv4_address
         )
-        return LoadBalancerStatus(ingress=tuple(points))
+        events = tuple(ProviderEvent(reason=reason, message=message) for reason, message in notices)
+        return LoadBalancerStatus(ingress=tuple(points), events=events)
 
     # -- the contract -------------------------------------------------------------------------------
 
     def get_load_balancer_name(self, *, request: LoadBalancerRequest) -> str:
         return builder.load_balancer_name(
-            cluster_name=self.cluster_name, namespace=request.namespace, name=request.name, uid=request.uid
+            cluster_name=self.cluster_name,
+            namespace=request.namespace,
+            name=request.name,
+            uid=request.uid,
+            internal=builder.is_internal(request.annotations),
         )
 
     def get_load_balancer(self, *, request: LoadBalancerRequest) -> tuple[LoadBalancerStatus | None, bool]:
@@ -84,8 +93,14 @@ class AWSProvider:
 
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
         stack = self._stack(request)
-        dns_name, _arn = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
-        return self._status(stack, dns_name)
+        deployed = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
+        return self._status(stack, deployed.dns_name, deployed.notices)
+
+    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
+        """``aws-load-balancer-*`` keys this provider does not implement (:class:`AnnotationChecker`)."""
+        if builder.implemented_elsewhere(annotations):
+            return ()  # the AWS Load Balancer Controller's Service: its annotations are its own
+        return ann.unsupported(annotations=annotations)
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request)
@@ -93,7 +108,11 @@ class AWSProvider:
             raise RuntimeError(f"the load balancer of {request.key} does not exist (yet)")
 
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
-        self.deployer.delete(key=request.key, uid=request.uid)
+        self.deployer.delete(
+            key=request.key,
+            uid=request.uid,
+            keep_protection=builder.asks_deletion_protection(request.annotations),
+        )
 
     def drifted_load_balancers(
         self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None

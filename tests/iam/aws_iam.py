@@ -347,7 +347,13 @@ def _read_only(prefix: str, name: str) -> bool:
 
 
 _LB_ACTIONS = frozenset(
-    {"DeleteLoadBalancer", "ModifyLoadBalancerAttributes", "SetSecurityGroups", "SetSubnets"}
+    {
+        "DeleteLoadBalancer",
+        "ModifyLoadBalancerAttributes",
+        "SetIpAddressType",
+        "SetSecurityGroups",
+        "SetSubnets",
+    }
 )
 _TG_ACTIONS = frozenset(
     {
@@ -358,7 +364,7 @@ _TG_ACTIONS = frozenset(
         "DeregisterTargets",
     }
 )
-_LISTENER_ACTIONS = frozenset({"DeleteListener", "ModifyListener"})
+_LISTENER_ACTIONS = frozenset({"DeleteListener", "ModifyListener", "ModifyListenerAttributes"})
 _SG_ACTIONS = frozenset(
     {"AuthorizeSecurityGroupIngress", "RevokeSecurityGroupIngress", "DeleteSecurityGroup"}
 )

@@ -12,7 +12,8 @@ chosen so that every statement of ``terraform/aws/policy.json`` is needed by at 
 5. ports changed: 443 becomes 8443 and port 80 gets a new NodePort (new target groups, a listener
    modified, one deleted, one created; frontend rules revoked and authorized; the group re-tagged);
 6. ``externalTrafficPolicy: Local`` and source ranges (target groups modified and re-tagged);
-7. one additional tag removed, cross-zone off, a subnet added (tags removed; attributes; SetSubnets);
+7. one additional tag removed, cross-zone off, a subnet added, a TCP idle timeout, dual-stack (tags
+   removed; attributes; SetSubnets; listener attributes; SetIpAddressType);
 8. a bring-your-own security group (SetSecurityGroups; the frontend group deleted);
 9. delete: nothing of the Service is left.
 """
@@ -107,6 +108,13 @@ def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProv
     remaining = sorted(n.provider_id.rsplit("/", 1)[-1] for n in req.nodes)
     assert _targets(lb_arn) == {80: remaining, 443: remaining}
 
+    # the subnets get IPv6 CIDRs (seen by the provider made at the restart below) for step 7's dual stack
+    ec2 = boto3.client("ec2")
+    block = ec2.associate_vpc_cidr_block(VpcId=network.vpc_id, AmazonProvidedIpv6CidrBlock=True)
+    prefix = block["Ipv6CidrBlockAssociation"]["Ipv6CidrBlock"].split("::")[0]
+    for index, subnet in enumerate(sorted(network.subnets.values())):
+        ec2.associate_subnet_cidr_block(SubnetId=subnet, Ipv6CidrBlock=f"{prefix}:{index:x}::/64")
+
     # 4. a restart while the tag listing is behind: the parts are found by name, their tags read back
     provider = restarted()
     _tag_listing_behind_once(provider)
@@ -143,11 +151,18 @@ def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProv
                 ann.ADDITIONAL_RESOURCE_TAGS: "team=web",
                 ann.CROSS_ZONE: "false",
                 ann.SUBNETS: _subnets(network, 3),
+                ann.CONNECTION_IDLE_TIMEOUT: "900",
             }
         ),
+        ip_families=("IPv4", "IPv6"),
     )
     provider.ensure_load_balancer(request=req)
     lb = elbv2.describe_load_balancers(LoadBalancerArns=[lb_arn])["LoadBalancers"][0]
+    assert lb["IpAddressType"] == "dualstack"
+    listener = elbv2.describe_listeners(LoadBalancerArn=lb_arn)["Listeners"][0]["ListenerArn"]
+    assert {"Key": "tcp.idle_timeout.seconds", "Value": "900"} in elbv2.describe_listener_attributes(
+        ListenerArn=listener
+    )["Attributes"]
     assert sorted(z["SubnetId"] for z in lb["AvailabilityZones"]) == sorted(network.subnets.values())
     assert "cost-center" not in {
         t["Key"] for t in elbv2.describe_tags(ResourceArns=[lb_arn])["TagDescriptions"][0]["Tags"]

@@ -39,6 +39,29 @@ unchanged against moto and meets AWS's real answers:
   unhealthy connection termination is on ("can only be configured when ... is false"), and
   ``stickiness.enabled=true`` on a TLS target group (ELB NLB guide, "Sticky sessions": not supported
   with TLS listeners and TLS target groups);
+* ``DeleteLoadBalancer`` of an NLB with ``deletion_protection.enabled=true``: ``OperationNotPermitted``
+  (moto deletes it). Source: the ELBv2 API reference, DeleteLoadBalancer ("If deletion protection is
+  enabled, the load balancer cannot be deleted") and its ``OperationNotPermitted`` error;
+* ``ModifyListenerAttributes`` with ``tcp.idle_timeout.seconds`` outside 60-6000 or on a listener that is
+  not TCP: ``ValidationError`` (moto stores anything). Source: botocore elbv2 service-2.json,
+  ``ListenerAttribute.Key`` ("The valid range is 60-6000 seconds"), and the NLB guide (the idle timeout
+  of TLS and UDP flows is fixed);
+* the subnets of an NLB keep their addresses: ``DescribeLoadBalancers`` lists each enabled subnet's
+  ``LoadBalancerAddresses`` (the Elastic IP allocation or private IPv4 address it was given; moto lists
+  none), and ``SetSubnets`` that gives a subnet already enabled another address is refused
+  (``InvalidConfigurationRequest``; SetSubnets: enabled subnets are given "with their existing
+  configurations");
+* ``CreateListener`` or ``ModifyListener`` forwarding to a target group another NLB already uses:
+  ``TargetGroupAssociationLimit`` (moto allows it). Source: the NLB quotas, "Load balancers per target
+  group: 1", and the API reference's ``TargetGroupAssociationLimitException``;
+* ``ModifyTargetGroup`` with ``Matcher``: moto applies it only to HTTP(S) target groups; AWS applies it
+  to any target group with an HTTP(S) health check (botocore elbv2 ``Matcher``: "For Network Load
+  Balancers, ... values from 200 to 599"), so the matcher it set is what DescribeTargetGroups shows;
+* ``SetSubnets`` with one subnet on an NLB: moto refuses fewer than two zones (the ALB rule); NLBs take
+  one or more (SetSubnets: "[Network Load Balancers] You can specify subnets from one or more
+  Availability Zones"). Such a call is answered as AWS does and leaves moto's zones until the next;
+* ``DescribeSubnets``: moto gives a subnet's IPv6 association state as a stringified dict; it is
+  the word AWS sends (EC2 API reference, ``SubnetCidrBlockState``);
 * with ``deleted_resources_linger`` set, ``GetResources`` keeps listing load balancers, target groups
   and security groups deleted through the provider (and those the test puts in ``lingering``), with
   their last tags, as the Resource Groups Tagging API does for a while: its API reference says
@@ -91,6 +114,8 @@ class AWSBehaviour:
         self.attached_sgs_block_delete = True
         self.deleted_resources_linger = False
         self.lingering: list[dict[str, Any]] = []  # GetResources items of deleted resources
+        self.addresses: dict[str, dict[str, dict[str, str]]] = {}  # LB ARN → subnet → its fixed address
+        self.matchers: dict[str, str] = {}  # TG ARN → the HttpCode ModifyTargetGroup set
 
     def install(self) -> AWSBehaviour:
         self.clients.elbv2.meta.events.register("before-call.elastic-load-balancing-v2.*", self._elbv2)
@@ -107,12 +132,61 @@ class AWSBehaviour:
         self.clients.ec2.meta.events.register(
             "before-call.ec2.AuthorizeSecurityGroupIngress", self._authorize_ingress
         )
+        self.clients.elbv2.meta.events.register(
+            "after-call.elastic-load-balancing-v2.CreateLoadBalancer", self._remember_addresses
+        )
+        self.clients.ec2.meta.events.register("after-call.ec2.DescribeSubnets", self._ipv6_state)
+        self.clients.elbv2.meta.events.register(
+            "after-call.elastic-load-balancing-v2.DescribeTargetGroups", self._describe_matchers
+        )
+        self.clients.elbv2.meta.events.register(
+            "after-call.elastic-load-balancing-v2.DescribeLoadBalancers", self._describe_addresses
+        )
         return self
 
-    def _elbv2(self, *, model: Any, params: dict[str, Any], **_: Any) -> Any:
+    @staticmethod
+    def _ipv6_state(*, parsed: dict[str, Any], **_: Any) -> None:
+        """moto 5.2 answers ``Ipv6CidrBlockState.State`` of a subnet with a stringified dict
+        (``"{'State': 'associated'}"``); the EC2 API reference's SubnetCidrBlockState has the word."""
+        for subnet in parsed.get("Subnets", []):
+            for association in subnet.get("Ipv6CidrBlockAssociationSet", []):
+                state = association.get("Ipv6CidrBlockState", {})
+                if "associated" in str(state.get("State", "")) and "dis" not in str(state.get("State", "")):
+                    state["State"] = "associated"
+
+    def _describe_matchers(self, *, parsed: dict[str, Any], **_: Any) -> None:
+        for tg in parsed.get("TargetGroups", []):
+            if tg["TargetGroupArn"] in self.matchers:
+                tg["Matcher"] = {"HttpCode": self.matchers[tg["TargetGroupArn"]]}
+
+    def _mappings(self, p: dict[str, str]) -> dict[str, dict[str, str]]:
+        out: dict[str, dict[str, str]] = {}
+        for index in sorted({k.split(".")[2] for k in p if k.startswith("SubnetMappings.member.")}, key=int):
+            prefix = f"SubnetMappings.member.{index}."
+            subnet = p.get(prefix + "SubnetId", "")
+            out[subnet] = {
+                k: p[prefix + k] for k in ("AllocationId", "PrivateIPv4Address") if p.get(prefix + k)
+            }
+        return out
+
+    def _remember_addresses(self, *, parsed: dict[str, Any], context: dict[str, Any], **_: Any) -> None:
+        for lb in parsed.get("LoadBalancers", []):
+            if lb["LoadBalancerArn"] not in self.addresses:
+                self.addresses[lb["LoadBalancerArn"]] = dict(context.get("mappings", {}))
+
+    def _describe_addresses(self, *, parsed: dict[str, Any], **_: Any) -> None:
+        for lb in parsed.get("LoadBalancers", []):
+            known = self.addresses.get(lb["LoadBalancerArn"], {})
+            for zone in lb.get("AvailabilityZones", []):
+                address = known.get(zone["SubnetId"])
+                if address:
+                    zone["LoadBalancerAddresses"] = [dict(address)]
+
+    def _elbv2(self, *, model: Any, params: dict[str, Any], context: dict[str, Any], **_: Any) -> Any:
         name = model.name
         p = _params(params)
         if name == "CreateLoadBalancer":
+            context["mappings"] = self._mappings(p)
             try:
                 existing = self.elbv2.describe_load_balancers(Names=[p["Name"]])["LoadBalancers"][0]
             except ClientError:
@@ -136,6 +210,44 @@ class AWSBehaviour:
                         "A listener already exists on this port for this load balancer",
                         name,
                     )
+        if name in ("CreateListener", "ModifyListener"):
+            self._one_load_balancer_per_target_group(name, p)
+        if name == "DeleteLoadBalancer":
+            attributes = self.elbv2.describe_load_balancer_attributes(LoadBalancerArn=p["LoadBalancerArn"])
+            if {"Key": "deletion_protection.enabled", "Value": "true"} in attributes["Attributes"]:
+                raise _error(
+                    "OperationNotPermitted",
+                    f"Load balancer '{p['LoadBalancerArn']}' cannot be deleted because deletion protection "
+                    "is enabled",
+                    name,
+                )
+            self.addresses.pop(p["LoadBalancerArn"], None)
+        if name == "ModifyListenerAttributes":
+            self._modify_listener_attributes(p)
+        if name == "SetSubnets":
+            known = self.addresses.setdefault(p["LoadBalancerArn"], {})
+            asked = self._mappings(p)
+            for subnet, address in asked.items():
+                if subnet in known and known[subnet] != address:
+                    raise _error(
+                        "InvalidConfigurationRequest",
+                        f"The address of subnet '{subnet}' cannot be changed while it is enabled",
+                        name,
+                    )
+            self.addresses[p["LoadBalancerArn"]] = {s: known.get(s, a) for s, a in asked.items()}
+        if name == "ModifyTargetGroup" and "Matcher.HttpCode" in p:
+            self.matchers[p["TargetGroupArn"]] = p["Matcher.HttpCode"]
+        if name == "SetSubnets" and len(self._mappings(p)) == 1:
+            zones = [
+                {
+                    "SubnetId": subnet,
+                    "ZoneName": self.ec2.describe_subnets(SubnetIds=[subnet])["Subnets"][0][
+                        "AvailabilityZone"
+                    ],
+                }
+                for subnet in self._mappings(p)
+            ]
+            return _OK, {"AvailabilityZones": zones}
         if name == "RegisterTargets":
             self._register_targets(p)
         if name == "ModifyTargetGroup":
@@ -147,6 +259,46 @@ class AWSBehaviour:
             if not listeners:
                 return _OK, {"TargetGroups": []}
         return None
+
+    def _one_load_balancer_per_target_group(self, name: str, p: dict[str, str]) -> None:
+        tgs = [
+            v
+            for k, v in p.items()
+            if k.startswith("DefaultActions.member.") and k.endswith(".TargetGroupArn")
+        ]
+        if name == "CreateListener":
+            lb = p["LoadBalancerArn"]
+        else:
+            lb = self.elbv2.describe_listeners(ListenerArns=[p["ListenerArn"]])["Listeners"][0][
+                "LoadBalancerArn"
+            ]
+        for tg in tgs:
+            described = self.elbv2.describe_target_groups(TargetGroupArns=[tg])["TargetGroups"][0]
+            # moto keeps the ARN of a deleted NLB on its target groups; AWS frees them with the NLB
+            live = {x["LoadBalancerArn"] for x in self.elbv2.describe_load_balancers()["LoadBalancers"]}
+            others = [arn for arn in described.get("LoadBalancerArns", []) if arn != lb and arn in live]
+            if others:
+                raise _error(
+                    "TargetGroupAssociationLimit",
+                    f"Target group {tg} cannot be associated with more than one load balancer",
+                    name,
+                )
+
+    def _modify_listener_attributes(self, p: dict[str, str]) -> None:
+        listener = self.elbv2.describe_listeners(ListenerArns=[p["ListenerArn"]])["Listeners"][0]
+        asked = {
+            p[f"{i}.Key"]: p.get(f"{i}.Value", "")
+            for i in sorted({k.rsplit(".", 1)[0] for k in p if k.startswith("Attributes.member.")})
+        }
+        timeout = asked.get("tcp.idle_timeout.seconds")
+        if timeout is None:
+            return
+        if listener["Protocol"] != "TCP" or not timeout.isdigit() or not 60 <= int(timeout) <= 6000:
+            raise _error(
+                "ValidationError",
+                f"tcp.idle_timeout.seconds '{timeout}' is not valid for a {listener['Protocol']} listener",
+                "ModifyListenerAttributes",
+            )
 
     def _remember_deleted(self, *, params: dict[str, Any], **_: Any) -> None:
         if not self.deleted_resources_linger:

@@ -13,9 +13,11 @@ from providers.aws import annotations as ann
 UPSTREAM_CLB_ONLY = {
     "connection-draining-enabled",
     "connection-draining-timeout",
-    "connection-idle-timeout",
     "access-log-emit-interval",
 }
+
+# The AWS Load Balancer Controller's keys that users carry over most (issue 11): honoured too.
+ALBC = {"scheme", "attributes", "healthcheck-success-codes"}
 
 # Every annotation of reference/aws-provider.md §1 (the in-tree provider's list).
 UPSTREAM = {
@@ -56,7 +58,7 @@ UPSTREAM = {
 
 
 def test_every_upstream_annotation_is_in_the_registry() -> None:
-    assert {a.short_name for a in ann.REGISTRY if a.key.startswith(ann.PREFIX)} == UPSTREAM
+    assert {a.short_name for a in ann.REGISTRY if a.key.startswith(ann.PREFIX)} == UPSTREAM | ALBC
 
 
 def test_keys_are_unique_and_use_the_upstream_prefixes() -> None:
@@ -111,17 +113,21 @@ def test_the_builder_reads_only_registered_annotations() -> None:
     assert "service.beta.kubernetes.io" not in source  # no key spelled outside the registry
 
 
-def test_unrecognised_lists_unknown_keys_with_our_prefix_only() -> None:
+def test_unsupported_lists_unknown_and_classic_only_keys_with_our_prefix_only() -> None:
     annotations = {
-        ann.PREFIX + "healthcheck-intervall": "10",
-        ann.PREFIX + "scheme": "internal",
+        ann.PREFIX + "healthcheck-intervall": "10",  # a typo
+        ann.PREFIX + "nlb-target-type": "ip",  # the AWS Load Balancer Controller's only
+        ann.CONNECTION_DRAINING_ENABLED: "true",  # Classic ELB only
+        ann.SCHEME: "internal",
         ann.HEALTHCHECK_INTERVAL: "10",
         "example.com/other": "x",
+        "service.beta.kubernetes.io/load-balancer-source-ranges": "10.0.0.0/8",
     }
 
-    assert ann.unrecognised(annotations=annotations) == (
+    assert ann.unsupported(annotations=annotations) == (
+        ann.CONNECTION_DRAINING_ENABLED,
         ann.PREFIX + "healthcheck-intervall",
-        ann.PREFIX + "scheme",
+        ann.PREFIX + "nlb-target-type",
     )
 
 
@@ -149,7 +155,8 @@ def test_ignored_and_rejected_annotations_are_marked_in_the_table() -> None:
     table = ann.reference_markdown()
     rows = {row.split("`")[1]: row for row in table.splitlines()[2:]}
 
-    assert "**Ignored.**" in rows[ann.CONNECTION_IDLE_TIMEOUT]
+    assert "**Ignored.**" in rows[ann.CONNECTION_DRAINING_TIMEOUT]
+    assert "**" not in rows[ann.CONNECTION_IDLE_TIMEOUT]  # honoured on NLB TCP listeners
     assert "**Rejected.**" in rows[ann.EXTRA_SECURITY_GROUPS]
     assert "**" not in rows[ann.SSL_CERT]
 

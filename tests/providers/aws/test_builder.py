@@ -574,8 +574,16 @@ def test_the_source_ranges_annotation_is_used_without_the_spec_field() -> None:
     assert {r.cidr for r in stack.frontend_security_group.rules} == {"198.51.100.0/24"}
 
 
+DUAL_STACK = replace(
+    NETWORK,
+    subnets=tuple(replace(s, ipv6_cidr_blocks=(f"2600:1f18:0:{i}::/64",)) for i, s in enumerate(SUBNETS)),
+)
+
+
 def test_a_dual_stack_service_without_ranges_is_open_to_both_families() -> None:
-    stack = build(ip_families=("IPv4", "IPv6"))
+    stack = builder.build_stack(
+        request=request(ip_families=("IPv4", "IPv6")), config=AWSConfig(), cluster=DUAL_STACK
+    )
 
     assert stack.frontend_security_group is not None
     assert Rule(protocol="tcp", from_port=80, to_port=80, cidr="::/0", description="listener 80/TCP") in (
@@ -1046,3 +1054,168 @@ def test_private_ips_next_to_an_ipv6_only_subnet_are_an_invalid_spec_not_a_crash
 
     assert caught.value.field == ann.PRIVATE_IPV4_ADDRESSES
     assert "10.0.2.5 is in none" in str(caught.value)
+
+
+# -- what users carry over from the AWS Load Balancer Controller (issue 11 §3) -----------------------
+
+
+def test_the_scheme_annotation_internal_builds_an_internal_nlb_on_private_subnets() -> None:
+    stack = build(annotations={ann.SCHEME: "internal"})
+
+    assert stack.load_balancer.scheme == "internal"
+    assert subnet_ids(stack) == ["subnet-1a0private", "subnet-1b0private", "subnet-1c0private"]
+
+
+def test_the_scheme_annotation_internet_facing_agrees_with_internal_false() -> None:
+    stack = build(annotations={ann.SCHEME: "internet-facing", ann.INTERNAL: "false"})
+
+    assert stack.load_balancer.scheme == "internet-facing"
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason"),
+    [
+        ({ann.SCHEME: "internet-facing", ann.INTERNAL: "true"}, "contradicts"),
+        ({ann.SCHEME: "internal", ann.INTERNAL: "false"}, "contradicts"),
+        ({ann.SCHEME: "private"}, "unknown scheme"),
+    ],
+    ids=["facing-vs-internal", "internal-vs-false", "unknown"],
+)
+def test_a_scheme_that_is_unknown_or_contradicts_internal_is_an_invalid_spec(
+    annotations: dict[str, str], reason: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=reason) as caught:
+        build(annotations=annotations)
+    assert caught.value.field == ann.SCHEME
+
+
+def test_load_balancer_attributes_are_sent_as_written() -> None:
+    stack = build(
+        annotations={
+            ann.ATTRIBUTES: "deletion_protection.enabled=true,load_balancing.cross_zone.enabled=True,"
+            "dns_record.client_routing_policy=availability_zone_affinity"
+        }
+    )
+
+    assert dict(stack.load_balancer.attributes) == {
+        "deletion_protection.enabled": "true",
+        "load_balancing.cross_zone.enabled": "true",
+        "dns_record.client_routing_policy": "availability_zone_affinity",
+    }
+
+
+def test_load_balancer_attributes_and_upstream_annotations_that_agree_are_merged() -> None:
+    stack = build(
+        annotations={
+            ann.ATTRIBUTES: "access_logs.s3.enabled=true",
+            ann.ACCESS_LOG_BUCKET: "my-logs",
+            ann.CROSS_ZONE: "true",
+            ann.ACCESS_LOG_ENABLED: "true",
+        }
+    )
+
+    assert dict(stack.load_balancer.attributes) == {
+        "access_logs.s3.enabled": "true",
+        "access_logs.s3.bucket": "my-logs",
+        "load_balancing.cross_zone.enabled": "true",
+    }
+
+
+@pytest.mark.parametrize(
+    ("annotations", "field", "reason"),
+    [
+        ({ann.ATTRIBUTES: "idle_timeout.timeout_seconds=60"}, ann.ATTRIBUTES, "unknown NLB attribute"),
+        ({ann.ATTRIBUTES: "deletion_protection.enabled=yes"}, ann.ATTRIBUTES, "true or false"),
+        (
+            {ann.ATTRIBUTES: "load_balancing.cross_zone.enabled=true", ann.CROSS_ZONE: "false"},
+            ann.CROSS_ZONE,
+            "contradicts load_balancing.cross_zone.enabled=true",
+        ),
+        ({ann.ATTRIBUTES: "access_logs.s3.enabled=true"}, ann.ATTRIBUTES, "need a bucket"),
+        ({ann.ATTRIBUTES: "access_logs.s3.bucket=Not_A_Bucket"}, ann.ATTRIBUTES, "S3 bucket name"),
+    ],
+    ids=["alb-only-key", "bad-bool", "contradiction", "no-bucket", "bad-bucket"],
+)
+def test_a_load_balancer_attribute_aws_would_refuse_is_an_invalid_spec_naming_the_annotation(
+    annotations: dict[str, str], field: str, reason: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=reason) as caught:
+        build(annotations=annotations)
+    assert caught.value.field == field
+
+
+def test_the_idle_timeout_goes_to_tcp_listeners_and_not_to_tls_ones() -> None:
+    stack = build(
+        annotations={
+            ann.CONNECTION_IDLE_TIMEOUT: "900",
+            ann.SSL_CERT: "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+            ann.SSL_PORTS: "443",
+        }
+    )
+
+    by_port = {listener.port: dict(listener.attributes) for listener in stack.listeners}
+    assert by_port == {80: {"tcp.idle_timeout.seconds": "900"}, 443: {}}
+
+
+def test_a_service_without_the_idle_timeout_sets_no_listener_attribute() -> None:
+    assert all(listener.attributes == () for listener in build().listeners)
+
+
+@pytest.mark.parametrize(
+    ("ports", "value", "reason"),
+    [
+        (BASIC_PORTS, "59", "out of range"),
+        (BASIC_PORTS, "6001", "out of range"),
+        ((udp(53, 30053, "dns"),), "900", "no TCP listener"),
+    ],
+    ids=["too-short", "too-long", "udp-only"],
+)
+def test_an_idle_timeout_aws_cannot_apply_is_an_invalid_spec(
+    ports: tuple[ServicePort, ...], value: str, reason: str
+) -> None:
+    with pytest.raises(InvalidSpec, match=reason) as caught:
+        build(ports=ports, annotations={ann.CONNECTION_IDLE_TIMEOUT: value})
+    assert caught.value.field == ann.CONNECTION_IDLE_TIMEOUT
+
+
+@pytest.mark.parametrize("codes", ["200", "200-299", "200,202,204", "599"])
+def test_success_codes_become_the_http_matcher(codes: str) -> None:
+    stack = build(annotations={ann.HEALTHCHECK_PROTOCOL: "HTTP", ann.HEALTHCHECK_SUCCESS_CODES: codes})
+
+    assert {tg.health_check.success_codes for tg in stack.target_groups} == {codes}
+
+
+@pytest.mark.parametrize(
+    ("annotations", "reason"),
+    [
+        ({ann.HEALTHCHECK_SUCCESS_CODES: "200"}, "protocol is TCP"),
+        ({ann.HEALTHCHECK_PROTOCOL: "HTTP", ann.HEALTHCHECK_SUCCESS_CODES: "600"}, "from 200 to 599"),
+        ({ann.HEALTHCHECK_PROTOCOL: "HTTP", ann.HEALTHCHECK_SUCCESS_CODES: "399-200"}, "from 200 to 599"),
+        ({ann.HEALTHCHECK_PROTOCOL: "HTTP", ann.HEALTHCHECK_SUCCESS_CODES: "2xx"}, "from 200 to 599"),
+    ],
+    ids=["tcp-check", "too-high", "reversed-range", "wildcard"],
+)
+def test_success_codes_aws_would_refuse_are_an_invalid_spec(annotations: dict[str, str], reason: str) -> None:
+    with pytest.raises(InvalidSpec, match=reason) as caught:
+        build(annotations=annotations)
+    assert caught.value.field == ann.HEALTHCHECK_SUCCESS_CODES
+
+
+def test_a_health_check_path_with_non_ascii_characters_is_an_invalid_spec() -> None:
+    with pytest.raises(InvalidSpec, match="printable ASCII") as caught:
+        build(annotations={ann.HEALTHCHECK_PROTOCOL: "HTTP", ann.HEALTHCHECK_PATH: "/santé"})
+    assert caught.value.field == ann.HEALTHCHECK_PATH
+
+
+def test_a_dual_stack_service_with_a_udp_port_is_an_invalid_spec() -> None:
+    req = request(ports=(tcp(80, 30080, "http"), udp(53, 30053, "dns")), ip_families=("IPv4", "IPv6"))
+    with pytest.raises(InvalidSpec, match="source-NAT") as caught:
+        builder.build_stack(request=req, config=AWSConfig(), cluster=DUAL_STACK)
+    assert caught.value.field == "spec.ipFamilies"
+
+
+def test_a_dual_stack_service_on_subnets_without_ipv6_is_an_invalid_spec() -> None:
+    with pytest.raises(InvalidSpec, match="IPv6 CIDR") as caught:
+        build(ip_families=("IPv4", "IPv6"))
+    assert caught.value.field == "spec.ipFamilies"
+    assert "subnet-0a0public" in str(caught.value)
