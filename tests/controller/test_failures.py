@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
+from typing import Any
 
 from kubernetes import client
 
@@ -174,3 +176,38 @@ def test_a_failed_delete_keeps_the_finalizer_until_it_succeeds(
     kube.eventually(lambda: kube.get_service(kube_api, namespace, "sticky") is None)
     assert len(cloud.calls_for(key=key, method="ensure_load_balancer_deleted")) == 3
     assert "SyncLoadBalancerFailed" in kube.reasons(kube_api, namespace, "sticky")
+
+
+def test_a_service_deleted_before_its_finalizer_is_added_gets_no_load_balancer(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+    cloud: FakeCloud,
+) -> None:
+    """Issue 17's crash storm: a Service listed by the controller and deleted (without our finalizer)
+    just before the finalizer patch. The patch finds it gone; nothing may be built for it."""
+    controller = make_controller()
+    add_finalizer = controller.patcher.add_finalizer
+
+    def deleted_just_before(*, service: Mapping[str, Any], finalizer: str) -> dict[str, Any] | None:
+        meta = service["metadata"]
+        if meta["name"] == "gone":
+            kube.delete_service(kube_api, meta["namespace"], meta["name"])
+        return add_finalizer(service=service, finalizer=finalizer)
+
+    controller.patcher.add_finalizer = deleted_just_before  # type: ignore[method-assign]
+    sync_service, synced = controller.sync_service, []
+
+    def recording(key: str) -> None:
+        try:
+            sync_service(key)
+        finally:
+            synced.append(key)
+
+    controller.sync_service = recording  # type: ignore[method-assign]
+    kube.create_service(kube_api, namespace, "gone")
+    kube.eventually(lambda: f"{namespace}/gone" in synced, message="the sync of the Service")
+
+    assert kube.get_service(kube_api, namespace, "gone") is None
+    assert cloud.calls_for(key=f"{namespace}/gone", method="ensure_load_balancer") == []
+    assert "EnsuredLoadBalancer" not in kube.reasons(kube_api, namespace, "gone")
