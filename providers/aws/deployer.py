@@ -170,6 +170,11 @@ class Deployed:
     ] = ()  # (reason, message) of Warning events, said by the ensure that met them
 
 
+def _without(tags: Mapping[str, str]) -> dict[str, str]:
+    """Tags to compare across parts: without the spec hash and the part's own resource id."""
+    return {k: v for k, v in tags.items() if k not in (model.SPEC_HASH_TAG, model.RESOURCE_TAG)}
+
+
 def _tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return [{"Key": k, "Value": v} for k, v in tags]
 
@@ -439,7 +444,10 @@ class Deployer:
         )
         for old in actual.replaced:  # the new NLB exists: the one it replaces goes, freeing its target groups
             self._delete_load_balancer(old.arn, keep_protection=False)
-        self._ensure_listeners(stack=stack, lb_arn=lb_arn, tg_arns=tg_arns, created=created, cache=cache)
+        tags_changed = lb is not None and _without(lb.tags) != _without(dict(stack.load_balancer.tags))
+        self._ensure_listeners(
+            stack=stack, lb_arn=lb_arn, tg_arns=tg_arns, created=created, cache=cache, retag=tags_changed
+        )
         cache.listeners_hash = desired_hash
         desired_tgs = set(tg_arns.values())
         for tg in actual.target_groups:
@@ -1105,8 +1113,20 @@ class Deployer:
             )
 
     def _ensure_listeners(
-        self, *, stack: model.Stack, lb_arn: str, tg_arns: Mapping[str, str], created: bool, cache: StackCache
+        self,
+        *,
+        stack: model.Stack,
+        lb_arn: str,
+        tg_arns: Mapping[str, str],
+        created: bool,
+        cache: StackCache,
+        retag: bool = False,
     ) -> None:
+        """Listeners as the stack says; with ``retag`` (the user's tags changed) the kept ones are re-tagged.
+
+        Listeners are not in the tagging API's listing, so their tags are read (DescribeTags, 20 per
+        call) only when the load balancer's own tags show that the additional tags changed.
+        """
         elbv2 = self.clients.elbv2
         have: dict[int, dict[str, Any]] = {}
         if not created:
@@ -1118,6 +1138,7 @@ class Deployer:
             if spec is None or spec.protocol != listener["Protocol"]:
                 elbv2.delete_listener(ListenerArn=listener["ListenerArn"])
                 have.pop(port)
+        kept: dict[str, model.Listener] = {}
         for spec in stack.listeners:
             action = [{"Type": "forward", "TargetGroupArn": tg_arns[spec.target_group]}]
             existing = have.get(spec.port)
@@ -1157,6 +1178,8 @@ class Deployer:
                 self._sync_listener_attributes(arn=made, spec=spec, cache=cache)
                 continue
             self._sync_listener_attributes(arn=existing["ListenerArn"], spec=spec, cache=cache)
+            if retag:
+                kept[existing["ListenerArn"]] = spec
             have_tg = (existing.get("DefaultActions") or [{}])[0].get("TargetGroupArn")
             have_cert = [c["CertificateArn"] for c in existing.get("Certificates", [])]
             if (
@@ -1170,6 +1193,17 @@ class Deployer:
                 if spec.ssl_policy:
                     kwargs["SslPolicy"] = spec.ssl_policy
                 elbv2.modify_listener(**kwargs)
+        if kept:
+            self._retag_listeners(kept)
+
+    def _retag_listeners(self, kept: Mapping[str, model.Listener]) -> None:
+        arns = sorted(kept)
+        for chunk in _chunks(arns, 20):
+            for described in self.clients.elbv2.describe_tags(ResourceArns=list(chunk))["TagDescriptions"]:
+                have = {t["Key"]: t["Value"] for t in described.get("Tags", [])}
+                self._retag(
+                    described["ResourceArn"], have=have, want=dict(kept[described["ResourceArn"]].tags)
+                )
 
     def _modify_listener(
         self, *, lb_arn: str, spec: model.Listener, action: list[dict[str, Any]], certs: list[dict[str, str]]

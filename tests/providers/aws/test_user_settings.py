@@ -327,3 +327,22 @@ def test_a_certificate_that_does_not_exist_is_named_in_the_error(
     with pytest.raises(RuntimeError, match="does not exist in this account") as caught:
         provider.ensure_load_balancer(request=request)
     assert missing in str(caught.value) and P + "ssl-cert" in str(caught.value)
+
+
+def test_changed_additional_tags_reach_the_listeners_too(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    first = make_request("web", annotations={P + "additional-resource-tags": "team=web,cost-center=42"})
+    provider.ensure_load_balancer(request=first)
+    provider.ensure_load_balancer(
+        request=make_request("web", uid=first.uid, annotations={P + "additional-resource-tags": "team=shop"})
+    )
+
+    elbv2 = boto3.client("elbv2")
+    arns = [
+        listener["ListenerArn"]
+        for listener in elbv2.describe_listeners(LoadBalancerArn=_lb()["LoadBalancerArn"])["Listeners"]
+    ]
+    for described in elbv2.describe_tags(ResourceArns=arns)["TagDescriptions"]:
+        tags = {t["Key"]: t["Value"] for t in described["Tags"]}
+        assert tags["team"] == "shop" and "cost-center" not in tags
