@@ -199,6 +199,12 @@ def public(resource: dict[str, Any]) -> dict[str, Any]:
     return {k: copy.deepcopy(v) for k, v in resource.items() if not k.startswith("_")}
 
 
+def described(body: dict[str, Any]) -> dict[str, Any]:
+    """``description`` as GCE answers with it: present when the request gave one (even empty), absent
+    otherwise; backend services always have one (recorded real traffic, tests/fakegce/conformance)."""
+    return {"description": body["description"]} if body.get("description") is not None else {}
+
+
 def _name_of(rel: str) -> str:
     return rel.rsplit("/", 1)[-1]
 
@@ -210,6 +216,7 @@ class Compute:
         self.project = project
         self.region = region
         self.zones = zones
+        self.drop_unmodelled = False
         self.store: dict[str, dict[str, dict[str, Any]]] = {
             kind: {}
             for kind in (
@@ -227,7 +234,9 @@ class Compute:
         self.members: dict[str, list[str]] = {}  # instance group path -> instance selfLinks
         self.operations: dict[str, dict[str, Any]] = {}
         self.request_ids: dict[str, str] = {}
-        self.running_polls = 0
+        # A mutation answers a RUNNING operation that is DONE on the next GET or wait, as GCE's do in
+        # recorded real traffic (tests/fakegce/conformance): a client must wait for every mutation.
+        self.running_polls = 1
         self.used: set[str] = set()  # the request's permissions beyond its route's (its conditional ones)
         self.base_permission: str | None = None  # replaces the route's first permission (internal addresses)
         self._ids = itertools.count(random.randrange(10**17, 9 * 10**17))
@@ -285,10 +294,16 @@ class Compute:
         return {r["selfLink"]: r for r in self.store[collection].values()}
 
     def check_supported(self, message: str, body: dict[str, Any]) -> None:
+        """A field GCE knows but the fake does not model is refused, so a provider test can never send
+        one unnoticed; ``drop_unmodelled`` (the conformance replay of recorded real traffic) drops it
+        instead, and the recording shows what GCE would have answered with it."""
         check_message(message, body)
         supported = SUPPORTED[message]
-        for name in body:
+        for name in list(body):
             if name not in supported.fields and name not in supported.output_only:
+                if self.drop_unmodelled:
+                    del body[name]
+                    continue
                 raise err.invalid(f"Field 'resource.{name}' is not modelled by fakegce; the fake refuses it.")
 
     def get(self, collection: str, request: Request) -> dict[str, Any]:
@@ -443,6 +458,8 @@ class Compute:
     ) -> dict[str, Any]:
         name = f"operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:13]}-{uuid.uuid4().hex[:8]}"
         now = _now()
+        # setLabels answers DONE at once (recorded real traffic: regionalcomputeforwardingrulefull-direct)
+        polls = 0 if change.operation_type == "setLabels" else self.running_polls
         operation: dict[str, Any] = {
             "kind": "compute#operation",
             "id": self.new_id(),
@@ -457,14 +474,14 @@ class Compute:
             "startTime": now,
             "selfLink": self.link(f"projects/{self.project}/{change.scope}/operations/{name}"),
             "_scope": change.scope,
-            "_polls_left": self.running_polls,
+            "_polls_left": polls,
             "_failure": failure,
         }
         if change.scope.startswith("regions/"):
             operation["region"] = self.scope_link(change.scope)
         elif change.scope.startswith("zones/"):
             operation["zone"] = self.scope_link(change.scope)
-        if self.running_polls <= 0:
+        if polls <= 0:
             self.finish(operation)
         self.operations[name] = operation
         return operation
@@ -517,7 +534,7 @@ class Compute:
             "id": self.new_id(),
             "creationTimestamp": _now(),
             "name": name,
-            "description": body.get("description", ""),
+            **described(body),
             "status": "RESERVED",
             "region": self.scope_link(scope),
             "selfLink": self.link(rel),
@@ -562,7 +579,11 @@ class Compute:
             purpose = body.get("purpose") or "GCE_ENDPOINT"
             if purpose not in ("GCE_ENDPOINT", "SHARED_LOADBALANCER_VIP"):
                 raise err.invalid_field("resource.purpose", purpose, "Not modelled for INTERNAL addresses.")
-            resource.update(purpose=purpose, subnetwork=subnet["selfLink"], network=network["selfLink"])
+            # an internal address answers with its subnetwork, and its network only when one was given
+            # (recorded real traffic: regionalcomputeaddress-direct)
+            resource.update(purpose=purpose, subnetwork=subnet["selfLink"])
+            if body.get("network"):
+                resource["network"] = network["selfLink"]
             if ip:
                 self.usable_in_subnet(ip, subnet, "resource.address")
                 user = self._claim_ip(ip, rel)
@@ -660,7 +681,9 @@ class Compute:
                 f"The load balancing scheme of the backend service is {backend['loadBalancingScheme']}.",
             )
         protocol = body.get("IPProtocol") or "TCP"
-        expected = {"TCP": "TCP", "UDP": "UDP", "UNSPECIFIED": "L3_DEFAULT"}.get(backend["protocol"])
+        expected = {"TCP": "TCP", "UDP": "UDP", "UNSPECIFIED": "L3_DEFAULT", "": "TCP"}.get(
+            backend.get("protocol", "")
+        )
         if protocol != expected:
             raise err.invalid_field(
                 "resource.IPProtocol",
@@ -672,7 +695,7 @@ class Compute:
             "id": self.new_id(),
             "creationTimestamp": _now(),
             "name": name,
-            "description": body.get("description", ""),
+            **described(body),
             "region": self.scope_link(scope),
             "IPProtocol": protocol,
             "backendService": backend["selfLink"],
@@ -689,6 +712,8 @@ class Compute:
         # mockgcp/mockcompute/regionalforwardingrulev1.go ("labels will be added separately with
         # setLabels"). Addresses keep theirs (regionalcomputeaddress/_http.log), see insert_address.
         resource["labelFingerprint"] = label_fingerprint({})
+        if body.get("ipVersion"):  # echoed when given (recorded real traffic: ...forwardingrulefull-direct)
+            resource["ipVersion"] = body["ipVersion"]
         if body.get("sourceIpRanges"):
             for i, cidr in enumerate(body["sourceIpRanges"]):
                 check_cidr(cidr, f"resource.sourceIpRanges[{i}]")
@@ -918,7 +943,7 @@ class Compute:
         spec["port"] = int_field(
             spec, "port", _HC_DEFAULT_PORTS.get(kind, 80), 1, 65535, where=f"resource.{key}"
         )
-        spec.setdefault("portSpecification", "USE_FIXED_PORT")
+        # no portSpecification unless given (recorded real traffic: regionalcomputehealthcheck)
         if kind in ("HTTP", "HTTPS", "HTTP2"):
             spec.setdefault("requestPath", "/")
             if not str(spec["requestPath"]).startswith("/"):
@@ -939,7 +964,7 @@ class Compute:
             "id": existing["id"] if existing else self.new_id(),
             "creationTimestamp": existing["creationTimestamp"] if existing else _now(),
             "name": name,
-            "description": body.get("description", ""),
+            **described(body),
             "checkIntervalSec": interval,
             "timeoutSec": timeout,
             "unhealthyThreshold": int_field(body, "unhealthyThreshold", 2, 1, 10),
@@ -964,16 +989,20 @@ class Compute:
         scheme = body.get("loadBalancingScheme") or "EXTERNAL"
         if existing and existing["loadBalancingScheme"] != scheme:
             raise err.invalid_field("resource.loadBalancingScheme", scheme, "The scheme cannot be changed.")
-        protocol = body.get("protocol") or "HTTP"
         passthrough = scheme in PASSTHROUGH
-        if passthrough and protocol not in ("TCP", "UDP", "UNSPECIFIED"):
+        # Recorded real traffic (tests/fakegce/conformance, regionalcomputeforwardingrulefull-direct): an
+        # INTERNAL backend service inserted without protocol or health checks is accepted, answers with
+        # no protocol field, and serves a TCP forwarding rule. Others default to HTTP (the REST
+        # reference; unverified by a recording for EXTERNAL, where it makes a passthrough service invalid).
+        protocol = body.get("protocol") or ("" if scheme == "INTERNAL" else "HTTP")
+        if passthrough and protocol not in ("", "TCP", "UDP", "UNSPECIFIED"):
             raise err.invalid_field(
                 "resource.protocol",
                 protocol,
                 f"A backend service with scheme {scheme} needs TCP, UDP or UNSPECIFIED.",
             )
         checks = body.get("healthChecks") or []
-        if passthrough and not checks:
+        if passthrough and scheme != "INTERNAL" and not checks:  # INTERNAL: accepted without (recorded)
             raise err.required("resource.healthChecks")
         if len(checks) > 1:
             raise err.invalid_field("resource.healthChecks", ",".join(checks), "At most one health check.")
@@ -1049,6 +1078,8 @@ class Compute:
         }
         if not check_links:
             del resource["healthChecks"]
+        if not protocol:
+            del resource["protocol"]
         if backends:
             resource["backends"] = backends
         if body.get("network"):
@@ -1130,7 +1161,13 @@ class Compute:
             self.store[collection][rel] = resource
             return str(resource["id"])
 
-        return Mutation("patch" if request.method == "PATCH" else "update", rel, scope, apply)
+        if request.method == "PATCH":
+            # GCE names a firewall patch's operation "compute.firewalls.patch", other patches "patch"
+            # (recorded real traffic: computefirewall, regionalcomputeforwardingrulefull-direct)
+            kind = "compute.firewalls.patch" if collection == "firewalls" else "patch"
+        else:
+            kind = "update"
+        return Mutation(kind, rel, scope, apply)
 
     def delete_with(self, collection: str, kind: str, request: Request, key: str) -> Mutation:
         scope = self.scope_of(request.params)
@@ -1203,24 +1240,23 @@ class Compute:
             "id": existing["id"] if existing else self.new_id(),
             "creationTimestamp": existing["creationTimestamp"] if existing else _now(),
             "name": name,
-            "description": body.get("description", ""),
+            **described(body),
             "network": network["selfLink"],
             "priority": int_field(body, "priority", 1000, 0, 65535),
             "direction": direction,
             rules_key: out_rules,
-            "logConfig": copy.deepcopy(body.get("logConfig") or {"enable": False}),
             "disabled": bool(body.get("disabled")),
             "selfLink": self.link(rel),
         }
+        if body.get("logConfig"):  # left out unless given (recorded real traffic: computefirewall)
+            resource["logConfig"] = copy.deepcopy(body["logConfig"])
         if direction == "INGRESS":
             if body.get("destinationRanges"):
                 resource["destinationRanges"] = list(body["destinationRanges"])
-            sources = [body.get(k) for k in ("sourceRanges", "sourceTags", "sourceServiceAccounts")]
-            resource["sourceRanges"] = list(
-                body.get("sourceRanges") or ([] if any(sources) else ["0.0.0.0/0"])
-            )
-            if not resource["sourceRanges"]:
-                del resource["sourceRanges"]
+            # an ingress rule without sources answers without sourceRanges (recorded real traffic:
+            # computefirewall); it is not filled in with 0.0.0.0/0
+            if body.get("sourceRanges"):
+                resource["sourceRanges"] = list(body["sourceRanges"])
         else:
             if body.get("sourceTags") or body.get("sourceServiceAccounts"):
                 raise err.invalid_field(
@@ -1246,7 +1282,7 @@ class Compute:
             "id": self.new_id(),
             "creationTimestamp": _now(),
             "name": name,
-            "description": body.get("description", ""),
+            **described(body),
             "zone": self.scope_link(scope),
             "size": 0,
             "fingerprint": _fingerprint(),

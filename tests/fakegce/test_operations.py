@@ -54,6 +54,8 @@ def test_an_asynchronous_failure_ends_done_with_an_error_and_changes_nothing(gce
         "POST", "global/firewalls", 400, "The network is not ready.", reason="RESOURCE_NOT_READY"
     )
     op = gce.firewalls.insert_unary(project=PROJECT, firewall_resource=firewall())
+    assert op.status == RUNNING  # as GCE answers a mutation (recorded real traffic)
+    op = gce.wait(op)
     assert op.status == DONE
     assert (op.http_error_status_code, op.http_error_message) == (400, "BAD REQUEST")
     assert [(e.code, e.message) for e in op.error.errors] == [
@@ -67,7 +69,9 @@ def test_an_asynchronous_failure_ends_done_with_an_error_and_changes_nothing(gce
 
 
 def test_an_asynchronous_failure_surfaces_from_an_extended_operation(gce: Gce) -> None:
-    # The operation is already DONE, so ExtendedOperation.result() needs no poll (§4's endpoint bug).
+    # GCE answers some operations DONE at once (setLabels, in recorded real traffic): then
+    # ExtendedOperation.result() needs no poll (which would go to the public endpoint: §4's endpoint bug).
+    gce.fake.operations_stay_running(polls=0)
     gce.fake.fail_operation("POST", "global/firewalls", 403, "Required 'compute.networks.updatePolicy'")
     operation = gce.firewalls.insert(project=PROJECT, firewall_resource=firewall())
     with pytest.raises(exceptions.Forbidden, match="updatePolicy"):
@@ -161,7 +165,11 @@ def test_calls_are_counted_per_template_and_mutations_separately(gce: Gce) -> No
         gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="lb")
     gce.forwarding_rule(external_rule())
     gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="lb")
-    assert gce.fake.calls == {("GET", f"{FR}/{{forwardingRule}}"): 2, ("POST", FR): 1}
+    assert gce.fake.calls == {
+        ("GET", f"{FR}/{{forwardingRule}}"): 2,
+        ("POST", FR): 1,
+        ("POST", "regions/{region}/operations/{operation}/wait"): 1,  # the insert answered RUNNING
+    }
     assert gce.fake.mutations() == {("POST", FR): 1}
     gce.fake.reset_calls()
     assert gce.fake.calls == {}
@@ -243,7 +251,11 @@ def test_labels_given_at_insert_need_set_labels_on_an_address_and_nothing_on_a_f
     gce.fake.reset_calls()
     labelled = compute_v1.Address(name="ext", labels={"ccm-lb-cluster": "c1"})
     gce.wait(gce.addresses.insert_unary(project=PROJECT, region=REGION, address_resource=labelled))
-    assert gce.fake.permissions_used() == {"compute.addresses.create", "compute.addresses.setLabels"}
+    assert gce.fake.permissions_used() == {
+        "compute.addresses.create",
+        "compute.addresses.setLabels",
+        "compute.regionOperations.get",  # the wait for the RUNNING operation
+    }
 
 
 def test_an_internal_address_needs_create_internal_without_hiding_an_external_create(gce: Gce) -> None:
@@ -257,6 +269,7 @@ def test_an_internal_address_needs_create_internal_without_hiding_an_external_cr
         "compute.addresses.create",
         "compute.addresses.createInternal",
         "compute.subnetworks.use",
+        "compute.regionOperations.get",  # the waits for the RUNNING operations
     }
 
 
