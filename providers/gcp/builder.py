@@ -95,6 +95,11 @@ def load_balancer_name(*, cluster_id: str, namespace: str, name: str, uid: str) 
     return "-".join(p for p in parts if p)
 
 
+def ip_address_name(*, lb_name: str) -> str:
+    """``<lb>-ip`` (≤ 58): the internal address reserved for a ``spec.loadBalancerIP`` nobody had reserved."""
+    return f"{lb_name}-ip"
+
+
 def name_prefix(*, cluster_id: str) -> str:
     """What every load balancer name of the cluster starts with (for list filters; labels decide)."""
     return f"k8s-{_cid(cluster_id)}-"

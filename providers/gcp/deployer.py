@@ -502,6 +502,8 @@ class Deployer:
                     self._release_hold(fr.name)
                     hold = None
             rule = self._create_forwarding_rule(stack, key=key, uid=uid, ip=fr.ip_address or keep_ip)
+            if old_ip:  # a rebuilt rule: our reservation of an earlier loadBalancerIP may be unused
+                self._release_unused_ip(stack)
         ip = str(rule.I_p_address)
         traffic = builder.traffic_firewall_name(lb_name=stack.name)
         for fw in stack.firewalls:
@@ -639,8 +641,16 @@ class Deployer:
     def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str, ip: str) -> Any:
         """Insert the rule (on ``ip``: the user's reserved address, or the one kept across a rebuild)."""
         fr = stack.forwarding_rule
-        if fr.ip_address:
-            self._require_reserved_address(fr.ip_address, scheme=fr.scheme)
+        if fr.ip_address and not self._reserved_by_ip(fr.ip_address):
+            if fr.scheme != "INTERNAL":
+                raise InvalidSpec(
+                    field="spec.loadBalancerIP",
+                    value=fr.ip_address,
+                    accepted=f"an external address reserved in project {self.project}, region "
+                    f"{self.region}, or empty for an ephemeral one",
+                    reason="no such reserved address",
+                )
+            self._reserve_internal_ip(stack, key=key, uid=uid)
         # No labels: GCE ignores them at insert. The description marks the rule ours until setLabels,
         # which comes last, once the firewalls exist, so that a crash in between leaves a rule that the
         # next ensure recognises as ours and does not mistake for complete.
@@ -678,23 +688,68 @@ class Deployer:
             raise RuntimeError(f"forwarding rule {fr.name} was created but cannot be read back")
         return rule
 
-    def _require_reserved_address(self, ip: str, *, scheme: str) -> None:
+    def _reserve_internal_ip(self, stack: model.Stack, *, key: str, uid: str) -> None:
+        """A free internal IP the user asked for is reserved for the LB (``<lb>-ip``), as upstream does
+        (cloud-provider-gcp ``gce_loadbalancer_internal.go``: ``addrMgr.HoldAddress`` for an unreserved
+        ``loadBalancerIP``); it is ours, released when the Service no longer asks for it or is deleted."""
+        fr = stack.forwarding_rule
+        name = builder.ip_address_name(lb_name=stack.name)
+        address = compute_v1.Address(
+            name=name,
+            address=fr.ip_address,
+            address_type="INTERNAL",
+            subnetwork=self._subnetwork_url(fr.subnetwork),
+            description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
+        )
+        try:
+            self.c.mutate(
+                "addresses.insert",
+                self.c.addresses.insert_unary,
+                compute_v1.InsertAddressRequest(
+                    project=self.project, region=self.region, address_resource=address
+                ),
+                scope="region",
+            )
+        except gexc.Conflict:
+            held = self._get("addresses", name)  # an earlier attempt's, or another IP the user asked before
+            if held is None or not _owned_description(held, self.cid):
+                raise NotOwned(f"address {name} exists but is not owned by cluster {self.cid}") from None
+            if held.address != fr.ip_address:
+                self._release_hold(name)
+                self._reserve_internal_ip(stack, key=key, uid=uid)
+        except gexc.BadRequest as exc:
+            raise InvalidSpec(
+                field="spec.loadBalancerIP",
+                value=fr.ip_address,
+                accepted=f"a free address of subnetwork {fr.subnetwork}, or one reserved in project "
+                f"{self.project}, region {self.region}, or empty for an ephemeral one",
+                reason=f"GCE cannot reserve it: {exc.message}",
+            ) from exc
+
+    def _delete_addresses_of(self, lb_name: str) -> None:
+        """Our reservations of one LB, in one listing: the IP hold a crash left between reserve and
+        release (``<lb>``), and the ``spec.loadBalancerIP`` reserved for it (``<lb>-ip``)."""
         pager = self.c.call(
             "addresses.list",
             self.c.addresses.list,
             request=compute_v1.ListAddressesRequest(
-                project=self.project, region=self.region, filter=f'address eq "{ip}"'
+                project=self.project, region=self.region, filter=f'name eq "{lb_name}(-ip)?"'
             ),
         )
-        if not any(a.address == ip for a in pager):
-            raise InvalidSpec(
-                field="spec.loadBalancerIP",
-                value=ip,
-                accepted=f"an address reserved in project {self.project}, region {self.region} "
-                f"({'external' if scheme == 'EXTERNAL' else 'internal'}), or empty for an "
-                "ephemeral one",
-                reason="no such reserved address",
-            )
+        for address in list(pager):
+            if not _owned_description(address, self.cid, scope=self.scope):
+                logger.warning(
+                    "not deleting address %s: it is not owned by cluster %s", address.name, self.cid
+                )
+                continue
+            self._release_hold(str(address.name))
+
+    def _release_unused_ip(self, stack: model.Stack) -> None:
+        """Our reservation of an earlier ``spec.loadBalancerIP`` goes once the rule no longer uses it."""
+        name = builder.ip_address_name(lb_name=stack.name)
+        held = self._get("addresses", name)
+        if held is not None and held.address != stack.forwarding_rule.ip_address:
+            self._delete_if_owned("addresses", name)
 
     def _delete_stale_health_check(self, stack: model.Stack) -> None:
         """After a Local → Cluster switch, the Service's own health check and firewall go."""
@@ -708,7 +763,7 @@ class Deployer:
     def delete(self, *, lb_name: str) -> None:
         """Delete every part of one LB that this cluster owns; shared parts only when unused."""
         self._delete_forwarding_rule(lb_name)
-        self._delete_if_owned("addresses", lb_name)  # an IP hold a crash left between reserve and release
+        self._delete_addresses_of(lb_name)
         self._delete_backend_service(lb_name)
         self._delete_if_owned("firewalls", builder.traffic_firewall_name(lb_name=lb_name))
         self._delete_if_owned("regionHealthChecks", builder.health_check_name(lb_name=lb_name))

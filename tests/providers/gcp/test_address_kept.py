@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from ccm.cloudprovider import InvalidSpec
 from fakegce import FakeCompute
 from providers.gcp.provider import GCEProvider
 from tests.providers.gcp.conftest import RequestFactory, lb_resources, new_provider
@@ -222,3 +223,42 @@ def test_a_reservation_left_by_a_crash_goes_with_the_service(
     assert len(gce.resources("addresses")) == 1
     new_provider(gce).ensure_load_balancer_deleted(request=request)
     assert lb_resources(gce) == {}
+
+
+# -- an internal spec.loadBalancerIP nobody reserved (issue 12) -------------------------------------
+
+
+def test_a_free_internal_ip_is_reserved_for_the_service_and_released_with_it(
+    provider: GCEProvider, gce: FakeCompute, make_request: RequestFactory
+) -> None:
+    """GCE and upstream accept an unreserved internal loadBalancerIP (cloud-provider-gcp reserves it:
+    gce_loadbalancer_internal.go, addrMgr.HoldAddress); the reservation is ours and goes with the LB."""
+    request = make_request("pinned", annotations=INTERNAL, load_balancer_ip="10.128.0.50")
+    assert provider.ensure_load_balancer(request=request).ingress[0].ip == "10.128.0.50"
+    (address,) = gce.resources("addresses")
+    assert address["address"] == "10.128.0.50" and address["addressType"] == "INTERNAL"
+
+    provider.ensure_load_balancer_deleted(request=request)
+    assert gce.resources("addresses") == [] and lb_resources(gce) == {}
+
+
+def test_another_internal_ip_moves_the_rule_and_releases_the_first_reservation(
+    provider: GCEProvider, gce: FakeCompute, make_request: RequestFactory
+) -> None:
+    first = make_request("pinned", annotations=INTERNAL, load_balancer_ip="10.128.0.50")
+    provider.ensure_load_balancer(request=first)
+    moved = make_request("pinned", uid=first.uid, annotations=INTERNAL, load_balancer_ip="10.128.0.60")
+
+    assert provider.ensure_load_balancer(request=moved).ingress[0].ip == "10.128.0.60"
+    assert [a["address"] for a in gce.resources("addresses")] == ["10.128.0.60"]
+    assert _rule(gce)["IPAddress"] == "10.128.0.60"
+
+
+def test_an_internal_ip_outside_the_subnetwork_is_an_invalid_spec_naming_it(
+    provider: GCEProvider, gce: FakeCompute, make_request: RequestFactory
+) -> None:
+    request = make_request("pinned", annotations=INTERNAL, load_balancer_ip="192.168.7.7")
+    with pytest.raises(InvalidSpec, match=r"spec\.loadBalancerIP") as caught:
+        provider.ensure_load_balancer(request=request)
+    assert "192.168.7.7" in str(caught.value)
+    assert gce.resources("forwardingRules") == [] and gce.resources("addresses") == []
