@@ -25,7 +25,9 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import re
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -42,6 +44,7 @@ logger = logging.getLogger(__name__)
 API = "https://www.googleapis.com/compute/v1"
 # Upstream's cap (cloud-provider-gcp gce_loadbalancer_internal.go maxInstancesPerInstanceGroup).
 MAX_GROUP_MEMBERS = 1000
+REFUSED_FOR = 300.0  # seconds a node addInstances refused is left out before it is tried again
 
 
 class NotOwned(RuntimeError):
@@ -54,6 +57,7 @@ class Ensured:
 
     ip: str
     ip_changes: tuple[str, ...] = ()
+    refused_nodes: tuple[str, ...] = ()  # a message per node GCE would not put in the instance group
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class _Kind:
 @dataclass
 class ClusterState:
     instance_groups: dict[str, set[str]] = field(default_factory=dict)  # zone → instance names
+    # (zone, instance) → (GCE's reason, when): nodes addInstances refused, left out for REFUSED_FOR seconds
+    refused: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     shared_health_check: bool = False
     shared_firewall: bool = False
 
@@ -134,11 +140,22 @@ class Deployer:
 
     # -- shared: instance groups --------------------------------------------------------------------
 
-    def sync_instance_groups(self, *, instances: Sequence[tuple[str, str]]) -> None:
-        """Make each zone's shared instance group hold exactly ``instances`` (zone, name)."""
+    def sync_instance_groups(self, *, instances: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+        """Make each zone's shared instance group hold exactly ``instances`` (zone, name).
+
+        A node GCE will not add (it is in another load-balanced instance group, such as GKE's or
+        ingress-gce's, or in another network or subnetwork) is left out, tried again after
+        ``REFUSED_FOR`` seconds, and named in the messages returned (the Service's Warning event); the
+        other nodes are added, so one such node never blocks a zone.
+        """
         wanted: dict[str, set[str]] = {}
+        now = time.monotonic()
+        with self._lock:
+            refused = {k: v for k, v in self._state.refused.items() if now - v[1] < REFUSED_FOR}
+            self._state.refused = refused
         for zone, name in instances:
-            wanted.setdefault(zone, set()).add(name)
+            if (zone, name) not in refused:
+                wanted.setdefault(zone, set()).add(name)
         for zone, names in wanted.items():
             if len(names) > MAX_GROUP_MEMBERS:
                 kept = set(sorted(names)[:MAX_GROUP_MEMBERS])
@@ -159,13 +176,72 @@ class Deployer:
                     self._sync_zone(zone, want)
                 except (gexc.NotFound, gexc.BadRequest) as exc:
                     if isinstance(exc, gexc.BadRequest) and not _member_already_exists(exc):
-                        raise
+                        self._sync_zone_one_by_one(zone, want)
+                        continue
                     # The cached membership was wrong: a VM deleted outside (removeInstances: 404), or a
                     # member someone else added (addInstances: memberAlreadyExists). Read the group
-                    # again and retry once; what still fails is a real error.
+                    # again and retry once; what still fails is added one node at a time.
                     logger.info("instance group of %s: %s; reading its members again", zone, exc.message)
                     self._state.instance_groups.pop(zone, None)
-                    self._sync_zone(zone, want)
+                    try:
+                        self._sync_zone(zone, want)
+                    except gexc.BadRequest:
+                        self._sync_zone_one_by_one(zone, want)
+            return self._refused_notices(instances)
+
+    def _refused_notices(self, instances: Sequence[tuple[str, str]]) -> tuple[str, ...]:
+        wanted = set(instances)
+        return tuple(
+            f"node {name} (zone {zone}) is not in the load balancer's instance group: GCE refused it "
+            f"({reason}); it gets no traffic from this load balancer. A node can be in one "
+            "load-balanced instance group only (GKE's and ingress-gce's count), and in the group's network"
+            for (zone, name), (reason, _when) in sorted(self._state.refused.items())
+            if (zone, name) in wanted
+        )
+
+    def _leave_out_nodes_in_other_groups(self, exc: gexc.BadRequest) -> bool:
+        """GCE refused a backend service because a member of our group is in another load-balanced group
+        ("instance may belong to at most one load-balanced instance group": GCE's message, and the
+        Google Cloud load-balancing guide's rule). Those members leave our group and are named; True
+        when there were any, so that the caller tries once more."""
+        if "load-balanced instance group" not in str(exc.message):
+            return False
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        found = set(re.findall(r"zones/([a-z0-9-]+)/instances/([a-z0-9-]+)", str(exc.message)))
+        with self._lock:
+            for zone, name in sorted(found):
+                if name not in self._state.instance_groups.get(zone, set()):
+                    continue
+                self._change_members(zone=zone, group=ig, names=[name], add=False)
+                self._state.instance_groups[zone].discard(name)
+                self._state.refused[(zone, name)] = (str(exc.message), time.monotonic())
+                logger.warning("instance group of %s: node %s left out: %s", zone, name, exc.message)
+        return bool(found)
+
+    def _sync_zone_one_by_one(self, zone: str, want: set[str]) -> None:
+        """A batch addInstances was refused: add the nodes one at a time, leaving out each one GCE refuses.
+
+        Caller holds the lock. Costs one call per node to add, only after a refusal.
+        """
+        self._state.instance_groups.pop(zone, None)
+        have = self._members(zone)
+        ig = builder.instance_group_name(cluster_id=self.cid)
+        remove = sorted(have - want)
+        if remove:
+            self._change_members(zone=zone, group=ig, names=remove, add=False)
+        members = have & want
+        for name in sorted(want - have):
+            try:
+                self._change_members(zone=zone, group=ig, names=[name], add=True)
+            except gexc.BadRequest as exc:
+                if _member_already_exists(exc) and f"/instanceGroups/{ig}" in str(exc.message):
+                    members.add(name)  # already ours
+                    continue
+                logger.warning("instance group of %s: node %s refused: %s", zone, name, exc.message)
+                self._state.refused[(zone, name)] = (str(exc.message), time.monotonic())
+                continue
+            members.add(name)
+        self._state.instance_groups[zone] = members
 
     def _sync_zone(self, zone: str, want: set[str]) -> None:
         """One zone's group to exactly ``want``. Caller holds the lock."""
@@ -461,12 +537,12 @@ class Deployer:
             raise
 
     def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
-        self.sync_instance_groups(instances=stack.instances)
+        refused = self.sync_instance_groups(instances=stack.instances)
         want_hash = stack.spec_hash()
         fr = stack.forwarding_rule
         rule = self.get_forwarding_rule(fr.name)
         if rule is not None and dict(rule.labels).get(model.SPEC_HASH_LABEL) == want_hash:
-            return Ensured(ip=str(rule.I_p_address))
+            return Ensured(ip=str(rule.I_p_address), refused_nodes=refused)
 
         self._ensure_health_check(stack.health_check)
         for fw in stack.firewalls:
@@ -493,7 +569,13 @@ class Deployer:
                 if "scheme" in diffs:
                     self._delete_backend_service(stack.backend_service.name)
                 rule = None
-        self._ensure_backend_service(stack, key=key, uid=uid)
+        try:
+            self._ensure_backend_service(stack, key=key, uid=uid)
+        except gexc.BadRequest as exc:
+            if not self._leave_out_nodes_in_other_groups(exc):
+                raise
+            self._ensure_backend_service(stack, key=key, uid=uid)
+            refused = self._refused_notices(stack.instances)
         if rule is None:
             if hold is not None and not fr.ip_address:
                 if rebuild.hold_fits(hold, fr):
@@ -539,7 +621,7 @@ class Deployer:
         if why_new and old_ip and old_ip != ip:
             logger.warning("%s: load balancer IP changed from %s to %s: %s", key, old_ip, ip, why_new)
             changes = (rebuild.ip_changed_message(old=old_ip, new=ip, why=why_new),)
-        return Ensured(ip=ip, ip_changes=changes)
+        return Ensured(ip=ip, ip_changes=changes, refused_nodes=refused)
 
     def _patch_global_access(self, rule: Any, want: model.ForwardingRule) -> None:
         """``allowGlobalAccess`` is the one field GCE changes on a live rule: no rebuild, same IP."""

@@ -30,6 +30,7 @@ from providers.gcp.deployer import Deployer
 
 logger = logging.getLogger(__name__)
 
+NODE_REFUSED = "LoadBalancerNodeRefused"  # a node GCE would not put in the LB's instance group
 IP_CHANGED = "LoadBalancerIPChanged"  # the Warning event of a change that could not keep the Service's IP
 
 
@@ -88,6 +89,9 @@ class GCEProvider:
         stack = self._stack(request)
         ensured = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
         events = tuple(ProviderEvent(reason=IP_CHANGED, message=message) for message in ensured.ip_changes)
+        events += tuple(
+            ProviderEvent(reason=NODE_REFUSED, message=message) for message in ensured.refused_nodes
+        )
         return LoadBalancerStatus(ingress=(IngressPoint(ip=ensured.ip),), events=events)
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:

@@ -542,3 +542,58 @@ def test_delete_converges_after_a_crash_after_any_mutation(
     finisher = new_provider(gce)
     finisher.ensure_load_balancer_deleted(request=request)
     assert lb_resources(gce) == {}
+
+
+def test_a_node_in_another_load_balanced_group_is_left_out_named_and_does_not_block_the_others(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    """Issue 12: GCE puts an instance in one load-balanced instance group only; node-2 is already in
+    GKE's (a group behind another backend service). The others are served; node-2 is named."""
+    from tests.fakegce.conftest import Gce  # the real compute clients on the same fake
+
+    other = Gce.connect(gce)
+    other.health_check()
+    other.instance_group("gke-ig", instances=("node-2",))
+    other.backend_service("gke-lb", groups=("gke-ig",))
+
+    status = provider.ensure_load_balancer(request=make_request("web", node_indexes=(0, 1, 2, 3)))
+
+    ours = [g for g in gce.resources("instanceGroups") if g["name"] != "gke-ig"]
+    assert sorted(
+        m.rsplit("/", 1)[-1] for g in ours for m in gce.members(g["zone"].rsplit("/", 1)[-1], g["name"])
+    ) == [
+        "node-0",
+        "node-1",
+        "node-3",
+    ]
+    assert gce.resources("forwardingRules")  # the load balancer exists, for the other nodes
+    (event,) = [e for e in status.events if e.reason == "LoadBalancerNodeRefused"]
+    assert "node-2" in event.message and "gke-ig" in event.message
+    # left out for a while: the next node sync does not ask GCE again
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=make_request("web", node_indexes=(0, 1, 2, 3)))
+    assert _mutations(provider) == {}
+
+
+def test_a_new_node_in_another_load_balanced_group_does_not_wedge_the_node_sync(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    from tests.fakegce.conftest import Gce
+
+    provider.ensure_load_balancer(request=make_request("web", node_indexes=(0, 1)))
+    other = Gce.connect(gce)
+    other.health_check()
+    other.instance_group("gke-ig", instances=("node-2",))
+    other.backend_service("gke-lb", groups=("gke-ig",))
+
+    provider.update_load_balancer(request=make_request("web", node_indexes=(0, 1, 2, 3)))
+
+    ours = [g for g in gce.resources("instanceGroups") if g["name"] != "gke-ig"]
+    members = sorted(
+        m.rsplit("/", 1)[-1] for g in ours for m in gce.members(g["zone"].rsplit("/", 1)[-1], g["name"])
+    )
+    assert members == ["node-0", "node-1", "node-3"]
