@@ -1334,6 +1334,7 @@ class Compute:
         instances = self._instance_refs(request, "InstanceGroupsAddInstancesRequest", group)
         members = self.members.setdefault(rel, [])
         network = group.get("network")
+        subnet_seen = ""
         for instance in instances:
             link = instance["selfLink"]
             if link in members:
@@ -1347,6 +1348,17 @@ class Compute:
                     f"All instances of a group must be in its network ({network}).",
                 )
             network = nic_network
+            # Google Cloud's unmanaged instance group rules: the VMs of one group are in the same zone,
+            # VPC network and subnet ("Creating groups of unmanaged instances", restrictions)
+            nic_subnet = instance["networkInterfaces"][0].get("subnetwork", "")
+            first = self._group_subnet(members) or subnet_seen
+            if first and nic_subnet and nic_subnet != first:
+                raise err.invalid_field(
+                    "resource.instances",
+                    link,
+                    f"All instances of a group must be in one subnetwork ({first}).",
+                )
+            subnet_seen = subnet_seen or nic_subnet
         balanced = {b["group"] for s in self.store["backendServices"].values() for b in s.get("backends", ())}
         if group["selfLink"] in balanced:
             for instance in instances:
@@ -1368,6 +1380,15 @@ class Compute:
             return str(group["id"])
 
         return Mutation("addInstances", rel, scope, apply)
+
+    def _group_subnet(self, members: list[str]) -> str:
+        """The subnetwork of a group's current members ('' for an empty group)."""
+        instances = self.all_links("instances")
+        for link in members:
+            member = instances.get(link)
+            if member is not None:
+                return str(member["networkInterfaces"][0].get("subnetwork", ""))
+        return ""
 
     def remove_instances(self, request: Request) -> Mutation:
         scope, rel, group = self._group(request)

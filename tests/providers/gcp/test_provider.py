@@ -597,3 +597,23 @@ def test_a_new_node_in_another_load_balanced_group_does_not_wedge_the_node_sync(
         m.rsplit("/", 1)[-1] for g in ours for m in gce.members(g["zone"].rsplit("/", 1)[-1], g["name"])
     )
     assert members == ["node-0", "node-1", "node-3"]
+
+
+def test_a_node_in_another_subnetwork_is_left_out_and_named(
+    provider: GCEProvider,
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    """Issue 12: an unmanaged instance group holds the VMs of one subnetwork; a node of the same zone in
+    another one cannot join it. It is named; the nodes of the cluster's subnetwork are served."""
+    gce.seed_subnetwork("other", "default", "10.200.0.0/24")
+    gce.seed_instance("us-central1-a", "odd-node", tags=("k8s-node",), network="default", subnetwork="other")
+    odd = Node(name="odd-node", provider_id="gce://test-project/us-central1-a/odd-node", zone="us-central1-a")
+    request = make_request("web", node_indexes=(0, 1, 2, 3))
+    request = request.with_nodes((*request.nodes, odd))
+
+    status = provider.ensure_load_balancer(request=request)
+
+    assert "odd-node" not in _member_names(gce) and "node-2" in _member_names(gce)
+    (event,) = [e for e in status.events if e.reason == "LoadBalancerNodeRefused"]
+    assert "odd-node" in event.message and "subnetwork" in event.message
