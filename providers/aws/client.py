@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import botocore.config
+import botocore.parsers
 from prometheus_client import Counter
 
 from providers.call_counter import CallCounter
@@ -69,11 +70,13 @@ class AWSClients(CallCounter):
         self.ec2: Any = session.client("ec2", config=config)
         self.tagging: Any = session.client("resourcegroupstaggingapi", config=config)
         CallCounter.__init__(self)
+        self.max_attempts = max_attempts
         for client in (self.elbv2, self.ec2, self.tagging):
             events = client.meta.events
             events.register("before-call.*.*", self._count_call)
             events.register("before-send.*.*", self._count_request)
             events.register("needs-retry.*.*", self._count_outcome)
+            events.register("needs-retry.*.*", self._retry_unparseable)
 
     # -- counting -----------------------------------------------------------------------------------
 
@@ -93,6 +96,25 @@ class AWSClients(CallCounter):
             ERRORS.labels(operation).inc()
             if code in THROTTLING_CODES:
                 THROTTLES.labels(operation).inc()
+
+    def _retry_unparseable(
+        self, *, attempts: int, caught_exception: BaseException | None = None, **_: Any
+    ) -> float | None:
+        """Retry an answer botocore cannot parse ("invalid XML received": a 5xx from a proxy or an
+        overloaded endpoint, with an HTML or truncated body), as the upstream Go SDK does and as botocore
+        does for the same 5xx with a readable body; within the same attempt budget, with backoff.
+
+        botocore's own retry handlers answer None for a ResponseParserError; this one runs after them.
+        """
+        if not isinstance(caught_exception, botocore.parsers.ResponseParserError):
+            return None
+        if attempts >= self.max_attempts:
+            return None
+        delay: float = min(0.05 * 2.0 ** (attempts - 1), 2.0)
+        logger.info(
+            "unparseable AWS answer (attempt %d); retrying in %.2fs: %s", attempts, delay, caught_exception
+        )
+        return delay
 
     def register(self, event: str, handler: Any) -> None:
         """Register a botocore event handler on all three clients (tests inject faults this way)."""

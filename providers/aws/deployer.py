@@ -189,6 +189,7 @@ class Deployer:
         self.cluster_name = config.cluster_id or cluster_name
         self.cluster_tag = model.cluster_tag(self.cluster_name)
         self._lock = threading.Lock()
+        self._setup_lock = threading.RLock()  # the cluster-wide set-up (VPC, shared backend group): once
         self._cluster: model.ClusterInfo | None = None
         self._backend_sg = ""
         self._node_sgs_done: set[str] = set()
@@ -210,6 +211,13 @@ class Deployer:
         with self._lock:
             if self._cluster is not None:
                 return self._cluster
+        with self._setup_lock:  # concurrent workers at start: one reads the VPC, the others wait for it
+            with self._lock:
+                if self._cluster is not None:
+                    return self._cluster
+            return self._read_cluster_info()
+
+    def _read_cluster_info(self) -> model.ClusterInfo:
         ec2 = self.clients.ec2
         vpc = self.config.vpc
         if not vpc and self.config.subnet_id:
@@ -521,9 +529,13 @@ class Deployer:
         with self._lock:
             backend = self._backend_sg
         if not backend:
-            backend = self._find_or_create_backend_sg()
-            with self._lock:
-                self._backend_sg = backend
+            with self._setup_lock:  # concurrent workers: one finds or creates it, the others wait for it
+                with self._lock:
+                    backend = self._backend_sg
+                if not backend:
+                    backend = self._find_or_create_backend_sg()
+                    with self._lock:
+                        self._backend_sg = backend
         if self.config.disable_security_group_ingress:
             return backend
         unknown = [i for i in instance_ids if i not in self._instance_sgs]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -273,3 +275,49 @@ def test_every_aws_throttling_code_is_counted_as_a_throttle(
     before = THROTTLES.labels("DescribeSubnets")._value.get()
     provider.ensure_load_balancer(request=make_request("web"))
     assert THROTTLES.labels("DescribeSubnets")._value.get() == before + 1
+
+
+class _Body:
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def stream(self, **_: Any) -> Any:
+        yield self.data
+
+
+def test_a_5xx_whose_body_is_not_xml_is_retried_by_the_client(
+    network: Network,
+    make_request: RequestFactory,
+) -> None:
+    """Issue 16: a proxy's 500 with an HTML or truncated body makes botocore raise ResponseParserError
+    ("invalid XML received"), which its retry handlers do not retry; the upstream SDK retries it."""
+    provider = new_provider()
+    garbled: list[str] = []
+
+    def garble_one_in_three(*, event_name: str, request: Any, **_: Any) -> AWSResponse | None:
+        if len(garbled) < 6 and len(provider.clients.snapshot()) % 3 == 0:
+            garbled.append(event_name)
+            return AWSResponse(request.url, 500, {}, _Body(b"<html>Internal Server Error"))
+        return None
+
+    provider.clients.register("before-send.*.*", garble_one_in_three)
+    request = make_request("garbled")
+    assert provider.ensure_load_balancer(request=request).ingress[0].hostname
+    assert garbled, "the injection must have fired"
+    provider.ensure_load_balancer_deleted(request=request)
+    assert service_resources() == []
+
+
+def test_the_shared_backend_security_group_is_made_once_by_concurrent_workers(network: Network) -> None:
+    """Issue 16: ten workers at once created the shared group several times (InvalidGroup.Duplicate)."""
+    provider = new_provider()
+    barrier = threading.Barrier(8)
+
+    def worker() -> str:
+        barrier.wait()
+        return provider.deployer.ensure_backend(instance_ids=[])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        groups = set(pool.map(lambda _: worker(), range(8)))
+    assert len(groups) == 1
+    assert provider.clients.snapshot().get("CreateSecurityGroup") == 1
