@@ -657,14 +657,7 @@ class Deployer:
             address.address_type = "INTERNAL"
             address.subnetwork = str(rule.subnetwork)
         try:
-            self.c.mutate(
-                "addresses.insert",
-                self.c.addresses.insert_unary,
-                compute_v1.InsertAddressRequest(
-                    project=self.project, region=self.region, address_resource=address
-                ),
-                scope="region",
-            )
+            self._insert_address(address)
             return address
         except gexc.Conflict:
             pass  # made by an earlier attempt: read it back below
@@ -679,6 +672,26 @@ class Deployer:
             )
         return hold
 
+    def _insert_address(self, address: Any) -> None:
+        self.c.mutate(
+            "addresses.insert",
+            self.c.addresses.insert_unary,
+            compute_v1.InsertAddressRequest(
+                project=self.project, region=self.region, address_resource=address
+            ),
+            scope="region",
+        )
+
+    def _list_addresses(self, list_filter: str) -> list[Any]:
+        pager = self.c.call(
+            "addresses.list",
+            self.c.addresses.list,
+            request=compute_v1.ListAddressesRequest(
+                project=self.project, region=self.region, filter=list_filter
+            ),
+        )
+        return list(pager)
+
     def _release_hold(self, name: str) -> None:
         """Delete our reservation (already read or made, so known to be ours); the IP stays the rule's."""
         with contextlib.suppress(gexc.NotFound):
@@ -691,14 +704,7 @@ class Deployer:
 
     def _reserved_by_ip(self, ip: str) -> bool:
         """Whether a reserved address (of anyone) holds ``ip``."""
-        pager = self.c.call(
-            "addresses.list",
-            self.c.addresses.list,
-            request=compute_v1.ListAddressesRequest(
-                project=self.project, region=self.region, filter=f'address eq "{ip}"'
-            ),
-        )
-        return any(a.address == ip for a in pager)
+        return any(a.address == ip for a in self._list_addresses(f'address eq "{ip}"'))
 
     def _ensure_backend_service(self, stack: model.Stack, *, key: str, uid: str) -> None:
         bs = stack.backend_service
@@ -784,14 +790,7 @@ class Deployer:
             description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
         )
         try:
-            self.c.mutate(
-                "addresses.insert",
-                self.c.addresses.insert_unary,
-                compute_v1.InsertAddressRequest(
-                    project=self.project, region=self.region, address_resource=address
-                ),
-                scope="region",
-            )
+            self._insert_address(address)
         except gexc.Conflict:
             held = self._get("addresses", name)  # an earlier attempt's, or another IP the user asked before
             if held is None or not _owned_description(held, self.cid):
@@ -811,14 +810,7 @@ class Deployer:
     def _delete_addresses_of(self, lb_name: str) -> None:
         """Our reservations of one LB, in one listing: the IP hold a crash left between reserve and
         release (``<lb>``), and the ``spec.loadBalancerIP`` reserved for it (``<lb>-ip``)."""
-        pager = self.c.call(
-            "addresses.list",
-            self.c.addresses.list,
-            request=compute_v1.ListAddressesRequest(
-                project=self.project, region=self.region, filter=f'name eq "{lb_name}(-ip)?"'
-            ),
-        )
-        for address in list(pager):
+        for address in self._list_addresses(f'name eq "{lb_name}(-ip)?"'):
             if not _owned_description(address, self.cid, scope=self.scope):
                 logger.warning(
                     "not deleting address %s: it is not owned by cluster %s", address.name, self.cid
