@@ -130,6 +130,10 @@ class LoadBalancerRequest:
     ip_family_policy: str = "SingleStack"
     load_balancer_class: str | None = None
     allocate_load_balancer_node_ports: bool = True
+    # status.loadBalancer.ingress as the Service has it (hostnames and IPs): evidence that a load
+    # balancer was made, for a provider whose listing of it may lag (AWS's tagging API); not part of
+    # what is asked for, so not compared
+    status_addresses: tuple[str, ...] = field(default=(), compare=False)
 
     @property
     def key(self) -> str:

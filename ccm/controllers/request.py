@@ -63,4 +63,8 @@ def build_request(
         ip_family_policy=str(s.get("ipFamilyPolicy") or "SingleStack"),
         load_balancer_class=s.get("loadBalancerClass"),
         allocate_load_balancer_node_ports=bool(s.get("allocateLoadBalancerNodePorts", True)),
+        status_addresses=tuple(
+            str(point.get("hostname") or point.get("ip") or "")
+            for point in ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
+        ),
     )

@@ -14,10 +14,13 @@ also rate-limits the client when AWS pushes back. Counting uses botocore's event
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
 import botocore.config
+import botocore.exceptions
 import botocore.parsers
 from prometheus_client import Counter
 
@@ -55,6 +58,16 @@ def error_code(exc: BaseException) -> str:
     if isinstance(response, dict):
         return str(response.get("Error", {}).get("Code", ""))
     return ""
+
+
+@contextmanager
+def suppress_codes(*codes: str) -> Iterator[None]:
+    """Swallow a ClientError whose AWS error code is one of ``codes`` (a NotFound that means "none")."""
+    try:
+        yield
+    except botocore.exceptions.ClientError as exc:
+        if error_code(exc) not in codes:
+            raise
 
 
 class AWSClients(CallCounter):

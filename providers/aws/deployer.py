@@ -31,7 +31,7 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,7 @@ from botocore.exceptions import ClientError
 
 from ccm.cloudprovider import RetryAfter
 from providers.aws import model
-from providers.aws.client import AWSClients, error_code
+from providers.aws.client import AWSClients, error_code, suppress_codes
 from providers.aws.config import AWSConfig
 
 logger = logging.getLogger(__name__)
@@ -1337,19 +1337,30 @@ class Deployer:
 
     # -- delete -------------------------------------------------------------------------------------
 
-    def delete(self, *, key: str, uid: str, keep_protection: bool = False) -> None:
+    def delete(
+        self,
+        *,
+        key: str,
+        uid: str,
+        keep_protection: bool = False,
+        names: Callable[[], model.StackNames] | None = None,
+    ) -> None:
         """Delete everything of the Service's stack that this cluster owns.
 
         An NLB with deletion protection is deleted only when the Service no longer asks for the
         protection (``keep_protection`` false: the attribute is ours to manage, as every ensure puts it
         back to false once the annotation is gone); otherwise the delete fails, saying how to let it go.
+
+        The tagging API may not list what was made a moment ago: then what this process made is
+        deleted from its memory, or, after a restart, what ``names`` finds (read back as owned first).
         """
         actual = self._actual(uid)
         cache = self._stacks.pop(key, None)
         if actual.empty and cache is not None and cache.lb_arn:
-            # The tagging API may not list what was made a moment ago: delete what this process made.
             actual.load_balancer = Found(arn=cache.lb_arn, tags={})
             actual.target_groups = [Found(arn=arn, tags={}) for arn in cache.tg_arns.values()]
+        elif actual.empty and names is not None:
+            actual = self._actual_by_name(uid=uid, names=names())
         for lb in (actual.load_balancer, *actual.replaced):
             if lb is not None:
                 self._delete_load_balancer(lb.arn, keep_protection=keep_protection)
@@ -1357,6 +1368,52 @@ class Deployer:
             self._delete_target_group(tg.arn)
         for sg in actual.security_groups:
             self._delete_security_group(sg.sg_id)
+
+    def _actual_by_name(self, *, uid: str, names: model.StackNames) -> ActualStack:
+        """The Service's stack found by its deterministic names; only what this cluster, scope and
+        Service own counts. One call per name, one DescribeTags, one DescribeSecurityGroups."""
+        elbv2 = self.clients.elbv2
+        lbs: list[str] = []
+        for name in names.load_balancers:
+            with suppress_codes("LoadBalancerNotFound"):
+                lbs.extend(
+                    d["LoadBalancerArn"] for d in elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]
+                )
+        tgs: list[str] = []
+        for name in names.target_groups:
+            with suppress_codes("TargetGroupNotFound"):
+                tgs.extend(
+                    d["TargetGroupArn"] for d in elbv2.describe_target_groups(Names=[name])["TargetGroups"]
+                )
+        actual = ActualStack()
+        for chunk in _chunks([*lbs, *tgs], 20):
+            for described in elbv2.describe_tags(ResourceArns=list(chunk))["TagDescriptions"]:
+                found = Found(
+                    arn=described["ResourceArn"], tags={t["Key"]: t["Value"] for t in described["Tags"]}
+                )
+                if not self._owned_by(found.tags, uid=uid):
+                    logger.warning("%s has this Service's name but is not ours: left alone", found.arn)
+                elif found.arn in lbs:
+                    actual.replaced.append(found)
+                else:
+                    actual.target_groups.append(found)
+        actual.prefer("")
+        groups = self.clients.ec2.describe_security_groups(
+            Filters=[
+                {"Name": "group-name", "Values": [names.security_group]},
+                {"Name": f"tag:{self.cluster_tag}", "Values": [model.OWNED]},
+            ]
+        )["SecurityGroups"]
+        for group in groups:
+            tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
+            if self._owned_by(tags, uid=uid):
+                actual.security_groups.append(Found(arn=f"security-group/{group['GroupId']}", tags=tags))
+        if not actual.empty:
+            logger.info("%s: not listed by the tagging API yet; found by name and deleted", uid)
+        return actual
+
+    def _owned_by(self, tags: Mapping[str, str], *, uid: str) -> bool:
+        return self.owns(tags) and tags.get(model.SERVICE_UID_TAG) == uid
 
     def _delete_load_balancer(self, arn: str, *, keep_protection: bool) -> None:
         elbv2 = self.clients.elbv2

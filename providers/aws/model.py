@@ -160,6 +160,16 @@ class LoadBalancer:
 
 
 @dataclass(frozen=True)
+class StackNames:
+    """The deterministic names a Service's resources would have: how a stack is found when the
+    tagging API does not list it yet (eventually consistent) and no memory of it survived a restart."""
+
+    load_balancers: tuple[str, ...]  # one per scheme: the Service may have changed it meanwhile
+    target_groups: tuple[str, ...]  # empty when the Service's spec cannot be built
+    security_group: str
+
+
+@dataclass(frozen=True)
 class Stack:
     """Everything one Service needs. ``security_groups`` (BYO) replaces the managed frontend group."""
 

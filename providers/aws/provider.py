@@ -112,7 +112,32 @@ class AWSProvider:
             key=request.key,
             uid=request.uid,
             keep_protection=builder.asks_deletion_protection(request.annotations),
+            # only a Service told of an address has something to find by name (the listing lags)
+            names=(lambda: self._names(request)) if request.status_addresses else None,
         )
+
+    def _names(self, request: LoadBalancerRequest) -> model.StackNames:
+        """What the Service's resources would be called (both schemes: it may have changed)."""
+        lbs = tuple(
+            builder.load_balancer_name(
+                cluster_name=self.cluster_name,
+                namespace=request.namespace,
+                name=request.name,
+                uid=request.uid,
+                internal=internal,
+            )
+            for internal in (False, True)
+        )
+        try:
+            tgs = tuple(tg.name for tg in self._stack(request).target_groups)
+        except Exception as exc:  # a fallback: the delete goes on with what can be named
+            if not build_failure_is_expected(exc):
+                logger.warning("%s: cannot name its target groups: %s", request.key, exc)
+            tgs = ()  # what the spec cannot name, the orphan sweep finds once it is listed
+        sg = builder.frontend_security_group_name(
+            cluster_name=self.cluster_name, namespace=request.namespace, name=request.name, uid=request.uid
+        )
+        return model.StackNames(load_balancers=lbs, target_groups=tgs, security_group=sg)
 
     def drifted_load_balancers(
         self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None

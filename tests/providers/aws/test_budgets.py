@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import boto3
@@ -179,3 +180,19 @@ def test_bring_your_own_security_groups_are_attached_and_never_modified(
         "Tags", []
     )
     assert service_resources() == []
+
+
+def test_delete_of_a_service_with_an_address_the_listing_does_not_show_looks_it_up_by_name(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    """Told of an address but not listed (tagging API lag, or already gone): one call per name
+    (two schemes, two target groups), one DescribeSecurityGroups; DescribeTags only for hits."""
+    request = dataclasses.replace(make_request(), status_addresses=("gone.elb.amazonaws.com",))
+    provider.ensure_load_balancer_deleted(request=request)
+    calls = provider.clients.snapshot()
+    assert calls.pop("GetResources") == 1
+    assert calls.pop("DescribeLoadBalancers") == 2
+    assert calls.pop("DescribeTargetGroups") == 2
+    assert calls.pop("DescribeSecurityGroups") >= 1
+    assert not [op for op in calls if not op.startswith("Describe")], calls

@@ -441,3 +441,48 @@ def test_a_service_deleted_before_the_listing_shows_its_load_balancer_leaves_not
     provider.ensure_load_balancer_deleted(request=request)
     assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
     assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
+
+
+def test_a_restarted_controller_deletes_by_name_what_the_listing_does_not_show_yet(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    """Made just before a restart, deleted just after: the tagging API (eventually consistent,
+    Resource Groups Tagging API reference) may list nothing yet and the new process has no memory of
+    it. The deterministic names find the stack; ownership is read back before anything is deleted."""
+    request = make_request("quick", annotations={"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"})
+    status = provider.ensure_load_balancer(request=request)
+    restarted = AWSProvider(cluster_name="test", config=AWSConfig())
+
+    def lagging(**_: Any) -> Any:
+        return SimpleNamespace(status_code=200, headers={}), {"ResourceTagMappingList": []}
+
+    restarted.clients.register("before-call.*.GetResources", lagging)
+    told = dataclasses.replace(request, status_addresses=(status.ingress[0].hostname,))
+    restarted.ensure_load_balancer_deleted(request=told)
+    elbv2 = boto3.client("elbv2")
+    assert elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert elbv2.describe_target_groups()["TargetGroups"] == []
+    groups = boto3.client("ec2").describe_security_groups()["SecurityGroups"]
+    assert not [g for g in groups if g["GroupName"].startswith("k8s-default-quick")], groups
+
+
+def test_deleting_by_name_never_touches_a_load_balancer_this_cluster_does_not_own(
+    provider: AWSProvider, make_request: RequestFactory
+) -> None:
+    request = make_request("quick")
+    status = provider.ensure_load_balancer(request=request)
+    request = dataclasses.replace(request, status_addresses=(status.ingress[0].hostname,))
+    other = AWSProvider(cluster_name="other", config=AWSConfig())
+    other.clients.register(
+        "before-call.*.GetResources",
+        lambda **_: (SimpleNamespace(status_code=200, headers={}), {"ResourceTagMappingList": []}),
+    )
+    other.ensure_load_balancer_deleted(request=request)  # other cluster: other names, nothing found
+    foreign = AWSProvider(cluster_name="test", config=AWSConfig(), load_balancer_class="blue")
+    foreign.clients.register(
+        "before-call.*.GetResources",
+        lambda **_: (SimpleNamespace(status_code=200, headers={}), {"ResourceTagMappingList": []}),
+    )
+    foreign.ensure_load_balancer_deleted(request=request)  # same names, another scope's tags: kept
+    assert len(boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]) == 1
+    assert len(boto3.client("elbv2").describe_target_groups()["TargetGroups"]) == 2
