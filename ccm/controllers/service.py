@@ -24,10 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import Any
 
 from kubernetes import client
 
@@ -67,11 +68,32 @@ class TargetSet:
 
 
 class SyncError(Exception):
-    """A failed sync, with upstream's wrapping message; ``cause`` is the provider's or API's error."""
+    """A failed sync, with upstream's wrapping message; ``cause`` is the provider's or API's error.
 
-    def __init__(self, message: str, *, cause: BaseException) -> None:
+    ``service`` is the Service the failure is reported on (the newest copy the step had); ``gone``
+    says it no longer exists in the API, so the failure is an event only, with no condition to write.
+    """
+
+    def __init__(self, message: str, *, cause: BaseException, service: Obj, gone: bool = False) -> None:
         super().__init__(f"{message}: {cause}")
+        self.message = message
         self.cause = cause
+        self.service = service
+        self.gone = gone
+
+
+@contextmanager
+def step(message: str, *, service: Obj, gone: bool = False) -> Iterator[None]:
+    """Wrap any failure of one sync step in a :class:`SyncError` (as upstream wraps with ``%w``).
+
+    Every step of a sync runs in one; the error is reported once, by :meth:`ServiceController.sync_service`.
+    """
+    try:
+        yield
+    except SyncError:
+        raise
+    except Exception as exc:
+        raise SyncError(message, cause=exc, service=service, gone=gone) from exc
 
 
 class ServiceController:
@@ -116,6 +138,8 @@ class ServiceController:
         self._last_synced_nodes: dict[str, frozenset[tuple[str, str]]] = {}
         self._targets: TargetSet | None = None
         self._locks: dict[str, threading.Lock] = {}
+        # Guards _known, _last_synced_nodes and _locks (the maps, not their values): each entry is
+        # written by the worker holding its key's lock, and read by the node sync and the resync.
         self._state_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -252,46 +276,62 @@ class ServiceController:
             raise ValueError(f"unexpected key format: {key!r}")
         service = self.services.store.get(key)
         with self._lock_for(key):
-            if service is None:
-                self._process_deletion(key)
-                return
-            known = self._known.get(key)
-            if known is not None and predicates.meta(known).get("uid") != predicates.meta(service).get("uid"):
-                # Deleted and re-created while we were not looking: the old LB goes first.
-                self._process_deletion(key)
-            if self.needs_cleanup(service) or not self.wants_load_balancer(service):
-                self._ensure_deleted(key, service, known=known)
-            else:
-                self._known[key] = service
-                self._ensure(key, service)
+            try:
+                self._sync(key, service)
+            except SyncError as err:
+                self._report(err)
+                raise
+
+    def _sync(self, key: str, service: Obj | None) -> None:
+        if service is None:
+            self._process_deletion(key)
+            return
+        known = self._known.get(key)
+        if known is not None and predicates.meta(known).get("uid") != predicates.meta(service).get("uid"):
+            # Deleted and re-created while we were not looking: the old LB goes first.
+            self._process_deletion(key)
+        if self.needs_cleanup(service) or not self.wants_load_balancer(service):
+            self._ensure_deleted(key, service, known=known)
+        else:
+            self._remember(key, service)
+            self._ensure(key, service)
+
+    # -- what this process knows of each Service (written under the key's lock; read by node sync) -----
+
+    def _remember(self, key: str, service: Obj) -> None:
+        with self._state_lock:
+            self._known[key] = service
+
+    def _remember_nodes(self, key: str, fingerprint: frozenset[tuple[str, str]]) -> None:
+        with self._state_lock:
+            self._last_synced_nodes[key] = fingerprint
+
+    def _forget(self, key: str) -> Obj | None:
+        with self._state_lock:
+            self._last_synced_nodes.pop(key, None)
+            return self._known.pop(key, None)
 
     def _process_deletion(self, key: str) -> None:
         """A Service gone from the API that we knew wanted an LB (e.g. its finalizer was removed)."""
-        known = self._known.pop(key, None)
-        self._last_synced_nodes.pop(key, None)
+        known = self._forget(key)
         if known is None or not self.wants_load_balancer(known):
             return
         self.recorder.event(
             known, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
         )
         try:
-            self.provider.ensure_load_balancer_deleted(request=self._request(known, None))
-        except Exception as exc:
-            self.recorder.event(
-                known,
-                type=WARNING,
-                reason="DeleteLoadBalancerFailed",
-                message=f"Error deleting load balancer: {exc}",
-            )
-            self._known[key] = known
-            raise SyncError("failed to delete load balancer", cause=exc) from exc
+            with step("failed to delete load balancer", service=known, gone=True):
+                self.provider.ensure_load_balancer_deleted(request=self._request(known, None))
+        except SyncError:
+            self._remember(key, known)  # tried again from what we knew
+            raise
         self.recorder.event(known, type=NORMAL, reason="DeletedLoadBalancer", message="Deleted load balancer")
 
     def _ensure(self, key: str, service: Obj) -> None:
         self.recorder.event(
             service, type=NORMAL, reason="EnsuringLoadBalancer", message="Ensuring load balancer"
         )
-        try:
+        with step("failed to add load balancer cleanup finalizer", service=service):
             patched = self.patcher.add_finalizer(service=service, finalizer=self.finalizer)
             legacy = [
                 f
@@ -300,13 +340,11 @@ class ServiceController:
             ]
             if patched is not None and legacy:  # upstream's, put on by an earlier release: migrated
                 patched = self.patcher.remove_finalizers(service=patched, finalizers=legacy)
-        except Exception as exc:
-            self._failed(service, SyncError("failed to add load balancer cleanup finalizer", cause=exc))
         if patched is None or predicates.meta(patched).get("uid") != predicates.meta(service).get("uid"):
             # Gone (or replaced by a namesake) since the cache saw it: nothing may be built for it, and it
             # never carried our finalizer, so nothing was. A namesake gets its own sync from its event.
             logger.info("%s: the Service is gone; not ensuring a load balancer for it", key)
-            self._known.pop(key, None)
+            self._forget(key)
             return
         service = patched
         targets = self.targets()
@@ -317,22 +355,17 @@ class ServiceController:
                 reason="UnAvailableLoadBalancer",
                 message="There are no available nodes for LoadBalancer",
             )
-        self._last_synced_nodes[key] = targets.fingerprint
+        self._remember_nodes(key, targets.fingerprint)
         try:
-            lb_status = self.provider.ensure_load_balancer(request=self._request(service, targets))
-        except ImplementedElsewhere:
-            logger.info("%s: load balancer implemented elsewhere; leaving status alone", key)
-            return
-        except Exception as exc:
-            self._failed(service, SyncError("failed to ensure load balancer", cause=exc))
-        if lb_status is None:
-            self._failed(
-                service,
-                SyncError(
-                    "failed to ensure load balancer",
-                    cause=RuntimeError("service status returned by ensure is nil"),
-                ),
-            )
+            with step("failed to ensure load balancer", service=service):
+                lb_status = self.provider.ensure_load_balancer(request=self._request(service, targets))
+                if lb_status is None:
+                    raise RuntimeError("service status returned by ensure is nil")
+        except SyncError as err:
+            if isinstance(err.cause, ImplementedElsewhere):
+                logger.info("%s: load balancer implemented elsewhere; leaving status alone", key)
+                return
+            raise
         metrics.LOADBALANCER_SYNC.inc()
         self.recorder.event(
             service, type=NORMAL, reason="EnsuredLoadBalancer", message="Ensured load balancer"
@@ -360,12 +393,10 @@ class ServiceController:
             )
         ingress_changed = status.current_ingress(service) != status.normalise_ingress(ingress)
         if ingress_changed or cond is not None:
-            try:
+            with step("failed to update load balancer status", service=service):
                 self.patcher.patch_status(
                     service=service, ingress=ingress if ingress_changed else None, condition=cond
                 )
-            except Exception as exc:
-                self._failed(service, SyncError("failed to update load balancer status", cause=exc))
 
     def _ensure_deleted(self, key: str, service: Obj, *, known: Obj | None) -> None:
         owned = predicates.owned_finalizers(service, load_balancer_class=self.load_balancer_class)
@@ -376,17 +407,12 @@ class ServiceController:
         self.recorder.event(
             service, type=NORMAL, reason="DeletingLoadBalancer", message="Deleting load balancer"
         )
-        try:
+        with step("failed to delete load balancer", service=service):
             self.provider.ensure_load_balancer_deleted(request=self._request(service, None))
-        except Exception as exc:
-            self._failed(service, SyncError("failed to delete load balancer", cause=exc))
         metrics.LOADBALANCER_SYNC.inc()
-        self._known.pop(key, None)
-        self._last_synced_nodes.pop(key, None)
-        try:
+        self._forget(key)
+        with step("failed to remove load balancer cleanup finalizer", service=service):
             patched = self.patcher.remove_finalizers(service=service, finalizers=owned)
-        except Exception as exc:
-            self._failed(service, SyncError("failed to remove load balancer cleanup finalizer", cause=exc))
         self.recorder.event(
             service, type=NORMAL, reason="DeletedLoadBalancer", message="Deleted load balancer"
         )
@@ -396,14 +422,12 @@ class ServiceController:
             return  # its status is another instance's to write
         has_condition = status.current_condition(patched) is not None
         if status.current_ingress(patched) or has_condition:
-            try:
+            with step("failed to update load balancer status", service=service):
                 self.patcher.patch_status(
                     service=patched,
                     clear_ingress=True,
                     remove_condition=status.CONDITION_TYPE if has_condition else None,
                 )
-            except Exception as exc:
-                self._failed(service, SyncError("failed to update load balancer status", cause=exc))
 
     def _unsupported_annotations(self, service: Obj) -> tuple[str, ...]:
         if not isinstance(self.provider, AnnotationChecker):
@@ -423,9 +447,17 @@ class ServiceController:
             new["lastTransitionTime"] = old["lastTransitionTime"]
         return new
 
-    def _failed(self, service: Obj, err: SyncError) -> NoReturn:
-        """Report a failed sync (event + condition) and raise it to the queue."""
-        cause = err.cause
+    def _report(self, err: SyncError) -> None:
+        """The one place a failed sync is told to the user: a Warning event, and the condition."""
+        service, cause = err.service, err.cause
+        if err.gone:  # no Service left to carry a condition (upstream: DeleteLoadBalancerFailed)
+            self.recorder.event(
+                service,
+                type=WARNING,
+                reason="DeleteLoadBalancerFailed",
+                message=f"Error deleting load balancer: {cause}",
+            )
+            return
         if isinstance(cause, InvalidSpec):
             reason = "InvalidSpec"
         elif isinstance(cause, RetryAfter):
@@ -446,7 +478,6 @@ class ServiceController:
                 logger.warning(
                     "%s: could not write the failure condition", object_key(service), exc_info=True
                 )
-        raise err
 
     # -- node sync ---------------------------------------------------------------------------------
 
@@ -484,7 +515,7 @@ class ServiceController:
             targets = self.targets()
             if targets.fingerprint == self._last_synced_nodes.get(key):
                 return
-            self._last_synced_nodes[key] = targets.fingerprint
+            self._remember_nodes(key, targets.fingerprint)
             request = self._request(service, targets)
             started = time.monotonic()
             try:
