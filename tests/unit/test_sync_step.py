@@ -11,7 +11,7 @@ SERVICE = {"metadata": {"namespace": "default", "name": "web", "uid": "u1"}}
 
 
 def test_a_failing_step_is_wrapped_with_upstreams_message_and_keeps_its_cause() -> None:
-    cause = InvalidSpec("spec.ports[0].protocol: SCTP is not supported; use TCP or UDP")
+    cause = InvalidSpec(field="spec.ports[0].protocol", value="SCTP", accepted="TCP or UDP")
     with pytest.raises(SyncError) as caught, step("failed to ensure load balancer", service=SERVICE):
         raise cause
     assert str(caught.value) == f"failed to ensure load balancer: {cause}"
