@@ -24,11 +24,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 
@@ -96,16 +96,55 @@ def step(message: str, *, service: Obj, gone: bool = False) -> Iterator[None]:
         raise SyncError(message, cause=exc, service=service, gone=gone) from exc
 
 
+class Patcher(Protocol):
+    """The writes the controller makes to a Service (:class:`ccm.k8s.patches.ServicePatcher`)."""
+
+    patches: int  # how many writes were sent
+
+    def add_finalizer(self, *, service: Mapping[str, Any], finalizer: str) -> dict[str, Any] | None: ...
+
+    def remove_finalizers(
+        self, *, service: Mapping[str, Any], finalizers: Sequence[str]
+    ) -> dict[str, Any] | None: ...
+
+    def patch_status(
+        self,
+        *,
+        service: Mapping[str, Any],
+        ingress: list[dict[str, Any]] | None = None,
+        condition: Mapping[str, Any] | None = None,
+        clear_ingress: bool = False,
+        remove_condition: str | None = None,
+    ) -> dict[str, Any] | None: ...
+
+
+class Recorder(Protocol):
+    """Where the controller's Events go (:class:`ccm.k8s.events.EventRecorder`)."""
+
+    def event(self, obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None: ...
+
+
 class ServiceController:
-    """Owns two reflectors (Services, Nodes), two work queues and the worker threads."""
+    """Owns two reflectors (Services, Nodes), two work queues and the worker threads.
+
+    Everything it talks to can be injected: ``api`` builds the defaults (the patcher and the two
+    list functions the reflectors use); a test gives ``patcher``, ``list_services``, ``list_nodes``
+    and ``clock`` instead, feeds the caches through ``services.store``/``nodes.store`` and calls
+    :meth:`sync_service` and :meth:`sync_nodes` itself (the in-process tier, as upstream's
+    ``controller_test.go``).
+    """
 
     def __init__(
         self,
         *,
-        api: client.ApiClient,
         provider: LoadBalancer,
         cluster_name: str,
-        recorder: EventRecorder,
+        recorder: Recorder | EventRecorder,
+        api: client.ApiClient | None = None,
+        patcher: Patcher | None = None,
+        list_services: Callable[..., Any] | None = None,
+        list_nodes: Callable[..., Any] | None = None,
+        clock: Callable[[], float] = time.monotonic,
         load_balancer_class: str = "",
         workers: int = 1,
         resync_period: float = 600.0,
@@ -120,18 +159,23 @@ class ServiceController:
         self.finalizer = predicates.cleanup_finalizer(load_balancer_class=load_balancer_class)
         self.workers = max(1, workers)
         self.recorder = recorder
-        self.patcher = ServicePatcher(api=api)
+        if api is not None:
+            core = client.CoreV1Api(api)
+            patcher = patcher or ServicePatcher(api=api)
+            list_services = list_services or core.list_service_for_all_namespaces
+            list_nodes = list_nodes or core.list_node
+        if patcher is None or list_services is None or list_nodes is None:
+            raise TypeError("ServiceController needs api, or patcher, list_services and list_nodes")
+        self.patcher: Patcher = patcher
+        self.clock = clock
         self.resync_period = resync_period
         self.backoff_max = backoff_max
-        core = client.CoreV1Api(api)
         self.service_queue: WorkQueue[str] = WorkQueue(
-            name="service", backoff=ExponentialBackoff(base=backoff_base, cap=backoff_max)
+            name="service", backoff=ExponentialBackoff(base=backoff_base, cap=backoff_max), clock=clock
         )
-        self.node_queue: WorkQueue[str] = WorkQueue(name="node")
-        self.services = Reflector(
-            name="services", list_func=core.list_service_for_all_namespaces, handler=_ServiceHandler(self)
-        )
-        self.nodes = Reflector(name="nodes", list_func=core.list_node, handler=_NodeHandler(self))
+        self.node_queue: WorkQueue[str] = WorkQueue(name="node", clock=clock)
+        self.services = Reflector(name="services", list_func=list_services, handler=_ServiceHandler(self))
+        self.nodes = Reflector(name="nodes", list_func=list_nodes, handler=_NodeHandler(self))
         # What this process last knew of each Service it handled (upstream's cache): lets a Service
         # deleted without our finalizer still get its LB deleted, and detects a UID change.
         self._known: dict[str, Obj] = {}
@@ -498,12 +542,12 @@ class ServiceController:
 
     def sync_nodes(self) -> None:
         """Give every LB Service whose host set changed the new set, through ``update_load_balancer``."""
-        started = time.monotonic()
+        started = self.clock()
         with self._state_lock:
             keys = list(self._last_synced_nodes)  # service workers add and remove entries meanwhile
         keys = [k for k in keys if self.services.store.get(k) is not None]
         list(self._pool.map(self._sync_nodes_for, keys))
-        metrics.NODESYNC_LATENCY.observe(time.monotonic() - started)
+        metrics.NODESYNC_LATENCY.observe(self.clock() - started)
 
     def _sync_nodes_for(self, key: str) -> None:
         with self._lock_for(key):
@@ -517,7 +561,7 @@ class ServiceController:
                 return
             self._remember_nodes(key, targets.fingerprint)
             request = self._request(service, targets)
-            started = time.monotonic()
+            started = self.clock()
             try:
                 self.provider.update_load_balancer(request=request)
             except ImplementedElsewhere:
@@ -526,7 +570,7 @@ class ServiceController:
                 self._node_update_failed(key, service, request, exc)
                 return
             finally:
-                metrics.UPDATE_HOST_LATENCY.observe(time.monotonic() - started)
+                metrics.UPDATE_HOST_LATENCY.observe(self.clock() - started)
             metrics.LOADBALANCER_SYNC.inc()
             self.recorder.event(
                 service,

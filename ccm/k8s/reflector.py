@@ -84,6 +84,15 @@ class Store:
         with self._lock:
             return len(self._items)
 
+    def add(self, obj: Obj) -> None:
+        """Put ``obj`` in the cache without a watch event (client-go's ``Indexer.Add``): what an
+        in-process test uses to give the controller its view of the cluster."""
+        self._set(object_key(obj), obj)
+
+    def delete(self, key: str) -> None:
+        """Drop ``key`` from the cache without a watch event (client-go's ``Indexer.Delete``)."""
+        self._pop(key)
+
     def _set(self, key: str, obj: Obj) -> Obj | None:
         with self._lock:
             old = self._items.get(key)

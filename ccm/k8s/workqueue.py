@@ -107,6 +107,8 @@ class WorkQueue(Generic[K]):
         self._delayed_due: dict[K, float] = {}
         self._seq = itertools.count()
         self._shutting_down = False
+        self._getters_waiting = 0  # workers blocked in get()
+        self._timer_waiting = False  # the delay thread is waiting for the next due time
         self._timer = threading.Thread(
             target=self._release_delayed, name=f"workqueue-{name}-delay", daemon=True
         )
@@ -163,17 +165,28 @@ class WorkQueue(Generic[K]):
     def num_requeues(self, key: K) -> int:
         return self.backoff.failures(key)
 
+    def release_due(self) -> None:
+        """Queue the delayed keys whose time has come on the queue's clock (the delay thread does this
+        on its own; a test with a fake clock calls it after moving the clock)."""
+        with self._cond:
+            self._release_due_locked(self._clock())
+
+    def _release_due_locked(self, now: float) -> None:
+        while self._delayed and self._delayed[0][0] <= now:
+            due, _seq, key = heapq.heappop(self._delayed)
+            if self._delayed_due.get(key) == due:
+                del self._delayed_due[key]
+                self._add_locked(key)
+
     def _release_delayed(self) -> None:
         with self._cond:
             while not self._shutting_down:
                 now = self._clock()
-                while self._delayed and self._delayed[0][0] <= now:
-                    due, _seq, key = heapq.heappop(self._delayed)
-                    if self._delayed_due.get(key) == due:
-                        del self._delayed_due[key]
-                        self._add_locked(key)
+                self._release_due_locked(now)
                 timeout = (self._delayed[0][0] - now) if self._delayed else None
+                self._timer_waiting = True
                 self._timer_cond.wait(timeout=min(timeout, 1.0) if timeout is not None else 1.0)
+                self._timer_waiting = False
 
     # -- taking ------------------------------------------------------------------------------------
 
@@ -187,7 +200,11 @@ class WorkQueue(Generic[K]):
                 remaining = None if deadline is None else deadline - self._clock()
                 if remaining is not None and remaining <= 0:
                     raise ShutDown
-                self._cond.wait(timeout=remaining)
+                self._getters_waiting += 1
+                try:
+                    self._cond.wait(timeout=remaining)
+                finally:
+                    self._getters_waiting -= 1
             key = self._queue.popleft()
             now = self._clock()
             QUEUE_DURATION.labels(self.name).observe(max(0.0, now - self._added_at.pop(key, now)))
@@ -212,6 +229,17 @@ class WorkQueue(Generic[K]):
     def __len__(self) -> int:
         with self._cond:
             return len(self._queue)
+
+    def waiting(self) -> tuple[int, bool]:
+        """(workers blocked in ``get``, whether the delay thread is waiting): what a test waits for
+        instead of sleeping until a thread has reached its wait."""
+        with self._cond:
+            return self._getters_waiting, self._timer_waiting
+
+    def due(self, key: K) -> float | None:
+        """When the delayed ``key`` will be queued (on the queue's clock); None if it is not delayed."""
+        with self._cond:
+            return self._delayed_due.get(key)
 
     def pending(self) -> int:
         """Keys waiting now, delayed, or being processed."""

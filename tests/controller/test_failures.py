@@ -47,7 +47,9 @@ def test_failing_provider_gives_warning_events_a_condition_and_backs_off(
     kube.eventually(
         lambda: len(cloud.calls_for(key=key, method="ensure_load_balancer")) >= 4, message="a few retries"
     )
-    time.sleep(0.5)
+    kube.eventually(  # one more retry: the bound below is checked after backing off, not before
+        lambda: len(cloud.calls_for(key=key, method="ensure_load_balancer")) >= 5, message="one more retry"
+    )
     calls = len(cloud.calls_for(key=key, method="ensure_load_balancer"))
     assert calls <= _max_calls(time.monotonic() - started, 0.1, 10.0)
     svc = kube.get_service(kube_api, namespace, "broken")
@@ -128,7 +130,7 @@ def test_invalid_spec_is_reported_with_the_field_and_retried_only_at_the_maximum
     make_controller: ControllerFactory,
     cloud: FakeCloud,
 ) -> None:
-    make_controller(backoff_base=0.05, backoff_max=60.0)
+    controller = make_controller(backoff_base=0.05, backoff_max=60.0)
     key = f"{namespace}/bad"
     cloud.fail(
         key=key,
@@ -143,7 +145,10 @@ def test_invalid_spec_is_reported_with_the_field_and_retried_only_at_the_maximum
     cond = kube.eventually(lambda: kube.condition(kube.get_service(kube_api, namespace, "bad")))
     assert cond["status"] == "False" and cond["reason"] == "InvalidSpec"
     assert "aws-load-balancer-healthcheck-interval" in cond["message"] and "'often'" in cond["message"]
-    time.sleep(1.0)  # with a 0.05 s base, a normal error would have been retried several times by now
+    # with a 0.05 s base a normal error comes back in 0.05 s; an invalid spec only at the maximum
+    kube.eventually(lambda: controller.service_queue.due(key) is not None, message="the retry scheduled")
+    due = controller.service_queue.due(key)
+    assert due is not None and due - time.monotonic() > 50.0
     assert len(cloud.calls_for(key=key, method="ensure_load_balancer")) == 1
     kube.eventually(lambda: "SyncLoadBalancerFailed" in kube.reasons(kube_api, namespace, "bad"))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -21,6 +21,14 @@ def queue() -> Iterator[WorkQueue[str]]:
     q: WorkQueue[str] = WorkQueue(name="unit-test", backoff=ExponentialBackoff(base=0.01, cap=0.08))
     yield q
     q.shut_down()
+
+
+def until(predicate: Callable[[], bool], *, timeout: float = WAIT) -> None:
+    """Wait for a state of the queue's threads (not for time to pass)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "the queue never reached the state"
+        time.sleep(0.001)
 
 
 def drain(q: WorkQueue[str]) -> list[str]:
@@ -120,9 +128,7 @@ def test_two_workers_never_process_one_key_at_the_same_time(queue: WorkQueue[str
         for key in keys:
             queue.add(key)
         time.sleep(0.001)
-    deadline = time.monotonic() + 5
-    while queue.pending() and time.monotonic() < deadline:
-        time.sleep(0.005)
+    until(lambda: queue.pending() == 0, timeout=5)
     queue.shut_down()
     for thread in threads:
         thread.join(timeout=2)
@@ -138,7 +144,7 @@ def test_two_workers_never_process_one_key_at_the_same_time(queue: WorkQueue[str
 def test_add_wakes_a_worker_blocked_in_get_without_a_timeout(queue: WorkQueue[str]) -> None:
     # The service workers call get() with no timeout, so a missed notification leaves a ready key
     # unprocessed until some unrelated add happens.
-    time.sleep(0.02)  # the queue's delay thread is now waiting on the same condition
+    until(lambda: queue.waiting()[1])  # the queue's delay thread is waiting on the same lock
     got: list[str] = []
     errors: list[BaseException] = []
 
@@ -150,7 +156,7 @@ def test_add_wakes_a_worker_blocked_in_get_without_a_timeout(queue: WorkQueue[st
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    time.sleep(0.02)  # the worker is blocked in get()
+    until(lambda: queue.waiting()[0] == 1)  # the worker is blocked in get()
 
     queue.add("default/a")
     thread.join(timeout=0.5)
@@ -162,7 +168,6 @@ def test_done_wakes_a_worker_blocked_in_get_when_the_key_was_added_meanwhile(que
     queue.add("k")
     key = queue.get(timeout=WAIT)
     queue.add("k")  # re-added while processing: waits for done()
-    time.sleep(0.02)
     got: list[str] = []
 
     def worker() -> None:
@@ -171,7 +176,7 @@ def test_done_wakes_a_worker_blocked_in_get_when_the_key_was_added_meanwhile(que
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    time.sleep(0.02)  # the second worker is blocked in get()
+    until(lambda: queue.waiting()[0] == 1)  # the second worker is blocked in get()
 
     queue.done(key)
     thread.join(timeout=0.5)
@@ -227,7 +232,7 @@ def test_a_later_due_time_does_not_postpone_an_earlier_pending_one(queue: WorkQu
 def test_a_delayed_key_that_is_already_queued_is_not_handed_out_twice_at_once(queue: WorkQueue[str]) -> None:
     queue.add("k")
     queue.add_after("k", 0.01)
-    time.sleep(0.05)  # the delayed add has fired into a key that is still waiting
+    until(lambda: queue.due("k") is None)  # the delayed add has fired into a key that is still waiting
 
     assert len(queue) == 1
 
@@ -315,7 +320,7 @@ def test_shut_down_makes_a_blocked_get_raise_shut_down(queue: WorkQueue[str]) ->
 
     thread = threading.Thread(target=worker, daemon=True)
     thread.start()
-    time.sleep(0.02)
+    until(lambda: queue.waiting()[0] == 1)  # the worker is blocked in get()
 
     queue.shut_down()
     thread.join(timeout=WAIT)
