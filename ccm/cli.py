@@ -24,6 +24,7 @@ from ccm.cloudprovider import UnknownProvider, load_provider, provider_names
 from ccm.controllers.service import ServiceController
 from ccm.health import HealthServer
 from ccm.k8s.clientconfig import new_api_client
+from ccm.k8s.checkpoint import Checkpoint
 from ccm.k8s.events import EventRecorder
 from ccm.k8s.leader import LeaderElector, validate_timings
 
@@ -90,8 +91,19 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     recorder = EventRecorder(api=api)
+    # The checkpoint lives beside the Lease, in the namespace the leader-election RBAC covers.
+    checkpoint = (
+        Checkpoint(
+            api=api,
+            namespace=args.leader_elect_resource_namespace,
+            name=f"{args.leader_elect_resource_name}-state",
+        )
+        if args.leader_elect
+        else None
+    )
     controller = ServiceController(
         api=api,
+        checkpoint=checkpoint,
         provider=provider,
         cluster_name=args.cluster_name,
         recorder=recorder,

@@ -46,6 +46,7 @@ from ccm.cloudprovider import (
 from ccm.controllers import metrics, predicates, status
 from ccm.controllers.predicates import Obj
 from ccm.controllers.request import build_request, node_from_object
+from ccm.k8s.checkpoint import node_set_digest
 from ccm.k8s.events import NORMAL, WARNING, EventRecorder
 from ccm.k8s.patches import ServicePatcher
 from ccm.k8s.reflector import Reflector, object_key
@@ -118,6 +119,14 @@ class Patcher(Protocol):
     ) -> dict[str, Any] | None: ...
 
 
+class CheckpointStore(Protocol):
+    """Where the node-set digest a new leader may trust is kept (:class:`ccm.k8s.checkpoint.Checkpoint`)."""
+
+    def read(self) -> str | None: ...
+
+    def write(self, digest: str) -> None: ...
+
+
 class Recorder(Protocol):
     """Where the controller's Events go (:class:`ccm.k8s.events.EventRecorder`)."""
 
@@ -145,6 +154,7 @@ class ServiceController:
         list_services: Callable[..., Any] | None = None,
         list_nodes: Callable[..., Any] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        checkpoint: CheckpointStore | None = None,
         load_balancer_class: str = "",
         workers: int = 1,
         resync_period: float = 600.0,
@@ -168,6 +178,7 @@ class ServiceController:
             raise TypeError("ServiceController needs api, or patcher, list_services and list_nodes")
         self.patcher: Patcher = patcher
         self.clock = clock
+        self.checkpoint = checkpoint
         self.resync_period = resync_period
         self.backoff_max = backoff_max
         self.service_queue: WorkQueue[str] = WorkQueue(
@@ -181,6 +192,12 @@ class ServiceController:
         self._known: dict[str, Obj] = {}
         self._last_synced_nodes: dict[str, frozenset[tuple[str, str]]] = {}
         self._targets: TargetSet | None = None
+        # Restart without re-ensuring (ccm.k8s.checkpoint): the Services the startup check proved
+        # unchanged (key → the resourceVersion it saw and the node set it trusted), the keys whose last
+        # ensure or update failed, and the digest last written.
+        self._trusted: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {}
+        self._unsettled: set[str] = set()
+        self._checkpointed: str | None = None
         self._locks: dict[str, threading.Lock] = {}
         # Guards _known, _last_synced_nodes and _locks (the maps, not their values): each entry is
         # written by the worker holding its key's lock, and read by the node sync and the resync.
@@ -212,6 +229,7 @@ class ServiceController:
             len(self.nodes.store),
             self.workers,
         )
+        self.trust_unchanged()
         for i in range(self.workers):
             self._spawn(f"service-worker-{i}", self._service_worker)
         self._spawn("node-worker", self._node_worker)
@@ -275,6 +293,104 @@ class ServiceController:
         self._targets = targets
         return targets
 
+    # -- restart and fail-over ---------------------------------------------------------------------
+
+    def trust_unchanged(self) -> int:
+        """At start, before any worker runs: which Services need no ensure at all; returns how many.
+
+        A Service is trusted when the node set is the one the checkpoint recorded as applied to every
+        load balancer, its last sync succeeded for its current generation (condition True, an address
+        in its status, our finalizer), and the provider's bulk check (one listing for all) finds its
+        load balancer complete and matching its spec. Its first sync then makes no cloud call and no
+        write; anything else (the node set changed, a Service edited, a load balancer missing or
+        changed) is ensured as usual. Nothing is swept here: the sweep waits for the periodic resync.
+        """
+        if self.checkpoint is None or not isinstance(self.provider, DriftChecker):
+            return 0
+        targets = self.targets()
+        recorded = self.checkpoint.read()
+        self._checkpointed = recorded
+        digest = node_set_digest(targets.fingerprint)
+        if recorded != digest:
+            logger.info(
+                "startup: the node set is not the one last applied (%s, now %s): every Service is ensured",
+                recorded or "none recorded",
+                digest,
+            )
+            return 0
+        candidates = [s for s in self.services.store.objects() if self._settled_before(s)]
+        if not candidates:
+            return 0
+        try:
+            drifted = self.provider.drifted_load_balancers(
+                requests=[self._request(s, targets) for s in candidates], live_uids=None
+            )
+        except Exception:
+            logger.warning("startup: the bulk check failed: every Service is ensured", exc_info=True)
+            return 0
+        with self._state_lock:
+            for svc in candidates:
+                key = object_key(svc)
+                if key not in drifted:
+                    self._trusted[key] = (
+                        str(predicates.meta(svc).get("resourceVersion", "")),
+                        targets.fingerprint,
+                    )
+        logger.info(
+            "startup: %d of %d load balancers unchanged since the last leader: not ensured again",
+            len(self._trusted),
+            len(candidates),
+        )
+        return len(self._trusted)
+
+    def _settled_before(self, service: Obj) -> bool:
+        if not self.wants_load_balancer(service) or self.needs_cleanup(service):
+            return False
+        cond = status.current_condition(service) or {}
+        return (
+            self.has_finalizer(service)
+            and bool(status.current_ingress(service))
+            and cond.get("status") == "True"
+            and cond.get("observedGeneration") == predicates.meta(service).get("generation")
+        )
+
+    def _take_trusted(self, key: str, service: Obj) -> bool:
+        """Whether ``service`` is as the startup check saw it (then it is remembered, not ensured)."""
+        with self._state_lock:
+            trusted = self._trusted.pop(key, None)
+        if trusted is None or trusted[0] != str(predicates.meta(service).get("resourceVersion", "")):
+            return False
+        self._remember(key, service)
+        self._remember_nodes(key, trusted[1])
+        return True
+
+    def _save_checkpoint(self) -> None:
+        """Record the node set once every load balancer this process tracks was brought to it."""
+        if self.checkpoint is None:
+            return
+        targets = self.targets()
+        with self._state_lock:
+            settled = not self._unsettled and not self._trusted
+            settled = settled and all(fp == targets.fingerprint for fp in self._last_synced_nodes.values())
+        digest = node_set_digest(targets.fingerprint)
+        if not settled or digest == self._checkpointed:
+            return
+        try:
+            self.checkpoint.write(digest)
+        except Exception:
+            logger.warning(
+                "could not write the checkpoint; a restart will ensure every Service", exc_info=True
+            )
+            return
+        self._checkpointed = digest
+
+    def _settle(self, key: str, *, ok: bool) -> None:
+        with self._state_lock:
+            if ok:
+                self._unsettled.discard(key)
+            else:
+                self._unsettled.add(key)
+
     def _request(self, service: Obj, targets: TargetSet | None) -> LoadBalancerRequest:
         request = build_request(service=service, nodes=(), cluster_name=self.cluster_name)
         return request.with_nodes(targets.nodes) if targets is not None else request
@@ -336,9 +452,14 @@ class ServiceController:
             self._process_deletion(key)
         if self.needs_cleanup(service) or not self.wants_load_balancer(service):
             self._ensure_deleted(key, service, known=known)
-        else:
+        elif not self._take_trusted(key, service):
             self._remember(key, service)
-            self._ensure(key, service)
+            try:
+                self._ensure(key, service)
+            except SyncError:
+                self._settle(key, ok=False)
+                raise
+            self._settle(key, ok=True)
 
     # -- what this process knows of each Service (written under the key's lock; read by node sync) -----
 
@@ -353,6 +474,8 @@ class ServiceController:
     def _forget(self, key: str) -> Obj | None:
         with self._state_lock:
             self._last_synced_nodes.pop(key, None)
+            self._unsettled.discard(key)
+            self._trusted.pop(key, None)
             return self._known.pop(key, None)
 
     def _process_deletion(self, key: str) -> None:
@@ -548,6 +671,7 @@ class ServiceController:
         keys = [k for k in keys if self.services.store.get(k) is not None]
         list(self._pool.map(self._sync_nodes_for, keys))
         metrics.NODESYNC_LATENCY.observe(self.clock() - started)
+        self._save_checkpoint()
 
     def _sync_nodes_for(self, key: str) -> None:
         with self._lock_for(key):
@@ -567,10 +691,12 @@ class ServiceController:
             except ImplementedElsewhere:
                 return
             except Exception as exc:
+                self._settle(key, ok=False)
                 self._node_update_failed(key, service, request, exc)
                 return
             finally:
                 metrics.UPDATE_HOST_LATENCY.observe(self.clock() - started)
+            self._settle(key, ok=True)
             metrics.LOADBALANCER_SYNC.inc()
             self.recorder.event(
                 service,

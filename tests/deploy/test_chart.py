@@ -304,6 +304,13 @@ def test_the_leader_election_role_is_limited_to_the_lease_the_controller_uses(he
             "resourceNames": ["my-lease"],
             "verbs": ["get", "update", "patch"],
         },
+        {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create"]},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps"],
+            "resourceNames": ["my-lease-state"],
+            "verbs": ["get", "patch"],
+        },
     ]
     binding = chart.one(docs, "RoleBinding")
     assert binding["roleRef"] == {

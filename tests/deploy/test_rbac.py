@@ -132,6 +132,19 @@ def test_the_service_account_can_do_what_the_service_controller_does(
                 f"{LEASES.format(namespace=ns)}/{release.lease}",
                 {"spec": {"renewTime": "2026-01-01T00:00:00.000000Z"}},
             ),
+            (
+                "create its checkpoint",
+                "POST",
+                f"/api/v1/namespaces/{ns}/configmaps",
+                {"metadata": {"name": f"{release.lease}-state"}, "data": {"nodeSet": "a"}},
+            ),
+            ("read its checkpoint", "GET", f"/api/v1/namespaces/{ns}/configmaps/{release.lease}-state", None),
+            (
+                "write its checkpoint",
+                "PATCH",
+                f"/api/v1/namespaces/{ns}/configmaps/{release.lease}-state",
+                {"data": {"nodeSet": "b"}},
+            ),
         ]
         results = outcomes(sa, allowed)
         refused = [r for r in results if not r.split(" -> ")[1].startswith("20")]
@@ -167,6 +180,7 @@ def test_the_service_account_is_refused_everything_else(
         {"metadata": {"name": "cloud-key"}, "stringData": {"k": "v"}},
     )
     kube.raw(kube_api, "POST", LEASES.format(namespace=ns), lease_body("someone-elses-lease", holder="other"))
+    kube.raw(kube_api, "POST", f"/api/v1/namespaces/{ns}/configmaps", {"metadata": {"name": "settings"}})
     kube.create_service(kube_api, ns, "victim")
     node = kube.node_name("rbac")
     kube.create_node(kube_api, node)
@@ -209,10 +223,24 @@ def test_the_service_account_is_refused_everything_else(
             ("delete a service", "DELETE", f"/api/v1/namespaces/{ns}/services/victim", None),
             ("create a service", "POST", f"/api/v1/namespaces/{ns}/services", kube.service_body("intruder")),
             (
-                "create a configmap",
+                "create a configmap elsewhere",
                 "POST",
-                f"/api/v1/namespaces/{ns}/configmaps",
-                {"metadata": {"name": "x"}},
+                f"/api/v1/namespaces/{other_namespace}/configmaps",
+                {"metadata": {"name": f"{release.lease}-state"}},
+            ),
+            ("get another configmap", "GET", f"/api/v1/namespaces/{ns}/configmaps/settings", None),
+            (
+                "patch another configmap",
+                "PATCH",
+                f"/api/v1/namespaces/{ns}/configmaps/settings",
+                {"data": {"k": "v"}},
+            ),
+            ("list configmaps", "GET", f"/api/v1/namespaces/{ns}/configmaps", None),
+            (
+                "delete its checkpoint",
+                "DELETE",
+                f"/api/v1/namespaces/{ns}/configmaps/{release.lease}-state",
+                None,
             ),
             ("label a node", "PATCH", f"/api/v1/nodes/{node}", {"metadata": {"labels": {"x": "y"}}}),
             ("write a node's status", "PATCH", f"/api/v1/nodes/{node}/status", {"status": {"phase": "x"}}),

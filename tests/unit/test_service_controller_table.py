@@ -167,10 +167,28 @@ def node(name: str) -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-def world() -> World:
-    cloud = FakeCloud(cluster_name="test")
-    patcher = MemoryPatcher()
+@dataclass
+class MemoryCheckpoint:
+    digest: str | None = None
+    writes: int = 0
+
+    def read(self) -> str | None:
+        return self.digest
+
+    def write(self, digest: str) -> None:
+        self.writes += 1
+        self.digest = digest
+
+
+def new_world(
+    *,
+    cloud: FakeCloud | None = None,
+    patcher: MemoryPatcher | None = None,
+    checkpoint: MemoryCheckpoint | None = None,
+    nodes: Sequence[str] = ("node-a",),
+) -> World:
+    cloud = cloud or FakeCloud(cluster_name="test")
+    patcher = patcher or MemoryPatcher()
     recorder = ListRecorder()
     clock = FakeClock()
 
@@ -185,11 +203,20 @@ def world() -> World:
         list_services=never,
         list_nodes=never,
         clock=clock,
+        checkpoint=checkpoint,
         backoff_base=5.0,
         backoff_max=300.0,
     )
-    controller.nodes.store.add(node("node-a"))
+    for name in nodes:
+        controller.nodes.store.add(node(name))
+    for stored in patcher.services.values():
+        controller.services.store.add(copy.deepcopy(stored))
     return World(controller=controller, cloud=cloud, patcher=patcher, recorder=recorder, clock=clock)
+
+
+@pytest.fixture
+def world() -> World:
+    return new_world()
 
 
 # -- create and update --------------------------------------------------------------------------------
@@ -312,3 +339,92 @@ def test_node_sync_calls_update_only_when_the_target_set_changed(world: World) -
     calls = world.cloud.calls_for(key=KEY)
     assert [c.method for c in calls] == ["ensure_load_balancer", "update_load_balancer"]
     assert calls[-1].nodes == ("node-a", "node-b")
+
+
+# -- restart and fail-over: trust what the checkpoint and the bulk check prove -----------------------
+
+
+def restarted(before: World, checkpoint: MemoryCheckpoint, *, nodes: Sequence[str] = ("node-a",)) -> World:
+    """A new leader: same cloud, same apiserver (the patcher's Services), a fresh process."""
+    after = new_world(cloud=before.cloud, patcher=before.patcher, checkpoint=checkpoint, nodes=nodes)
+    after.cloud.clear_calls()
+    return after
+
+
+def settled_world(checkpoint: MemoryCheckpoint) -> World:
+    before = new_world(checkpoint=checkpoint)
+    before.put(service())
+    before.sync()
+    before.controller.sync_nodes()  # every load balancer has the node set: it is recorded
+    return before
+
+
+def test_the_node_set_is_recorded_once_every_load_balancer_has_it(world: World) -> None:
+    checkpoint = MemoryCheckpoint()
+    before = settled_world(checkpoint)
+    assert checkpoint.digest is not None and checkpoint.writes == 1
+    before.controller.sync_nodes()
+    assert checkpoint.writes == 1  # unchanged: not written again
+
+
+def test_a_failed_ensure_keeps_the_node_set_from_being_recorded() -> None:
+    checkpoint = MemoryCheckpoint()
+    world = new_world(checkpoint=checkpoint)
+    world.cloud.fail(key=KEY, error=RuntimeError("throttled"), times=1)
+    world.put(service())
+    world.sync()
+    world.controller.sync_nodes()
+    assert checkpoint.writes == 0
+
+
+def test_a_new_leader_with_nothing_changed_makes_one_bulk_check_and_no_write() -> None:
+    checkpoint = MemoryCheckpoint()
+    before = settled_world(checkpoint)
+    writes = before.patcher.patches
+    after = restarted(before, checkpoint)
+    assert after.controller.trust_unchanged() == 1
+    after.sync()
+    after.controller.sync_nodes()
+    assert [c.method for c in after.cloud.calls] == ["drifted_load_balancers"]
+    assert after.patcher.patches == writes
+    assert after.recorder.events == []
+
+
+def test_a_node_added_while_no_leader_ran_is_given_to_every_load_balancer() -> None:
+    checkpoint = MemoryCheckpoint()
+    before = settled_world(checkpoint)
+    after = restarted(before, checkpoint, nodes=("node-a", "node-b"))
+    assert after.controller.trust_unchanged() == 0
+    after.sync()
+    (call,) = after.cloud.calls_for(key=KEY)
+    assert (call.method, call.nodes) == ("ensure_load_balancer", ("node-a", "node-b"))
+
+
+def test_a_service_edited_while_no_leader_ran_is_ensured() -> None:
+    checkpoint = MemoryCheckpoint()
+    before = settled_world(checkpoint)
+    edited = before.stored()
+    edited["spec"]["ports"].append({"port": 443, "protocol": "TCP", "nodePort": 30443})
+    edited["metadata"]["generation"] = 2
+    after = restarted(before, checkpoint)
+    assert after.controller.trust_unchanged() == 0
+    after.sync()
+    assert [c.method for c in after.cloud.calls_for(key=KEY)] == ["ensure_load_balancer"]
+
+
+def test_a_load_balancer_deleted_while_no_leader_ran_is_made_again() -> None:
+    checkpoint = MemoryCheckpoint()
+    before = settled_world(checkpoint)
+    before.cloud.forget(key=KEY)  # by hand, behind the controller's back
+    after = restarted(before, checkpoint)
+    assert after.controller.trust_unchanged() == 0
+    after.sync()
+    assert [c.method for c in after.cloud.calls_for(key=KEY)] == ["ensure_load_balancer"]
+
+
+def test_without_a_checkpoint_a_new_leader_ensures_every_service() -> None:
+    before = settled_world(MemoryCheckpoint())
+    after = restarted(before, MemoryCheckpoint())
+    assert after.controller.trust_unchanged() == 0
+    after.sync()
+    assert [c.method for c in after.cloud.calls_for(key=KEY)] == ["ensure_load_balancer"]

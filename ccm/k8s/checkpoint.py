@@ -1,0 +1,70 @@
+"""The controller's checkpoint: what a new leader may trust without asking the cloud.
+
+A restart or a fail-over would otherwise re-ensure every load balancer, one by one (five AWS calls per
+Service), though nothing changed while no leader ran. The provider's bulk drift check proves in one
+listing that each load balancer exists and matches its Service's spec (the spec hash is written only
+once the stack is complete); what it cannot see is the node set the targets were last given. That is
+what this checkpoint records: a digest of the target node set that every Service's load balancer was
+last brought to, in a ConfigMap beside the leader-election Lease that only this controller writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+logger = logging.getLogger(__name__)
+
+NODE_SET_KEY = "nodeSet"
+
+
+def node_set_digest(fingerprint: Iterable[tuple[str, str]]) -> str:
+    """A stable digest of a target node set (the controller's fingerprint of name and provider ID)."""
+    return hashlib.sha256(json.dumps(sorted(fingerprint)).encode()).hexdigest()[:32]
+
+
+class Checkpoint:
+    """``read``/``write`` the node-set digest in ConfigMap ``namespace/name`` (created on first write)."""
+
+    def __init__(self, *, api: client.ApiClient, namespace: str, name: str) -> None:
+        self._core = client.CoreV1Api(api)
+        self.namespace = namespace
+        self.name = name
+
+    def read(self) -> str | None:
+        """The recorded digest; None when there is none (first start) or it cannot be read."""
+        try:
+            cm = self._core.read_namespaced_config_map(self.name, self.namespace)
+        except ApiException as exc:
+            if exc.status != 404:
+                logger.warning(
+                    "cannot read the checkpoint %s/%s (%s): every Service is ensured in full",
+                    self.namespace,
+                    self.name,
+                    exc.reason,
+                )
+            return None
+        return (cm.data or {}).get(NODE_SET_KEY)
+
+    def write(self, digest: str) -> None:
+        body = {"data": {NODE_SET_KEY: digest}}
+        try:
+            self._core.patch_namespaced_config_map(self.name, self.namespace, body)
+            return
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+        self._core.create_namespaced_config_map(
+            self.namespace,
+            client.V1ConfigMap(
+                metadata=client.V1ObjectMeta(
+                    name=self.name, labels={"app.kubernetes.io/managed-by": "ccm-lb"}
+                ),
+                data=body["data"],
+            ),
+        )

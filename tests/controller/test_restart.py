@@ -1,0 +1,80 @@
+"""A new leader trusts what the checkpoint and the provider's bulk check prove, on the real apiserver.
+
+The checkpoint (a ConfigMap beside the Lease) records the node set every load balancer was brought to;
+a controller starting on an unchanged cluster makes one bulk check and no ensure, and one starting after
+a change ensures what changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from kubernetes import client
+
+from ccm.k8s.checkpoint import Checkpoint, node_set_digest
+from providers.fake import FakeCloud
+from tests import kube
+from tests.controller.conftest import ControllerFactory
+
+
+def _settle(kube_api: client.ApiClient, namespace: str, make_controller: ControllerFactory) -> Checkpoint:
+    checkpoint = Checkpoint(api=kube_api, namespace=namespace, name="ccm-lb-controller-state")
+    first = make_controller(checkpoint=checkpoint)
+    for name in ("web", "api"):
+        kube.create_service(kube_api, namespace, name)
+        kube.eventually(lambda n=name: kube.ingress(kube.get_service(kube_api, namespace, n)))  # type: ignore[misc]
+    kube.eventually(lambda: first.service_queue.pending() == 0)
+    first.sync_nodes()
+    kube.eventually(checkpoint.read, message="the checkpoint to be written")
+    assert checkpoint.read() == node_set_digest(first.targets().fingerprint)
+    first.stop()
+    return checkpoint
+
+
+def test_the_checkpoint_is_created_then_updated_in_its_configmap(
+    kube_api: client.ApiClient, namespace: str
+) -> None:
+    checkpoint = Checkpoint(api=kube_api, namespace=namespace, name="state")
+    assert checkpoint.read() is None
+    checkpoint.write("one")
+    checkpoint.write("two")
+    cm = client.CoreV1Api(kube_api).read_namespaced_config_map("state", namespace)
+    assert cm.data == {"nodeSet": "two"} and checkpoint.read() == "two"
+
+
+def test_a_new_leader_on_an_unchanged_cluster_ensures_nothing(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+    cloud: FakeCloud,
+    nodes: Callable[..., str],
+) -> None:
+    nodes()
+    checkpoint = _settle(kube_api, namespace, make_controller)
+    cloud.clear_calls()
+    second = make_controller(checkpoint=checkpoint)
+    kube.eventually(lambda: second.service_queue.pending() == 0 and second.node_queue.pending() == 0)
+    mine = [c for c in cloud.calls if c.key.startswith(f"{namespace}/")]
+    assert mine == [], mine
+    assert len(cloud.calls_for(method="drifted_load_balancers")) == 1
+
+
+def test_a_new_leader_gives_a_node_added_meanwhile_to_every_load_balancer(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+    cloud: FakeCloud,
+    nodes: Callable[..., str],
+) -> None:
+    nodes()
+    checkpoint = _settle(kube_api, namespace, make_controller)
+    added = nodes()
+    cloud.clear_calls()
+    second = make_controller(checkpoint=checkpoint)
+    for name in ("web", "api"):
+        kube.eventually(
+            lambda n=name: added in {node.name for node in cloud.balancers[f"{namespace}/{n}"].request.nodes},  # type: ignore[misc]
+            message=f"{name} to be given the new node",
+        )
+    kube.eventually(lambda: second.service_queue.pending() == 0)
+    kube.eventually(lambda: checkpoint.read() == node_set_digest(second.targets().fingerprint))
