@@ -418,9 +418,11 @@ class Deployer:
         """Make AWS match ``stack``; returns its DNS name, ARN and what could not be applied.
 
         Creation order makes every crash point recoverable: security group and its rules, target
-        groups (and attributes), then the load balancer (carrying the spec hash), its listeners, and
-        the targets. A load balancer whose hash matches is trusted only once its listeners were seen
-        complete (by this process, or by one DescribeListeners after a restart).
+        groups (and attributes), then the load balancer, its listeners, the targets, and last the spec
+        hash on the load balancer: a hash that matches means the stack was complete for this spec. An
+        ensure still trusts a matching hash only once its listeners were seen complete (by this
+        process, or by one DescribeListeners after a restart), since a hash written by an earlier
+        release (which tagged at creation) proves less.
         """
         backend_sg = self.ensure_backend(instance_ids=stack.targets)
         actual = self._actual(uid)
@@ -466,7 +468,9 @@ class Deployer:
             if sg.sg_id != frontend:
                 self._delete_security_group(sg.sg_id)
         self._sync_targets(cache=cache, stack=stack)
-        if not created and (lb is None or lb.tags.get(model.SPEC_HASH_TAG) != desired_hash):
+        # Last: the hash on the NLB says the whole stack is complete for this spec, which is what lets
+        # the bulk drift check (one listing for all Services) stand in for an ensure after a restart.
+        if created or lb is None or lb.tags.get(model.SPEC_HASH_TAG) != desired_hash:
             self.clients.elbv2.add_tags(
                 ResourceArns=[lb_arn], Tags=[{"Key": model.SPEC_HASH_TAG, "Value": desired_hash}]
             )
@@ -830,7 +834,8 @@ class Deployer:
                 "IpAddressType": spec.ip_address_type,
                 "SubnetMappings": [self._mapping(m) for m in spec.subnet_mappings],
                 "SecurityGroups": sg_ids,
-                "Tags": _tag_list([*spec.tags, (model.SPEC_HASH_TAG, desired_hash)]),
+                # no spec hash yet: it is written once listeners and targets are complete (ensure)
+                "Tags": _tag_list(spec.tags),
             }
             started = datetime.datetime.now(datetime.UTC)
             try:
