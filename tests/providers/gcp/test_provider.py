@@ -80,6 +80,22 @@ def test_rechecking_unchanged_services_is_one_list_call_per_five_hundred(
     assert set(provider.clients.snapshot()) == {"forwardingRules.list"}
 
 
+def test_a_new_leader_checks_unchanged_services_in_one_listing_and_mutates_nothing(
+    gce: FakeCompute,
+    provider: GCEProvider,
+    make_request: RequestFactory,
+) -> None:
+    """Restart or fail-over: a fresh process proves N load balancers complete (the hash label is set
+    last) in ⌈N/500⌉ + 5 calls at most, with no mutation."""
+    requests = [make_request(ports=((80, "TCP"),)) for _ in range(6)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    restarted = new_provider(gce)
+    assert restarted.drifted_load_balancers(requests=requests, live_uids=None) == frozenset()
+    assert restarted.clients.total_calls() <= math.ceil(len(requests) / 500) + 5, restarted.clients.snapshot()
+    assert _mutations(restarted) == {}
+
+
 def test_ensuring_an_unchanged_service_again_is_one_read(
     provider: GCEProvider,
     make_request: RequestFactory,
