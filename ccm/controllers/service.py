@@ -429,6 +429,8 @@ class ServiceController:
             logger.exception("%s: sync failed unexpectedly, retrying in %.0fs", key, delay)
             return
         self.service_queue.forget(key)
+        if len(self.service_queue) == 0:  # caught up: the node set may now be applied everywhere
+            self._save_checkpoint()
 
     def sync_service(self, key: str) -> None:
         """Reconcile one Service key. Raises :class:`SyncError` on failure."""
