@@ -23,8 +23,8 @@ from ccm import flags, logs
 from ccm.cloudprovider import UnknownProvider, load_provider, provider_names
 from ccm.controllers.service import ServiceController
 from ccm.health import HealthServer
-from ccm.k8s.clientconfig import new_api_client
 from ccm.k8s.checkpoint import Checkpoint
+from ccm.k8s.clientconfig import new_api_client
 from ccm.k8s.events import EventRecorder
 from ccm.k8s.leader import LeaderElector, validate_timings
 

@@ -55,9 +55,10 @@ class EventRecorder:
         host: str | None = None,
         aggregate_window: float = 10.0,
         cache_size: int = 4096,
-        queue_size: int = 10000,
+        queue_size: int = 50_000,
+        core: client.CoreV1Api | None = None,
     ) -> None:
-        self._core = client.CoreV1Api(api)
+        self._core = core or client.CoreV1Api(api)
         self.component = component
         self.host = host or socket.gethostname()
         self.aggregate_window = aggregate_window
@@ -69,9 +70,21 @@ class EventRecorder:
         self.dropped = 0
 
     def event(self, obj: Mapping[str, Any], *, type: str, reason: str, message: str) -> None:
-        """Record an event about ``obj`` (a JSON dict with metadata, apiVersion and kind)."""
+        """Record an event about ``obj`` (a JSON dict with metadata, apiVersion and kind).
+
+        Only the reference the Event needs is queued, not the object: a restart with thousands of
+        Services queues two events each, and the queue (room for ``queue_size`` events, 50,000 by
+        default, where client-go's broadcaster buffers ``maxQueuedEvents`` = 1,000) must neither drop
+        them nor hold every Service's full copy until they are posted.
+        """
+        meta = obj.get("metadata") or {}
+        ref = {
+            "apiVersion": obj.get("apiVersion", "v1"),
+            "kind": obj.get("kind", "Service"),
+            "metadata": {k: meta.get(k) for k in ("name", "namespace", "uid", "resourceVersion")},
+        }
         try:
-            self._queue.put_nowait((obj, type, reason, message[:MAX_MESSAGE]))
+            self._queue.put_nowait((ref, type, reason, message[:MAX_MESSAGE]))
         except queue.Full:
             self.dropped += 1
             logger.warning("event queue full, dropping %s %s", reason, message)
