@@ -49,7 +49,7 @@ from ccm.controllers.request import build_request, node_from_object
 from ccm.k8s.checkpoint import node_set_digest
 from ccm.k8s.events import NORMAL, WARNING, EventRecorder
 from ccm.k8s.patches import ServicePatcher
-from ccm.k8s.reflector import Reflector, object_key
+from ccm.k8s.reflector import Reflector, object_key, strip_node
 from ccm.k8s.workqueue import ExponentialBackoff, ShutDown, WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -186,7 +186,9 @@ class ServiceController:
         )
         self.node_queue: WorkQueue[str] = WorkQueue(name="node", clock=clock)
         self.services = Reflector(name="services", list_func=list_services, handler=_ServiceHandler(self))
-        self.nodes = Reflector(name="nodes", list_func=list_nodes, handler=_NodeHandler(self))
+        self.nodes = Reflector(
+            name="nodes", list_func=list_nodes, handler=_NodeHandler(self), transform=strip_node
+        )
         # What this process last knew of each Service it handled (upstream's cache): lets a Service
         # deleted without our finalizer still get its LB deleted, and detects a UID change.
         self._known: dict[str, Obj] = {}

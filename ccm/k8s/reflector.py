@@ -112,6 +112,26 @@ class Store:
             return old
 
 
+def strip_managed_fields(obj: Obj) -> Obj:
+    """Drop ``metadata.managedFields`` (client-go's ``TransformStripManagedFields``): server-side-apply
+    bookkeeping no controller reads, often the largest part of a small object."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
+def strip_node(obj: Obj) -> Obj:
+    """What the service controller never reads of a Node: managed fields and the image list (up to
+    fifty entries of digests per node, ``status.images``), and the volume lists."""
+    strip_managed_fields(obj)
+    status = obj.get("status")
+    if isinstance(status, dict):
+        for key in ("images", "volumesInUse", "volumesAttached"):
+            status.pop(key, None)
+    return obj
+
+
 class Reflector:
     """List and watch one resource (a ``list_*`` function of the generated client) into a Store."""
 
@@ -125,8 +145,10 @@ class Reflector:
         watch_timeout_seconds: int = 300,
         backoff_initial: float = 0.8,
         backoff_max: float = 30.0,
+        transform: Callable[[Obj], Obj] = strip_managed_fields,
     ) -> None:
         self.name = name
+        self._transform = transform
         self.store = Store()
         self.synced = threading.Event()
         self._list_func = list_func
@@ -207,7 +229,7 @@ class Reflector:
                 raise
             page = json.loads(response.data)
             for obj in page.get("items") or ():
-                items[object_key(obj)] = obj
+                items[object_key(obj)] = self._transform(obj)
             meta = page.get("metadata") or {}
             resource_version = meta.get("resourceVersion", resource_version)
             token = meta.get("continue") or None
@@ -270,6 +292,7 @@ class Reflector:
             return
         key = object_key(obj)
         if kind in {"ADDED", "MODIFIED"}:
+            obj = self._transform(dict(obj))
             old = self.store._set(key, obj)
             self._dispatch("add" if old is None else "update", obj, old)
         elif kind == "DELETED":

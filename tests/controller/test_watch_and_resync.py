@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from kubernetes import client
 
 from ccm.controllers.service import ServiceController
@@ -112,3 +114,34 @@ def test_resync_deletes_an_orphan_whose_service_is_gone(
     controller.resync()
     assert "elsewhere/ghost" not in cloud.balancers
     assert f"{namespace}/live" in cloud.balancers
+
+
+def test_the_caches_keep_no_managed_fields_and_no_node_image_lists(
+    kube_api: client.ApiClient,
+    namespace: str,
+    controller: ServiceController,
+    nodes: Callable[..., str],
+) -> None:
+    """What the controller never reads is not kept for every object (RSS at thousands of Services)."""
+    name = nodes()
+    patched = kube.raw(
+        kube_api,
+        "PATCH",
+        f"/api/v1/nodes/{name}/status",
+        {"status": {"images": [{"names": ["registry.example/app@sha256:" + "0" * 64], "sizeBytes": 1}]}},
+        content_type="application/merge-patch+json",
+    )
+    kube.create_service(kube_api, namespace, "lean")
+    kube.eventually(lambda: controller.services.store.get(f"{namespace}/lean"), message="the Service cached")
+    assert patched["status"]["images"]
+    rv = patched["metadata"]["resourceVersion"]
+    kube.eventually(
+        lambda: (controller.nodes.store.get(name) or {}).get("metadata", {}).get("resourceVersion") == rv,
+        message="the node cached as patched",
+    )
+    assert kube.get_service(kube_api, namespace, "lean")["metadata"].get("managedFields")  # the API has them
+    service = controller.services.store.get(f"{namespace}/lean")
+    node = controller.nodes.store.get(name)
+    assert service is not None and node is not None
+    assert "managedFields" not in service["metadata"] and "managedFields" not in node["metadata"]
+    assert "images" not in node["status"]
