@@ -124,11 +124,13 @@ class EventRecorder:
                 seen.pending += 1
                 return
             try:
-                self._core.patch_namespaced_event(  # the answer is not needed: do not decode it
-                    seen.name,
-                    seen.namespace,
-                    {"count": seen.count, "lastTimestamp": _now()},
-                    _preload_content=False,
+                _discard(
+                    self._core.patch_namespaced_event(  # the answer is not needed: do not decode it
+                        seen.name,
+                        seen.namespace,
+                        {"count": seen.count, "lastTimestamp": _now()},
+                        _preload_content=False,
+                    )
                 )
                 seen.last_sent, seen.pending = now, 0
                 return
@@ -160,7 +162,20 @@ class EventRecorder:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        self._core.create_namespaced_event(namespace, body, _preload_content=False)  # answer not decoded
+        _discard(self._core.create_namespaced_event(namespace, body, _preload_content=False))  # not decoded
         self._cache[cache_key] = _Seen(name=name, namespace=namespace, count=1, first=stamp, last_sent=now)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
+
+
+def _discard(response: Any) -> None:
+    """Read an undecoded answer to its end and give its connection back to the pool.
+
+    An answer asked for with ``_preload_content=False`` holds its connection until it is read or
+    released (urllib3); left alone, every Event opened a new TLS connection to the apiserver, which
+    cost most of the controller's CPU in a burst of creates.
+    """
+    drain = getattr(response, "drain_conn", None)
+    if drain is not None:
+        drain()
+        response.release_conn()
