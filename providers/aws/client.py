@@ -70,13 +70,20 @@ def suppress_codes(*codes: str) -> Iterator[None]:
             raise
 
 
+MAX_POOL_CONNECTIONS = 50
+
+
 class AWSClients(CallCounter):
     """elbv2, ec2 and the resource groups tagging API, sharing one session and one call counter."""
 
     def __init__(self, *, region: str = "", max_attempts: int = 8) -> None:
         session = boto3.session.Session(region_name=region or None)
         config = botocore.config.Config(
-            retries={"mode": "adaptive", "max_attempts": max_attempts}, user_agent_extra="ccm-lb"
+            retries={"mode": "adaptive", "max_attempts": max_attempts},
+            user_agent_extra="ccm-lb",
+            # botocore keeps 10 connections per client: more service workers than that (and the node
+            # sync pool) would queue for a connection instead of waiting on AWS side by side
+            max_pool_connections=MAX_POOL_CONNECTIONS,
         )
         self.region = session.region_name or ""
         self.elbv2: Any = session.client("elbv2", config=config)

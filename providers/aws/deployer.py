@@ -190,6 +190,7 @@ class Deployer:
         self.cluster_tag = model.cluster_tag(self.cluster_name)
         self._lock = threading.Lock()
         self._setup_lock = threading.RLock()  # the cluster-wide set-up (VPC, shared backend group): once
+        self._nodes_lock = threading.Lock()  # learning new instances and adding node rules: one at a time
         self._cluster: model.ClusterInfo | None = None
         self._backend_sg = ""
         self._node_sgs_done: set[str] = set()
@@ -542,16 +543,27 @@ class Deployer:
                         self._backend_sg = backend
         if self.config.disable_security_group_ingress:
             return backend
-        unknown = [i for i in instance_ids if i not in self._instance_sgs]
-        if unknown:
-            self._learn_instance_sgs(unknown)
-        wanted = {sg for i in instance_ids for sg in self._instance_sgs.get(i, ())}
-        todo = sorted(wanted - self._node_sgs_done)
-        for sg in todo:
-            self._authorize_backend_on_node_sg(node_sg=sg, backend_sg=backend)
-            with self._lock:
-                self._node_sgs_done.add(sg)
+        if self._nodes_to_do(instance_ids):
+            # One worker learns new instances and adds the node rules; the others wait for it rather
+            # than describe the same instances and send the same rules (seen: 10 DescribeInstances and
+            # 9 duplicate AuthorizeSecurityGroupIngress for 20 creates by 10 workers).
+            with self._nodes_lock:
+                unknown = [i for i in instance_ids if i not in self._instance_sgs]
+                if unknown:
+                    self._learn_instance_sgs(unknown)
+                wanted = {sg for i in instance_ids for sg in self._instance_sgs.get(i, ())}
+                for sg in sorted(wanted - self._node_sgs_done):
+                    self._authorize_backend_on_node_sg(node_sg=sg, backend_sg=backend)
+                    with self._lock:
+                        self._node_sgs_done.add(sg)
         return backend
+
+    def _nodes_to_do(self, instance_ids: Sequence[str]) -> bool:
+        """Whether an instance is new or a node security group lacks our rule (the lock-free check)."""
+        with self._lock:
+            if any(i not in self._instance_sgs for i in instance_ids):
+                return True
+            return any(sg not in self._node_sgs_done for i in instance_ids for sg in self._instance_sgs[i])
 
     def _find_or_create_backend_sg(self) -> str:
         info = self.cluster_info()

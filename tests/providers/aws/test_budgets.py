@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import boto3
 import pytest
@@ -253,3 +255,22 @@ def test_a_stack_left_without_its_listeners_by_a_crash_is_not_trusted_by_the_bul
     )["Listeners"]
     assert len(listeners) == 2 and status.ingress
     assert restarted.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()
+
+
+def test_ten_workers_creating_at_once_make_the_calls_one_worker_makes(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    """The node part of the set-up (which security group each instance has, the backend rule on it) is
+    done by one worker while the others wait: never the same DescribeInstances or the same rule twice."""
+    requests = [make_request(f"svc-{i}", ports=((80, "TCP"),)) for i in range(10)]
+
+    def slow_describe(**_: object) -> None:
+        time.sleep(0.05)  # AWS answers in tens of milliseconds: the others arrive meanwhile
+
+    provider.clients.register("before-call.*.DescribeInstances", slow_describe)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        list(pool.map(lambda r: provider.ensure_load_balancer(request=r), requests))
+    calls = provider.clients.snapshot()
+    assert calls["DescribeInstances"] == 1, calls
+    assert calls["AuthorizeSecurityGroupIngress"] == 1 + len(requests), calls  # node rule + each frontend
