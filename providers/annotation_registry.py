@@ -1,7 +1,8 @@
-"""What every provider's annotation registry shares: the entry type, messages, and the README table.
+"""What every provider's annotation registry shares: the entry type, messages, and the reference table.
 
 Each provider declares its annotations once (key, meaning, accepted values, default); the builder's
-error messages and the README's reference are both made from that declaration, so they cannot drift.
+error messages and the annotation reference in docs/ are both made from that declaration, so they cannot
+drift.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ class Annotation:
 
 
 class Registry:
-    """A provider's annotations, in the order the README lists them."""
+    """A provider's annotations, in the order the reference in docs/ lists them."""
 
     def __init__(self, entries: Iterable[Annotation]) -> None:
         self.entries: tuple[Annotation, ...] = tuple(entries)

@@ -559,7 +559,7 @@ class ServiceController:
                 reason=UNSUPPORTED_ANNOTATION_REASON,
                 message=(
                     f"{', '.join(unsupported)}: not implemented by this provider, so without effect; "
-                    "remove it or see the README's annotation reference"
+                    "remove it or see the provider's annotation reference in the docs"
                 ),
             )
         ingress_changed = status.current_ingress(service) != status.normalise_ingress(ingress)

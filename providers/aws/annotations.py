@@ -3,8 +3,8 @@
 Why a registry: the upstream provider scatters its annotations over several thousand lines, so
 nobody can say which ones it honours, what they accept or what happens when they are absent. Here
 each annotation is declared once (key, meaning, accepted values, default, whether it is honoured),
-the README's reference table is rendered from the same data (:func:`reference_markdown`), and the
-parsing helpers take their error text from it. A malformed value raises
+the reference table in docs/aws-annotations.md is rendered from the same data
+(:func:`reference_markdown`), and the parsing helpers take their error text from it. A malformed value raises
 :class:`~ccm.cloudprovider.InvalidSpec` naming the annotation key, the raw value and what would be
 accepted, so the user sees the fix in the Warning event instead of a retry loop.
 
@@ -454,7 +454,7 @@ def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
     return _TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,))
 
 
-# -- the README table ---------------------------------------------------------------------------------
+# -- the docs table -----------------------------------------------------------------------------------
 
 
 def reference_markdown() -> str:

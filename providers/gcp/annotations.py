@@ -3,9 +3,9 @@
 Why a registry: upstream's GCE provider reads its annotations in half a dozen files, with different
 rules for unset, blank and unknown values (an unknown load-balancer type silently gives an external,
 internet-facing LB; ``allow-global-access: "True"`` silently means false). Here each annotation is
-declared once (key, meaning, accepted values, default, whether it is honoured), the README's reference
-table is rendered from the same data (:func:`reference_markdown`), and a malformed value raises
-:class:`~ccm.cloudprovider.InvalidSpec` naming the key, the raw value and what would be accepted.
+declared once (key, meaning, accepted values, default, whether it is honoured), the reference table in
+docs/gcp-annotations.md is rendered from the same data (:func:`reference_markdown`), and a malformed value
+raises :class:`~ccm.cloudprovider.InvalidSpec` naming the key, the raw value and what would be accepted.
 
 The keys and values are upstream's (``networking.gke.io/*``, ``cloud.google.com/*``), so a Service
 written for GKE or the upstream cloud-provider-gcp works unchanged; where we are stricter (unknown
@@ -161,7 +161,7 @@ def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
     )
 
 
-# -- the README table ---------------------------------------------------------------------------------
+# -- the docs table -----------------------------------------------------------------------------------
 
 
 def reference_markdown() -> str:

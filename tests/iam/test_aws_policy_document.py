@@ -124,7 +124,8 @@ def test_the_rendered_policy_fits_in_a_managed_policy() -> None:
 
 def test_every_statement_that_takes_something_away_also_needs_the_controllers_own_tag() -> None:
     """EKS's cluster security group and upstream cloud-provider-aws's load balancers carry the cluster's
-    ``owned`` tag too; only ``ccm-lb/resource`` is written by this controller alone (README)."""
+    ``owned`` tag too; only ``ccm-lb/resource`` is written by this controller alone
+    (terraform/aws/README.md)."""
     destructive = ("Delete", "Revoke", "Modify", "Set", "Register", "Deregister", "Remove")
     for statement in policy_document()["Statement"]:
         actions = [a.split(":")[1] for a in actions_of(policy_document(), statement["Sid"])]

@@ -223,7 +223,7 @@ def test_ingress_rules_go_only_to_security_groups_tagged_for_this_cluster(
     ec2.authorize_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule)
     _denied(lambda: ec2.revoke_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule))
     _denied(lambda: ec2.delete_security_group(GroupId=aws_network.node_sg))
-    # an untagged group is out of reach (README: tag the node security group)
+    # an untagged group is out of reach (docs/installing.md: tag the node security group)
     _denied(lambda: ec2.authorize_security_group_ingress(GroupId=untagged, IpPermissions=rule))
 
 

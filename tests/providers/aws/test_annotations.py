@@ -1,4 +1,4 @@
-"""providers.aws.annotations: the registry, the README table rendered from it, the parsing helpers."""
+"""providers.aws.annotations: the registry, the docs table rendered from it, the parsing helpers."""
 
 from __future__ import annotations
 

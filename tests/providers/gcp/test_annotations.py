@@ -1,4 +1,4 @@
-"""providers.gcp.annotations: the registry, the README table rendered from it, the parsing helpers."""
+"""providers.gcp.annotations: the registry, the docs table rendered from it, the parsing helpers."""
 
 from __future__ import annotations
 
