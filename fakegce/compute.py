@@ -205,10 +205,6 @@ def described(body: dict[str, Any]) -> dict[str, Any]:
     return {"description": body["description"]} if body.get("description") is not None else {}
 
 
-def _name_of(rel: str) -> str:
-    return rel.rsplit("/", 1)[-1]
-
-
 class Compute:
     """The resources of one project in one region (and its zones)."""
 
