@@ -9,13 +9,14 @@ import math
 from typing import Any
 
 import pytest
+from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec, Node
 from fakegce import FakeCompute
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import NotOwned
 from providers.gcp.provider import GCEProvider
-from tests.providers.gcp.conftest import RequestFactory, lb_resources, new_provider, nodes
+from tests.providers.gcp.conftest import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
 
 
 def _mutations(provider: GCEProvider) -> dict[str, int]:
@@ -78,6 +79,21 @@ def test_rechecking_unchanged_services_is_one_list_call_per_five_hundred(
     assert provider.drifted_load_balancers(requests=requests) == frozenset()
     assert provider.clients.total_calls() <= math.ceil(len(requests) / 500) + 1
     assert set(provider.clients.snapshot()) == {"forwardingRules.list"}
+
+
+def test_a_list_of_several_pages_is_read_whole_and_each_page_is_a_counted_request(
+    provider: GCEProvider, gce: FakeCompute
+) -> None:
+    for i in range(5):
+        gce.seed_address(f"held-{i}", f"203.0.113.{10 + i}")
+    provider.clients.reset_counts()
+    found = provider.clients.list_all(
+        "addresses.list",
+        provider.clients.addresses.list,
+        request=compute_v1.ListAddressesRequest(project=PROJECT, region=REGION, max_results=2),
+    )
+    assert sorted(a.name for a in found) == [f"held-{i}" for i in range(5)]
+    assert provider.clients.snapshot() == {"addresses.list": 3}
 
 
 def test_ensuring_an_unchanged_service_again_is_one_read(
