@@ -7,7 +7,7 @@ import math
 import boto3
 
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import Network, RequestFactory, add_instance, service_resources
+from tests.support.aws import Network, RequestFactory, add_instance, service_resources
 
 MUTATIONS = (
     "Create",

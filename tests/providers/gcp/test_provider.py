@@ -16,7 +16,8 @@ from fakegce import FakeCompute
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import NotOwned
 from providers.gcp.provider import GCEProvider
-from tests.providers.gcp.conftest import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
+from tests.support.fakegce import Gce  # the real compute clients, beside the provider's
+from tests.support.gcp import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
 
 
 def _mutations(provider: GCEProvider) -> dict[str, int]:
@@ -567,8 +568,6 @@ def test_a_node_in_another_load_balanced_group_is_left_out_named_and_does_not_bl
 ) -> None:
     """Issue 12: GCE puts an instance in one load-balanced instance group only; node-2 is already in
     GKE's (a group behind another backend service). The others are served; node-2 is named."""
-    from tests.fakegce.conftest import Gce  # the real compute clients on the same fake
-
     other = Gce.connect(gce)
     other.health_check()
     other.instance_group("gke-ig", instances=("node-2",))
@@ -598,8 +597,6 @@ def test_a_new_node_in_another_load_balanced_group_does_not_wedge_the_node_sync(
     gce: FakeCompute,
     make_request: RequestFactory,
 ) -> None:
-    from tests.fakegce.conftest import Gce
-
     provider.ensure_load_balancer(request=make_request("web", node_indexes=(0, 1)))
     other = Gce.connect(gce)
     other.health_check()
