@@ -2,7 +2,8 @@
 
 Bad flags and bad configuration end with one line on stderr and exit code 2; losing leadership ends
 the process at once (exit 1) so that the Deployment restarts it as a candidate, as upstream does.
-SIGTERM or SIGINT stops the controller, releases the Lease and exits 0.
+SIGTERM or SIGINT stops the controller, releases the Lease and exits 0. Other packages add commands
+(``ccm sandbox``) through entry points (:mod:`ccm.commands`); the core never imports them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 
 from kubernetes import config as kube_config
 
-from ccm import flags, logs
+from ccm import commands, flags, logs
 from ccm.cloudprovider import UnknownProvider, load_provider, provider_names
 from ccm.controllers.service import ServiceController
 from ccm.health import HealthServer
@@ -196,35 +197,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def sandbox(args: argparse.Namespace) -> int:
-    """``ccm sandbox``: the controller on an embedded control plane with a fake AWS or GCE (see README)."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    # Imported here, not at the top: the sandbox needs boto3 and moto (or fakegce), which must never be
-    # loaded by ``ccm run`` (import-linter: ccm knows no cloud) and which cost a second at start-up.
-    from sandbox.app import Options  # noqa: PLC0415 - lazy on purpose, see above
-    from sandbox.app import run as run_sandbox  # noqa: PLC0415 - lazy on purpose, see above
-
-    return run_sandbox(
-        options=Options(
-            once=args.once,
-            manifests=tuple(args.manifest),
-            demo=args.demo,
-            nodes=args.nodes,
-            keep_dir=args.keep_dir,
-            aws_port=args.aws_port,
-            timeout=args.timeout,
-            cloud_provider=args.cloud_provider,
-        )
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = flags.new_parser()
+    others = commands.installed()
+    for name, why in others.broken.items():
+        sys.stderr.write(f"ccm: warning: command {name!r} cannot be loaded and is not offered: {why}\n")
+    parser = flags.new_parser(commands=others.commands)
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
-    if args.command == "sandbox":
-        return sandbox(args)
+    if args.command in others.commands:
+        return others.commands[args.command].run(args)
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
 

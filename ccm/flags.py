@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import argparse
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from ccm.commands import Command
 
 _GO_BOOL = {
     "1": True,
@@ -227,71 +230,18 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     serving.add_argument("--tls-private-key-file", default="", help="key of --tls-cert-file")
 
 
-def node_count(value: str) -> int:
-    number = positive_int(value)
-    if number > 100:
-        raise argparse.ArgumentTypeError(f"invalid value {value!r}; accepted: 1 to 100")
-    return number
-
-
-def add_sandbox_flags(parser: argparse.ArgumentParser) -> None:
-    """``ccm sandbox``: the controller against an embedded control plane and a fake AWS (moto) or GCE."""
-    parser.add_argument(
-        "--cloud-provider",
-        default="aws",
-        help="aws (moto) or gce, alias gcp (a fake Compute Engine API) (default aws)",
-    )
-    parser.add_argument(
-        "-f",
-        "--manifest",
-        action="append",
-        default=[],
-        metavar="PATH",
-        help="apply this YAML manifest (multi-document; - for stdin); repeatable",
-    )
-    parser.add_argument(
-        "--no-demo", dest="demo", action="store_false", help="do not create the demo Service default/demo"
-    )
-    parser.add_argument(
-        "--nodes", type=node_count, default=3, help="instances and Nodes to create (default 3)"
-    )
-    parser.add_argument(
-        "--once",
-        action="store_true",
-        help="exit 0 once the Services have their addresses and the tables are printed",
-    )
-    parser.add_argument(
-        "--keep-dir", action="store_true", help="keep the work directory (kubeconfig, logs) at exit"
-    )
-    parser.add_argument(
-        "--aws-port",
-        type=port,
-        default=0,
-        help="port of the moto endpoint on 127.0.0.1 (default: a free one); --cloud-provider=aws only",
-    )
-    parser.add_argument(
-        "--timeout",
-        type=positive_duration,
-        default=120.0,
-        help="how long to wait for the load balancers, e.g. 90s or 2m (default 2m)",
-    )
-
-
-def new_parser() -> argparse.ArgumentParser:
+def new_parser(*, commands: Mapping[str, Command] | None = None) -> argparse.ArgumentParser:
+    """``ccm``'s parser: ``run``, and the ``commands`` other packages add (:mod:`ccm.commands`)."""
     parser = _Parser(prog="ccm", description="Kubernetes cloud LoadBalancer provisioner", allow_abbrev=False)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     run = sub.add_parser(
         "run", help="run the controller (flags as upstream's cloud-controller-manager)", allow_abbrev=False
     )
     add_run_flags(run)
-    sandbox = sub.add_parser(
-        "sandbox",
-        help="try the controller locally: embedded API server, a fake AWS or GCE, a demo Service",
-        description="Start an embedded etcd + kube-apiserver, a fake cloud (moto as AWS, or a fake "
-        "Compute Engine API with --cloud-provider=gce) and `ccm run` against it, apply a demo "
-        "LoadBalancer Service (and -f manifests), and show the Services and the cloud resources built "
-        "for them. Runs until Ctrl-C unless --once.",
-        allow_abbrev=False,
-    )
-    add_sandbox_flags(sandbox)
+    for name, command in sorted((commands or {}).items()):
+        if name == "run":
+            continue  # ``ccm run`` is the controller; no package replaces it
+        command.add_arguments(
+            sub.add_parser(name, help=command.help, description=command.description, allow_abbrev=False)
+        )
     return parser

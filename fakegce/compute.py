@@ -180,11 +180,13 @@ SUPPORTED = {
 }
 
 
-def _now() -> str:
+def timestamp() -> str:
+    """``creationTimestamp`` and operation times as GCE writes them (RFC 3339, milliseconds)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _fingerprint() -> str:
+def new_fingerprint() -> str:
+    """A fresh ``fingerprint`` for a resource that changed (GCE's are opaque base64 strings)."""
     return base64.b64encode(random.randbytes(8)).decode()
 
 
@@ -203,10 +205,6 @@ def described(body: dict[str, Any]) -> dict[str, Any]:
     """``description`` as GCE answers with it: present when the request gave one (even empty), absent
     otherwise; backend services always have one (recorded real traffic, tests/fakegce/conformance)."""
     return {"description": body["description"]} if body.get("description") is not None else {}
-
-
-def _name_of(rel: str) -> str:
-    return rel.rsplit("/", 1)[-1]
 
 
 class Compute:
@@ -457,7 +455,7 @@ class Compute:
         self, change: Mutation, target_id: str, failure: OperationFailure | None
     ) -> dict[str, Any]:
         name = f"operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:13]}-{uuid.uuid4().hex[:8]}"
-        now = _now()
+        now = timestamp()
         # setLabels answers DONE at once (recorded real traffic: regionalcomputeforwardingrulefull-direct)
         polls = 0 if change.operation_type == "setLabels" else self.running_polls
         operation: dict[str, Any] = {
@@ -487,7 +485,7 @@ class Compute:
         return operation
 
     def finish(self, operation: dict[str, Any]) -> None:
-        operation.update(status="DONE", progress=100, endTime=_now())
+        operation.update(status="DONE", progress=100, endTime=timestamp())
         failure: OperationFailure | None = operation["_failure"]
         if failure is not None:
             operation["error"] = {"errors": [{"code": failure.reason, "message": failure.message}]}
@@ -532,7 +530,7 @@ class Compute:
         resource: dict[str, Any] = {
             "kind": "compute#address",
             "id": self.new_id(),
-            "creationTimestamp": _now(),
+            "creationTimestamp": timestamp(),
             "name": name,
             **described(body),
             "status": "RESERVED",
@@ -693,7 +691,7 @@ class Compute:
         resource: dict[str, Any] = {
             "kind": "compute#forwardingRule",
             "id": self.new_id(),
-            "creationTimestamp": _now(),
+            "creationTimestamp": timestamp(),
             "name": name,
             **described(body),
             "region": self.scope_link(scope),
@@ -701,7 +699,7 @@ class Compute:
             "backendService": backend["selfLink"],
             "loadBalancingScheme": scheme,
             "selfLink": self.link(rel),
-            "fingerprint": _fingerprint(),
+            "fingerprint": new_fingerprint(),
             "_address": None,
         }
         self._forwarding_rule_ports(body, scheme, protocol, resource)
@@ -904,7 +902,7 @@ class Compute:
                 resource.pop("allowGlobalAccess", None)  # false is not shown, as on GCE (the mock's note)
                 if allow:
                     resource["allowGlobalAccess"] = True
-            resource["fingerprint"] = _fingerprint()
+            resource["fingerprint"] = new_fingerprint()
             return str(resource["id"])
 
         return Mutation("patch", rel, scope, apply)
@@ -962,7 +960,7 @@ class Compute:
         resource = {
             "kind": "compute#healthCheck",
             "id": existing["id"] if existing else self.new_id(),
-            "creationTimestamp": existing["creationTimestamp"] if existing else _now(),
+            "creationTimestamp": existing["creationTimestamp"] if existing else timestamp(),
             "name": name,
             **described(body),
             "checkIntervalSec": interval,
@@ -1059,7 +1057,7 @@ class Compute:
         resource: dict[str, Any] = {
             "kind": "compute#backendService",
             "id": existing["id"] if existing else self.new_id(),
-            "creationTimestamp": existing["creationTimestamp"] if existing else _now(),
+            "creationTimestamp": existing["creationTimestamp"] if existing else timestamp(),
             "name": name,
             "description": body.get("description", ""),
             "selfLink": self.link(rel),
@@ -1074,7 +1072,7 @@ class Compute:
                     draining, "drainingTimeoutSec", 0, 0, 3600, where="resource.connectionDraining"
                 )
             },
-            "fingerprint": _fingerprint(),
+            "fingerprint": new_fingerprint(),
         }
         if not check_links:
             del resource["healthChecks"]
@@ -1238,7 +1236,7 @@ class Compute:
         resource: dict[str, Any] = {
             "kind": "compute#firewall",
             "id": existing["id"] if existing else self.new_id(),
-            "creationTimestamp": existing["creationTimestamp"] if existing else _now(),
+            "creationTimestamp": existing["creationTimestamp"] if existing else timestamp(),
             "name": name,
             **described(body),
             "network": network["selfLink"],
@@ -1280,12 +1278,12 @@ class Compute:
         resource: dict[str, Any] = {
             "kind": "compute#instanceGroup",
             "id": self.new_id(),
-            "creationTimestamp": _now(),
+            "creationTimestamp": timestamp(),
             "name": name,
             **described(body),
             "zone": self.scope_link(scope),
             "size": 0,
-            "fingerprint": _fingerprint(),
+            "fingerprint": new_fingerprint(),
             "selfLink": self.link(rel),
         }
         if body.get("network"):
@@ -1374,7 +1372,7 @@ class Compute:
 
         def apply() -> str:
             members.extend(i["selfLink"] for i in instances)
-            group.update(size=len(members), fingerprint=_fingerprint())
+            group.update(size=len(members), fingerprint=new_fingerprint())
             if network:
                 group["network"] = network
             return str(group["id"])
@@ -1399,7 +1397,7 @@ class Compute:
             for instance in instances:  # removing a non-member is a no-op
                 if instance["selfLink"] in members:
                     members.remove(instance["selfLink"])
-            group.update(size=len(members), fingerprint=_fingerprint())
+            group.update(size=len(members), fingerprint=new_fingerprint())
             return str(group["id"])
 
         return Mutation("removeInstances", rel, scope, apply)

@@ -16,7 +16,16 @@ from typing import Any, Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from fakegce import errors as err
-from fakegce.compute import GOOGLE, Compute, Mutation, OperationFailure, Request, _fingerprint, _now, public
+from fakegce.compute import (
+    GOOGLE,
+    Compute,
+    Mutation,
+    OperationFailure,
+    Request,
+    new_fingerprint,
+    public,
+    timestamp,
+)
 from fakegce.errors import ApiError
 from fakegce.validate import parse_filter
 
@@ -573,7 +582,7 @@ class FakeCompute:
             c.store["networks"][rel] = {
                 "kind": "compute#network",
                 "id": c.new_id(),
-                "creationTimestamp": _now(),
+                "creationTimestamp": timestamp(),
                 "name": name,
                 "autoCreateSubnetworks": False,
                 "subnetworks": [],
@@ -592,13 +601,13 @@ class FakeCompute:
             c.store["subnetworks"][rel] = {
                 "kind": "compute#subnetwork",
                 "id": c.new_id(),
-                "creationTimestamp": _now(),
+                "creationTimestamp": timestamp(),
                 "name": name,
                 "network": parent["selfLink"],
                 "ipCidrRange": str(net),
                 "gatewayAddress": str(net.network_address + 1),
                 "region": c.scope_link(f"regions/{self.region}"),
-                "fingerprint": _fingerprint(),
+                "fingerprint": new_fingerprint(),
                 "purpose": "PRIVATE",
                 "stackType": "IPV4_ONLY",
                 "privateIpGoogleAccess": False,
@@ -629,12 +638,12 @@ class FakeCompute:
             c.store["instances"][rel] = {
                 "kind": "compute#instance",
                 "id": c.new_id(),
-                "creationTimestamp": _now(),
+                "creationTimestamp": timestamp(),
                 "name": name,
                 "zone": c.scope_link(f"zones/{zone}"),
                 "machineType": c.scope_link(f"zones/{zone}/machineTypes/e2-standard-2"),
                 "status": status,
-                "tags": {"items": list(tags), "fingerprint": _fingerprint()},
+                "tags": {"items": list(tags), "fingerprint": new_fingerprint()},
                 "labels": dict(labels or {}),
                 "networkInterfaces": [
                     {
@@ -670,7 +679,7 @@ class FakeCompute:
             resource: dict[str, Any] = {
                 "kind": "compute#address",
                 "id": c.new_id(),
-                "creationTimestamp": _now(),
+                "creationTimestamp": timestamp(),
                 "name": name,
                 "description": "",
                 "address": ip,
@@ -739,7 +748,7 @@ class FakeCompute:
                     members.remove(link)
                     group = c.store["instanceGroups"].get(group_rel)
                     if group is not None:
-                        group.update(size=len(members), fingerprint=_fingerprint())
+                        group.update(size=len(members), fingerprint=new_fingerprint())
 
     def members(self, zone: str, group: str) -> list[str]:
         """The instance selfLinks of an instance group."""

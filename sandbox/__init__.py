@@ -5,5 +5,6 @@ etcd + kube-apiserver the tests use (:mod:`ccm.envtest`), a fake cloud seeded li
 (moto as an AWS endpoint, :mod:`sandbox.aws`; or :mod:`fakegce` as the Compute Engine API,
 :mod:`sandbox.gce`), and ``ccm run --cloud-provider=aws|gce`` as a separate process, exactly as it runs
 in production. It lives outside the ``ccm`` package because it needs boto3, moto and fakegce, which the
-controller core must never import (import-linter contracts); ``ccm sandbox`` imports it only when called.
+controller core must never import (import-linter contracts): ``ccm`` finds the command through the
+``ccm.commands`` entry point (:mod:`sandbox.command`), and the rest is imported when it runs.
 """

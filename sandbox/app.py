@@ -39,9 +39,7 @@ POLL_SECONDS = 2.0
 ASSET_ENV = ("TEST_ASSET_ETCD", "TEST_ASSET_KUBE_APISERVER")
 FIRST_BUILD = "about 11 minutes on 2 cores, once per machine"
 # --cloud-provider → the module whose ``new(*, cluster, port)`` makes its Cloud. Imported by name when
-# chosen: a run needs one fake cloud, not both (moto takes a second to import), and ``ccm.cli`` (which
-# imports this module lazily for ``ccm sandbox``) must not reach fakegce by static imports, which the
-# import-linter contract "the controller never imports the fake GCE server" forbids.
+# chosen: a run needs one fake cloud, not both (moto takes a second to import).
 CLOUD_MODULES = {"aws": "sandbox.aws", "gce": "sandbox.gce", "gcp": "sandbox.gce"}
 ACCEPTED_PROVIDERS = "aws, gce (alias gcp)"
 

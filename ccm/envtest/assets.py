@@ -1,20 +1,17 @@
-"""Finding etcd and kube-apiserver the envtest way, and building them when they are missing.
+"""Finding etcd and kube-apiserver the envtest way; building them is ``hack/ensure-control-plane.sh``'s job.
 
 Order, per binary: ``TEST_ASSET_ETCD`` / ``TEST_ASSET_KUBE_APISERVER`` (full paths), then
 ``$KUBEBUILDER_ASSETS/<name>``, then ``.kubebins/bin`` in the checkout, then the per-user cache that
 ``hack/ensure-control-plane.sh`` fills, then the newest setup-envtest store, then
-``/usr/local/kubebuilder/bin``. Building is delegated to that script so there is one recipe.
+``/usr/local/kubebuilder/bin``. Whoever builds missing binaries (``ccm sandbox``) runs that script
+(:data:`BUILD_SCRIPT`), so there is one recipe.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-
-logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO_ROOT / "hack" / "ensure-control-plane.sh"
@@ -82,18 +79,3 @@ def _find(name: str) -> Path:
 def find_assets() -> Assets:
     """Locate both binaries without building anything; raise :class:`AssetsNotFound` with the fix."""
     return Assets(etcd=_find("etcd"), kube_apiserver=_find("kube-apiserver"))
-
-
-def ensure_assets() -> Assets:
-    """Locate both binaries, building them with ``hack/ensure-control-plane.sh`` when missing."""
-    try:
-        return find_assets()
-    except AssetsNotFound:
-        if not BUILD_SCRIPT.exists():
-            raise
-    logger.info("building etcd and kube-apiserver from the Go module proxy (once; this takes a while)")
-    result = subprocess.run(["bash", str(BUILD_SCRIPT)], check=False, capture_output=True, text=True)
-    if result.returncode != 0:
-        tail = "\n".join(result.stderr.strip().splitlines()[-5:])
-        raise AssetsNotFound(f"building the control plane failed:\n{tail}\n{HOW_TO_GET}")
-    return find_assets()

@@ -1599,13 +1599,6 @@ class Deployer:
             except Exception as exc:  # the next sweep tries again; the others still go now
                 logger.warning("could not delete orphaned %s yet: %s", item.arn, exc)
 
-    def forget(self, key: str) -> None:
-        self._stacks.pop(key, None)
-
-    def cached_spec_hash(self, key: str) -> str:
-        cache = self._stacks.get(key)
-        return cache.spec_hash if cache else ""
-
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
     for i in range(0, len(items), size):

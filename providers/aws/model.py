@@ -37,10 +37,6 @@ def cluster_tag(cluster_name: str) -> str:
     return f"kubernetes.io/cluster/{cluster_name}"
 
 
-def tags_dict(tags: Tags) -> dict[str, str]:
-    return dict(tags)
-
-
 def spec_hash(part: Any) -> str:
     """The short hash written as ``ccm-lb/spec-hash`` on one part (target group, security group)."""
     return _digest(asdict(part))

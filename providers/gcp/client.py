@@ -122,6 +122,19 @@ class GCEClients(CallCounter):
 
         return self._retry(once)()
 
+    def list_all(self, name: str, fn: Callable[..., Any], /, **kwargs: Any) -> list[Any]:
+        """Every item of a list call, page after page; each page is one counted request.
+
+        The first page is fetched by :meth:`call` (with its retries); the pager fetches the others.
+        """
+        pager = self.call(name, fn, **kwargs)
+        items: list[Any] = []
+        for page in pager.pages:
+            items.extend(page.items)
+            if page.next_page_token:
+                self._count(name)  # the pager is about to fetch the next page
+        return items
+
     def mutate(
         self, operation: str, fn: Callable[..., Any], request: Any, *, scope: str, location: str = ""
     ) -> Any:

@@ -683,14 +683,13 @@ class Deployer:
         )
 
     def _list_addresses(self, list_filter: str) -> list[Any]:
-        pager = self.c.call(
+        return self.c.list_all(
             "addresses.list",
             self.c.addresses.list,
             request=compute_v1.ListAddressesRequest(
                 project=self.project, region=self.region, filter=list_filter
             ),
         )
-        return list(pager)
 
     def _release_hold(self, name: str) -> None:
         """Delete our reservation (already read or made, so known to be ours); the IP stays the rule's."""
@@ -946,7 +945,7 @@ class Deployer:
 
     def list_forwarding_rules(self) -> list[Any]:
         """This cluster's and scope's forwarding rules: one list call per 500."""
-        pager = self.c.call(
+        rules = self.c.list_all(
             "forwardingRules.list",
             self.c.forwarding_rules.list,
             request=compute_v1.ListForwardingRulesRequest(
@@ -956,12 +955,7 @@ class Deployer:
                 filter=f'name eq "{builder.name_prefix(cluster_id=self.cid)}.*"',
             ),
         )
-        rules: list[Any] = []
-        for page in pager.pages:
-            rules.extend(r for r in page.items if self._owns_rule(r))
-            if page.next_page_token:
-                self.c._count("forwardingRules.list")  # the pager fetched another page
-        return rules
+        return [r for r in rules if self._owns_rule(r)]
 
     def drifted(
         self, *, stacks: Mapping[str, tuple[str, model.Stack]], live_uids: frozenset[str] | None

@@ -16,7 +16,7 @@ import pytest
 
 from ccm import flags
 from ccm.envtest.controlplane import ControlPlane
-from tests.cli.conftest import REPO, ccm_command
+from tests.support.ccm_run import REPO, ccm_command
 
 # -- parsing -----------------------------------------------------------------------------------------
 

@@ -14,16 +14,10 @@ import pytest
 from kubernetes import client
 
 from ccm.envtest.controlplane import ControlPlane
-from tests import kube
-from tests.cli.conftest import (
-    FAST_ELECTION,
-    CcmProcess,
-    StartCcm,
-    TcpProxy,
-    lb_hostname,
-    lease_holder,
-    write_cloud_config,
-)
+from tests.support import kube
+from tests.support.ccm_run import FAST_ELECTION, CcmProcess, StartCcm, lease_holder, write_fake_cloud_config
+from tests.support.kube import lb_hostname
+from tests.support.tcp_proxy import TcpProxy
 
 TAKEOVER_BOUND = 30.0
 
@@ -37,7 +31,7 @@ def candidate(
     election: tuple[str, ...] = FAST_ELECTION,
     kubeconfig: Path | None = None,
 ) -> CcmProcess:
-    config = write_cloud_config(tmp_path / f"{suffix}.conf", suffix)
+    config = write_fake_cloud_config(tmp_path / f"{suffix}.conf", suffix)
     return ccm(
         *election,
         f"--leader-elect-resource-namespace={namespace}",

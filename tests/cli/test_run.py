@@ -7,8 +7,9 @@ from typing import Any
 
 from kubernetes import client
 
-from tests import kube
-from tests.cli.conftest import StartCcm, lb_hostname
+from tests.support import kube
+from tests.support.ccm_run import StartCcm
+from tests.support.kube import lb_hostname
 
 GO_STYLE_FLAGS = (
     "--leader-elect=false",

@@ -16,9 +16,8 @@ from kubernetes import client
 from ccm.controllers.service import ServiceController
 from ccm.k8s.events import EventRecorder
 from providers.fake import FakeCloud
-from tests import kube
-
-ControllerFactory = Callable[..., ServiceController]
+from tests.support import kube
+from tests.support.controller import ControllerFactory
 
 
 @pytest.fixture

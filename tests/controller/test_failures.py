@@ -11,8 +11,8 @@ from kubernetes import client
 from ccm.cloudprovider import InvalidSpec
 from ccm.controllers.service import ServiceController
 from providers.fake import FakeCloud
-from tests import kube
-from tests.controller.conftest import ControllerFactory
+from tests.support import kube
+from tests.support.controller import ControllerFactory
 
 
 def _max_calls(window: float, base: float, cap: float) -> int:

@@ -16,8 +16,8 @@ from ccm.cloudprovider import LoadBalancerRequest, ServicePort
 from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER, cleanup_finalizer
 from ccm.controllers.service import ServiceController
 from providers.fake import FakeCloud, FakeLoadBalancer
-from tests import kube
-from tests.controller.conftest import ControllerFactory
+from tests.support import kube
+from tests.support.controller import ControllerFactory
 
 SECOND = "example.com/second"
 SECOND_FINALIZER = cleanup_finalizer(load_balancer_class=SECOND)

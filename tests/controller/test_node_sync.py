@@ -8,7 +8,7 @@ from kubernetes import client
 
 from ccm.controllers.service import ServiceController
 from providers.fake import FakeCloud
-from tests import kube
+from tests.support import kube
 
 NodeFactory = Callable[..., str]
 

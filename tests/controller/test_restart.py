@@ -13,8 +13,8 @@ from kubernetes import client
 
 from ccm.k8s.checkpoint import Checkpoint, node_set_digest
 from providers.fake import FakeCloud
-from tests import kube
-from tests.controller.conftest import ControllerFactory
+from tests.support import kube
+from tests.support.controller import ControllerFactory
 
 
 def _settle(kube_api: client.ApiClient, namespace: str, make_controller: ControllerFactory) -> Checkpoint:

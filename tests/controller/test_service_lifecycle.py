@@ -12,8 +12,8 @@ from ccm.cloudprovider import LoadBalancerRequest, LoadBalancerStatus, ProviderE
 from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER
 from ccm.controllers.service import ServiceController
 from providers.fake import FakeCloud
-from tests import kube
-from tests.controller.conftest import ControllerFactory
+from tests.support import kube
+from tests.support.controller import ControllerFactory
 
 
 def _hostname(kube_api: client.ApiClient, namespace: str, name: str) -> str:

@@ -11,8 +11,8 @@ from ccm.envtest.assets import find_assets
 from ccm.envtest.controlplane import ControlPlane
 from ccm.k8s.events import EventRecorder
 from providers.fake import FakeCloud
-from tests import kube
 from tests.plugins.controlplane import api_client_for
+from tests.support import kube
 
 
 def test_a_broken_watch_resumes_and_misses_nothing(

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from kubernetes import client
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "ccm-lb"
@@ -85,3 +87,18 @@ def flag(args: Sequence[str], name: str) -> str | None:
     """The value of the last ``--name=value`` in ``args`` (None when absent), as argparse reads it."""
     values = [a.split("=", 1)[1] for a in args if a.startswith(f"--{name}=")]
     return values[-1] if values else None
+
+
+@dataclass(frozen=True)
+class Release:
+    """The chart as applied to the apiserver, and the identity of its ServiceAccount."""
+
+    name: str
+    namespace: str
+    docs: list[Doc]
+    manifest: Path
+    apply_output: str
+    service_account: str
+    lease: str
+    kubeconfig: Path  # the ServiceAccount's token, nothing else
+    api: client.ApiClient  # the same identity

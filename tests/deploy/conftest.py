@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,14 +18,14 @@ import yaml
 from kubernetes import client
 
 from ccm.envtest.controlplane import ControlPlane
-from tests import kube
 from tests.deploy import chart
-from tests.e2e import test_aws_lifecycle
+from tests.deploy.chart import Release
+from tests.iam.aws_policy import aws_iam_fixture, aws_network_fixture
 from tests.plugins.controlplane import api_client_for
-from tests.providers.aws.conftest import CLUSTER
+from tests.support import kube
+from tests.support.aws import CLUSTER
 
-# The end-to-end test drives the real controller the way tests/e2e does: the same fixture.
-run_ccm = test_aws_lifecycle.run_ccm
+__all__ = ["aws_iam_fixture", "aws_network_fixture"]  # IAM enforced in moto, for the end-to-end test
 
 # The chart's values for the AWS tests: moto's region in the cloud config (so a ConfigMap is rendered,
 # applied and, in the end-to-end test, read by the controller), and the cluster name moto is seeded with.
@@ -45,21 +44,6 @@ def helm(tool: Callable[[str], Path]) -> Path:
 @pytest.fixture(scope="session")
 def kubectl(tool: Callable[[str], Path]) -> Path:
     return tool("kubectl")
-
-
-@dataclass(frozen=True)
-class Release:
-    """The chart as applied to the apiserver, and the identity of its ServiceAccount."""
-
-    name: str
-    namespace: str
-    docs: list[chart.Doc]
-    manifest: Path
-    apply_output: str
-    service_account: str
-    lease: str
-    kubeconfig: Path  # the ServiceAccount's token, nothing else
-    api: client.ApiClient  # the same identity
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.checkov import run_checkov
 from tests.deploy import chart
 from tests.deploy.chart import CHART, MANIFESTS, REPO
+from tests.support.checkov import run_checkov
 
 CONFIG = REPO / "deploy" / ".checkov.yaml"
 

@@ -14,8 +14,6 @@ as a 403 or a denied call here.
 from __future__ import annotations
 
 import socket
-import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,20 +23,17 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from ccm.envtest.controlplane import ControlPlane, free_port
-from tests import kube
-from tests.cli.conftest import https_get
 from tests.deploy import chart
-from tests.deploy.conftest import Release
-from tests.e2e.test_aws_lifecycle import _node, _targets_of
+from tests.deploy.chart import Release
 from tests.iam.aws_enforcement import Enforcement, credentials_env
-from tests.iam.aws_policy import (  # noqa: F401 - fixtures
-    aws_iam_fixture,
-    aws_network_fixture,
+from tests.iam.aws_policy import (
     irsa_env,
     irsa_role,
     policy_document,
 )
-from tests.providers.aws.conftest import Network, service_resources
+from tests.support import kube
+from tests.support.aws import Network, ccm_flags, register_node, service_resources, targets_of
+from tests.support.ccm_run import CcmProcesses
 
 FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 
@@ -96,13 +91,13 @@ def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_servic
     control_plane: ControlPlane,
     aws_iam: Enforcement,
     aws_network: Network,
-    run_ccm: Callable[..., subprocess.Popen[bytes]],
+    ccm_run: CcmProcesses,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ns = release.namespace
     network = aws_network
-    nodes = [_node(kube_api, instance) for instance in network.instances[:2]]
+    nodes = [register_node(kube_api, instance) for instance in network.instances[:2]]
     try:
         args = controller_args(release, tmp_path)
         assert chart.flag(args, "leader-elect") == "true"
@@ -112,7 +107,7 @@ def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_servic
             release=release, kube_api=kube_api, control_plane=control_plane, tmp_path=tmp_path
         )
         with credentials_env(monkeypatch, irsa):  # the process's environment only; the test stays root
-            proc = run_ccm(*args, f"--secure-port={port}")
+            process = ccm_run.start(*ccm_flags(control_plane), *args, f"--secure-port={port}", port=port)
 
         # Leader on the chart's Lease, in the release namespace: the Role allowed create and update.
         held = kube.eventually(
@@ -124,9 +119,9 @@ def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_servic
 
         # The probes the chart points the kubelet at answer on the secure port.
         def probe(path: str) -> bool:
-            assert proc.poll() is None, f"ccm exited with {proc.returncode}"
+            process.assert_running()
             try:
-                return https_get(port, path)[0] == 200
+                return process.get(path)[0] == 200
             except OSError:
                 return False
 
@@ -143,16 +138,16 @@ def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_servic
         assert [lb["DNSName"] for lb in lbs] == [points[0]["hostname"]]
         service = kube.get_service(kube_api, ns, "web")
         assert FINALIZER in service["metadata"]["finalizers"]
-        assert sorted(_targets_of(80)) == sorted(iid for iid, _ in network.instances[:2])
+        assert sorted(targets_of(80)) == sorted(iid for iid, _ in network.instances[:2])
         kube.eventually(
             lambda: "EnsuredLoadBalancer" in kube.reasons(kube_api, ns, "web"),
             message="an EnsuredLoadBalancer event",
         )
 
         # A node change: the third instance becomes a target.
-        nodes.append(_node(kube_api, network.instances[2]))
+        nodes.append(register_node(kube_api, network.instances[2]))
         everyone = sorted(iid for iid, _ in network.instances)
-        kube.eventually(lambda: _targets_of(80) == everyone, timeout=60, message="the new node as a target")
+        kube.eventually(lambda: targets_of(80) == everyone, timeout=60, message="the new node as a target")
 
         # Delete: the finalizer is removed once the load balancer is gone; nothing is left in AWS.
         kube.delete_service(kube_api, ns, "web")
@@ -163,8 +158,8 @@ def test_the_controller_with_the_charts_args_identity_and_iam_role_runs_a_servic
         assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
 
         assert (lease(kube_api, release) or {})["spec"]["holderIdentity"] == held
-        assert proc.poll() is None
-        log = (tmp_path / "ccm-0.log").read_text(errors="replace")
+        process.assert_running()
+        log = process.log()
         assert "forbidden" not in log.lower(), "the controller was refused something:\n" + log[-5000:]
     finally:
         for name in nodes:

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests import kube
-from tests.deploy.conftest import Release
+from tests.deploy.chart import Release
+from tests.support import kube
 
 LEASES = "/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
 MERGE = "application/merge-patch+json"

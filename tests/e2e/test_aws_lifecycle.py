@@ -5,12 +5,6 @@ A Service's whole life, with the AWS state checked after each step, and nothing 
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -18,8 +12,19 @@ import pytest
 from kubernetes import client
 
 from ccm.envtest.controlplane import ControlPlane
-from tests import kube
-from tests.providers.aws.conftest import CLUSTER, Network, add_instance, seed_network, service_resources
+from tests.support import kube
+from tests.support.aws import (
+    Network,
+    add_instance,
+    ccm_flags,
+    listeners,
+    load_balancer,
+    register_node,
+    seed_network,
+    service_resources,
+    targets_of,
+)
+from tests.support.ccm_run import CcmProcesses
 
 
 @pytest.fixture
@@ -27,76 +32,8 @@ def network(aws: str) -> Network:
     return seed_network()
 
 
-@pytest.fixture
-def run_ccm(
-    control_plane: ControlPlane, aws: str, tmp_path: Path
-) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(*extra: str) -> subprocess.Popen[bytes]:
-        log = open(tmp_path / f"ccm-{len(procs)}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccm.cli",
-                "run",
-                "--cloud-provider=aws",
-                f"--kubeconfig={control_plane.kubeconfig}",
-                f"--cluster-name={CLUSTER}",
-                "--leader-elect=false",
-                "--secure-port=0",
-                "--concurrent-service-syncs=2",
-                "--v=2",
-                *extra,
-            ],
-            env=dict(os.environ),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for path in sorted(tmp_path.glob("ccm-*.log")):
-        sys.stderr.write(
-            f"--- {path.name} (last lines)\n" + "\n".join(path.read_text().splitlines()[-30:]) + "\n"
-        )
-
-
-def _lb() -> dict[str, Any] | None:
-    lbs = boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]
-    return lbs[0] if len(lbs) == 1 else None
-
-
-def _listeners() -> dict[int, dict[str, Any]]:
-    lb = _lb()
-    if lb is None:
-        return {}
-    return {
-        int(x["Port"]): x
-        for x in boto3.client("elbv2").describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
-    }
-
-
-def _targets_of(port: int) -> list[str]:
-    listener = _listeners().get(port)
-    if listener is None:
-        return []
-    tg = listener["DefaultActions"][0]["TargetGroupArn"]
-    health = boto3.client("elbv2").describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
-    return sorted(h["Target"]["Id"] for h in health)
-
-
 def _health_check_of(port: int) -> dict[str, Any]:
-    tg_arn = _listeners()[port]["DefaultActions"][0]["TargetGroupArn"]
+    tg_arn = listeners()[port]["DefaultActions"][0]["TargetGroupArn"]
     result: dict[str, Any] = boto3.client("elbv2").describe_target_groups(TargetGroupArns=[tg_arn])[
         "TargetGroups"
     ][0]
@@ -104,7 +41,7 @@ def _health_check_of(port: int) -> dict[str, Any]:
 
 
 def _frontend_cidrs() -> set[str]:
-    lb = _lb()
+    lb = load_balancer()
     assert lb is not None
     cidrs: set[str] = set()
     for group in boto3.client("ec2").describe_security_groups(GroupIds=lb["SecurityGroups"])[
@@ -117,22 +54,16 @@ def _frontend_cidrs() -> set[str]:
     return cidrs
 
 
-def _node(kube_api: client.ApiClient, instance: tuple[str, str]) -> str:
-    iid, az = instance
-    name = f"ip-{iid}"
-    kube.create_node(kube_api, name, provider_id=f"aws:///{az}/{iid}", zone=az)
-    return name
-
-
 def test_service_lifecycle_with_ccm_run_on_moto(
     kube_api: client.ApiClient,
     namespace: str,
     network: Network,
-    run_ccm: Callable[..., Any],
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
 ) -> None:
-    nodes = [_node(kube_api, inst) for inst in network.instances]
+    nodes = [register_node(kube_api, inst) for inst in network.instances]
     try:
-        run_ccm()
+        ccm_run.start(*ccm_flags(control_plane))
         instances = sorted(i for i, _ in network.instances)
         kube.create_service(
             kube_api,
@@ -150,22 +81,22 @@ def test_service_lifecycle_with_ccm_run_on_moto(
             timeout=60,
             message="an address from the AWS provider",
         )
-        lb = _lb()
+        lb = load_balancer()
         assert lb is not None and points[0]["hostname"] == lb["DNSName"]
-        assert sorted(_listeners()) == [80, 443]
-        assert _targets_of(80) == instances and _targets_of(443) == instances
+        assert sorted(listeners()) == [80, 443]
+        assert targets_of(80) == instances and targets_of(443) == instances
 
         # 2. scale the nodes up and down: only targets change
         added = add_instance(network)
-        nodes.append(_node(kube_api, added))
+        nodes.append(register_node(kube_api, added))
         kube.eventually(
-            lambda: _targets_of(80) == sorted([*instances, added[0]]),
+            lambda: targets_of(80) == sorted([*instances, added[0]]),
             timeout=60,
             message="the new node as a target",
         )
         kube.delete_node(kube_api, nodes.pop(0))
         remaining = sorted(i for i, _ in network.instances[1:])
-        kube.eventually(lambda: _targets_of(443) == remaining, timeout=60, message="the removed node gone")
+        kube.eventually(lambda: targets_of(443) == remaining, timeout=60, message="the removed node gone")
 
         # 3. change the ports: 443 → 8443
         kube.patch_service(
@@ -182,7 +113,7 @@ def test_service_lifecycle_with_ccm_run_on_moto(
             },
         )
         kube.eventually(
-            lambda: sorted(_listeners()) == [80, 8443], timeout=60, message="listeners 80 and 8443"
+            lambda: sorted(listeners()) == [80, 8443], timeout=60, message="listeners 80 and 8443"
         )
         kube.eventually(
             lambda: len(boto3.client("elbv2").describe_target_groups()["TargetGroups"]) == 2,

@@ -10,16 +10,15 @@ from __future__ import annotations
 import math
 import re
 import uuid
-from pathlib import Path
 
 import boto3
 import pytest
 from kubernetes import client
 
-from ccm.envtest.controlplane import ControlPlane
-from tests import kube
-from tests.cli.conftest import CcmProcess, start_ccm
-from tests.providers.aws.conftest import CLUSTER, Network, add_instance, seed_network
+from ccm.envtest.controlplane import ControlPlane, free_port
+from tests.support import kube
+from tests.support.aws import CLUSTER, Network, add_instance, seed_network
+from tests.support.ccm_run import CcmProcess, CcmProcesses, fake_flags
 
 SERVICES = ("web", "api", "db")
 WRITE = re.compile(r"^(Create|Delete|Modify|Register|Deregister|Add|Remove|Authorize|Revoke|Set)")
@@ -88,7 +87,7 @@ def test_a_new_leader_on_an_unchanged_cluster_makes_a_handful_of_reads_and_no_wr
     kube_api: client.ApiClient,
     namespace: str,
     network: Network,
-    tmp_path: Path,
+    ccm_run: CcmProcesses,
 ) -> None:
     flags = (
         "--cloud-provider=aws",
@@ -100,10 +99,13 @@ def test_a_new_leader_on_an_unchanged_cluster_makes_a_handful_of_reads_and_no_wr
         "--leader-elect-retry-period=1s",
     )
     nodes = [_node(kube_api, inst) for inst in network.instances]
-    processes: list[CcmProcess] = []
+
+    def start(name: str) -> CcmProcess:
+        port = free_port()
+        return ccm_run.start(*fake_flags(control_plane, port=port), *flags, name=name, port=port)
+
     try:
-        first = start_ccm(control_plane, tmp_path / "first.log", *flags)
-        processes.append(first)
+        first = start("first")
         for name in SERVICES:
             kube.create_service(kube_api, namespace, name)
         hostnames = {
@@ -117,8 +119,7 @@ def test_a_new_leader_on_an_unchanged_cluster_makes_a_handful_of_reads_and_no_wr
         kube.eventually(lambda: _steady(first), timeout=60, message="the first leader to settle")
         first.stop()  # SIGTERM: it releases the Lease
 
-        second = start_ccm(control_plane, tmp_path / "second.log", *flags)
-        processes.append(second)
+        second = start("second")
         kube.eventually(lambda: _steady(second), timeout=60, message="the new leader to settle")
         calls = _aws_calls(_metrics(second))
         assert sum(calls.values()) <= math.ceil(len(SERVICES) / 100) + 5, calls
@@ -135,9 +136,7 @@ def test_a_new_leader_on_an_unchanged_cluster_makes_a_handful_of_reads_and_no_wr
                 message=f"the node added after the restart behind {name}",
             )
     finally:
-        for process in processes:
-            process.stop()
-            process.dump()
+        ccm_run.stop_all()
         for name in SERVICES:
             kube.patch_service(kube_api, namespace, name, {"metadata": {"finalizers": None}})
             kube.delete_service(kube_api, namespace, name)

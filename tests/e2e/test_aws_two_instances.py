@@ -9,77 +9,27 @@ is left at the end.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from pathlib import Path
-
 import boto3
 import pytest
 from kubernetes import client
 
 from ccm.controllers.predicates import LOAD_BALANCER_CLEANUP_FINALIZER, cleanup_finalizer
 from ccm.envtest.controlplane import ControlPlane
-from tests import kube
-from tests.providers.aws.conftest import CLUSTER, Network, seed_network, service_resources
+from tests.support import kube
+from tests.support.aws import Network, ccm_flags, seed_network, service_resources
+from tests.support.ccm_run import CcmProcess, CcmProcesses
 
 SECOND = "example.com/second"
 INSTANCES = {"default": None, "second": SECOND}
 BROKEN = {"service.beta.kubernetes.io/aws-load-balancer-healthcheck-interval": "ten"}
 HTTP = {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}
 ALT = {"name": "alt", "port": 8080, "targetPort": 8080, "protocol": "TCP"}
+FAST_SWEEPS = ("--load-balancer-resync-period=1s", "--load-balancer-orphan-grace-period=1s")
 
 
 @pytest.fixture
 def network(aws: str) -> Network:
     return seed_network()
-
-
-@pytest.fixture
-def run_ccm(control_plane: ControlPlane, aws: str, tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, *extra: str) -> Path:
-        path = tmp_path / f"ccm-{name}.log"
-        log = open(path, "wb")  # noqa: SIM115 - closed with the process
-        procs.append(
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "ccm.cli",
-                    "run",
-                    "--cloud-provider=aws",
-                    f"--kubeconfig={control_plane.kubeconfig}",
-                    f"--cluster-name={CLUSTER}",
-                    "--leader-elect=false",
-                    "--secure-port=0",
-                    "--concurrent-service-syncs=2",
-                    "--load-balancer-resync-period=1s",
-                    "--load-balancer-orphan-grace-period=1s",
-                    "--v=2",
-                    *extra,
-                ],
-                env=dict(os.environ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        )
-        return path
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-    for path in sorted(tmp_path.glob("ccm-*.log")):
-        text = path.read_text()
-        sys.stderr.write(f"--- {path.name} (last lines)\n" + "\n".join(text.splitlines()[-30:]) + "\n")
 
 
 def arns_of(uid: str) -> set[str]:
@@ -99,15 +49,16 @@ def listener_ports(uid: str) -> list[int]:
     return sorted(x["Port"] for x in elbv2.describe_listeners(LoadBalancerArn=lbs[0])["Listeners"])
 
 
-def resyncs(log: Path) -> int:
-    return log.read_text().count("resync: ")
+def resyncs(process: CcmProcess) -> int:
+    return process.log().count("resync: ")
 
 
 def test_two_instances_keep_what_their_services_use_and_leave_nothing(
     kube_api: client.ApiClient,
     namespace: str,
     network: Network,
-    run_ccm: Callable[..., Path],
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
 ) -> None:
     nodes = []
     for iid, az in network.instances:
@@ -115,8 +66,10 @@ def test_two_instances_keep_what_their_services_use_and_leave_nothing(
         kube.create_node(kube_api, nodes[-1], provider_id=f"aws:///{az}/{iid}", zone=az)
     try:
         logs = {
-            "default": run_ccm("default"),
-            "second": run_ccm("second", f"--load-balancer-class={SECOND}"),
+            "default": ccm_run.start(*ccm_flags(control_plane), *FAST_SWEEPS, name="default"),
+            "second": ccm_run.start(
+                *ccm_flags(control_plane), *FAST_SWEEPS, f"--load-balancer-class={SECOND}", name="second"
+            ),
         }
         uids: dict[str, str] = {}
         for inst, cls in INSTANCES.items():

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,9 +10,9 @@ from kubernetes import client
 
 from ccm.envtest.controlplane import ControlPlane
 from fakegce import FakeCompute
-from tests import kube
-
-PROJECT, REGION, ZONES = "test-project", "us-central1", ("us-central1-a", "us-central1-b")
+from tests.support import kube
+from tests.support.ccm_run import CcmProcesses
+from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, ccm_flags, write_cloud_config
 
 
 @pytest.fixture
@@ -25,48 +22,9 @@ def gce() -> Iterator[FakeCompute]:
         fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
         for i in range(4):
             fake.seed_instance(
-                ZONES[i % 2], f"gke-node-{i}", tags=("k8s-node",), network="default", subnetwork="nodes"
+                ZONES[i % 2], f"gke-node-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
             )
         yield fake
-
-
-@pytest.fixture
-def ccm_gce(
-    control_plane: ControlPlane, gce: FakeCompute, tmp_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    conf = tmp_path / "gce.conf"
-    conf.write_text(
-        f"[global]\nproject-id = {PROJECT}\nregion = {REGION}\nnetwork-name = default\n"
-        f"subnetwork-name = nodes\nnode-tags = k8s-node\napi-endpoint = {gce.url}\ntoken-url = nil\n"
-    )
-    log = tmp_path / "ccm.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ccm.cli",
-                "run",
-                "--cloud-provider=gcp",
-                f"--cloud-config={conf}",
-                f"--kubeconfig={control_plane.kubeconfig}",
-                "--cluster-name=e2e",
-                "--leader-elect=false",
-                "--secure-port=0",
-                "--concurrent-service-syncs=2",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield proc
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        sys.stderr.write("--- ccm log (last lines)\n" + "\n".join(log.read_text().splitlines()[-30:]) + "\n")
 
 
 def _members(gce: FakeCompute) -> list[str]:
@@ -81,8 +39,11 @@ def test_service_lifecycle_with_ccm_run_on_the_fake_gce(
     kube_api: client.ApiClient,
     namespace: str,
     gce: FakeCompute,
-    ccm_gce: subprocess.Popen[bytes],
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
+    tmp_path: Path,
 ) -> None:
+    ccm_run.start(*ccm_flags(control_plane, write_cloud_config(tmp_path / "gce.conf", gce)))
     made: list[str] = []
 
     def node(i: int) -> None:

@@ -8,10 +8,7 @@ at the end (the shared instance groups and node health check go with the last lo
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +19,16 @@ from ccm.controllers.predicates import cleanup_finalizer
 from ccm.envtest.controlplane import ControlPlane
 from fakegce import FakeCompute
 from providers.gcp import model
-from tests import kube
+from tests.support import kube
+from tests.support.ccm_run import CcmProcess, CcmProcesses
+from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, ccm_flags, write_cloud_config
 
-PROJECT, REGION, ZONES = "test-project", "us-central1", ("us-central1-a", "us-central1-b")
 SECOND = "example.com/second"
 INSTANCES = {"default": None, "second": SECOND}
 BROKEN = {"networking.gke.io/load-balancer-type": "Interna"}
 HTTP = {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}
 ALT = {"name": "alt", "port": 8080, "targetPort": 8080, "protocol": "TCP"}
+FAST_SWEEPS = ("--load-balancer-resync-period=1s", "--load-balancer-orphan-grace-period=1s")
 KINDS = ("forwardingRules", "backendServices", "healthChecks", "firewalls", "instanceGroups")
 
 
@@ -40,58 +39,9 @@ def gce() -> Iterator[FakeCompute]:
         fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
         for i in range(2):
             fake.seed_instance(
-                ZONES[i % 2], f"gke-node-{i}", tags=("k8s-node",), network="default", subnetwork="nodes"
+                ZONES[i % 2], f"gke-node-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
             )
         yield fake
-
-
-@pytest.fixture
-def run_ccm(control_plane: ControlPlane, gce: FakeCompute, tmp_path: Path) -> Iterator[Callable[..., Path]]:
-    conf = tmp_path / "gce.conf"
-    conf.write_text(
-        f"[global]\nproject-id = {PROJECT}\nregion = {REGION}\nnetwork-name = default\n"
-        f"subnetwork-name = nodes\nnode-tags = k8s-node\napi-endpoint = {gce.url}\ntoken-url = nil\n"
-    )
-    procs: list[subprocess.Popen[bytes]] = []
-
-    def start(name: str, *extra: str) -> Path:
-        path = tmp_path / f"ccm-{name}.log"
-        with open(path, "wb") as out:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "ccm.cli",
-                        "run",
-                        "--cloud-provider=gcp",
-                        f"--cloud-config={conf}",
-                        f"--kubeconfig={control_plane.kubeconfig}",
-                        "--cluster-name=e2e",
-                        "--leader-elect=false",
-                        "--secure-port=0",
-                        "--concurrent-service-syncs=2",
-                        "--load-balancer-resync-period=1s",
-                        "--load-balancer-orphan-grace-period=1s",
-                        "--v=2",
-                        *extra,
-                    ],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        return path
-
-    yield start
-    for proc in procs:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    for path in sorted(tmp_path.glob("ccm-*.log")):
-        text = path.read_text()
-        sys.stderr.write(f"--- {path.name} (last lines)\n" + "\n".join(text.splitlines()[-30:]) + "\n")
 
 
 def _uid_of(resource: dict[str, Any]) -> str:
@@ -119,16 +69,19 @@ def identity(rule: dict[str, Any] | None) -> tuple[str, str] | None:
     return None if rule is None else (str(rule["id"]), str(rule["IPAddress"]))
 
 
-def resyncs(log: Path) -> int:
-    return log.read_text().count("resync: ")
+def resyncs(process: CcmProcess) -> int:
+    return process.log().count("resync: ")
 
 
 def test_two_instances_keep_what_their_services_use_and_leave_nothing(
     kube_api: client.ApiClient,
     namespace: str,
     gce: FakeCompute,
-    run_ccm: Callable[..., Path],
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
+    tmp_path: Path,
 ) -> None:
+    flags = (*ccm_flags(control_plane, write_cloud_config(tmp_path / "gce.conf", gce)), *FAST_SWEEPS)
     nodes = []
     for i in range(2):
         nodes.append(f"gke-node-{i}")
@@ -137,8 +90,8 @@ def test_two_instances_keep_what_their_services_use_and_leave_nothing(
         )
     try:
         logs = {
-            "default": run_ccm("default"),
-            "second": run_ccm("second", f"--load-balancer-class={SECOND}"),
+            "default": ccm_run.start(*flags, name="default"),
+            "second": ccm_run.start(*flags, f"--load-balancer-class={SECOND}", name="second"),
         }
         uids: dict[str, str] = {}
         for inst, cls in INSTANCES.items():

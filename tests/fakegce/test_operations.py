@@ -12,8 +12,7 @@ from google.cloud import compute_v1
 
 from fakegce import CONDITIONAL_PERMISSIONS, PERMISSIONS, FakeCompute
 from fakegce.compute import Compute
-from tests.fakegce.conftest import PROJECT, REGION, ZONE, Gce
-from tests.fakegce.test_resources import external_rule, firewall, internal_rule
+from tests.support.fakegce import PROJECT, REGION, ZONE, Gce, external_rule, firewall, internal_rule
 
 DONE = compute_v1.Operation.Status.DONE
 RUNNING = compute_v1.Operation.Status.RUNNING

@@ -13,9 +13,17 @@ from google.api_core import exceptions
 from google.cloud import compute_v1
 
 from fakegce import FakeCompute
-from tests.fakegce.conftest import HC_RANGES, PROJECT, REGION, ZONE, Gce
-
-GOOGLE = "https://www.googleapis.com/compute/v1/projects/test-project/"
+from tests.support.fakegce import (
+    GOOGLE,
+    HC_RANGES,
+    PROJECT,
+    REGION,
+    ZONE,
+    Gce,
+    external_rule,
+    firewall,
+    internal_rule,
+)
 
 
 def raw(fake: FakeCompute, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -34,32 +42,6 @@ def raw(fake: FakeCompute, method: str, path: str, body: Any = None) -> tuple[in
 
 def reason(error: exceptions.GoogleAPICallError) -> str:
     return str(error.errors[0]["reason"])
-
-
-def internal_rule(name: str = "ilb", **kwargs: Any) -> compute_v1.ForwardingRule:
-    values: dict[str, Any] = {
-        "name": name,
-        "load_balancing_scheme": "INTERNAL",
-        "I_p_protocol": "TCP",
-        "ports": ["80", "443"],
-        "backend_service": f"regions/{REGION}/backendServices/ilb",
-        "subnetwork": f"regions/{REGION}/subnetworks/default",
-    }
-    values.update(kwargs)
-    return compute_v1.ForwardingRule(**values)
-
-
-def external_rule(name: str = "lb", **kwargs: Any) -> compute_v1.ForwardingRule:
-    values: dict[str, Any] = {
-        "name": name,
-        "load_balancing_scheme": "EXTERNAL",
-        "I_p_protocol": "TCP",
-        "port_range": "80-443",
-        "backend_service": f"{GOOGLE}regions/{REGION}/backendServices/lb",
-        "network_tier": "PREMIUM",
-    }
-    values.update(kwargs)
-    return compute_v1.ForwardingRule(**values)
 
 
 # --- health checks ---------------------------------------------------------------------------------
@@ -137,19 +119,6 @@ def test_a_health_check_timeout_longer_than_its_interval_is_rejected(gce: Gce) -
 
 
 # --- firewalls -------------------------------------------------------------------------------------
-
-
-def firewall(name: str = "k8s-fw-lb", **kwargs: Any) -> compute_v1.Firewall:
-    values: dict[str, Any] = {
-        "name": name,
-        "network": "global/networks/default",
-        "allowed": [compute_v1.Allowed(I_p_protocol="tcp", ports=["80", "443"])],
-        "source_ranges": ["0.0.0.0/0"],
-        "target_tags": ["gke-cluster-node"],
-        "description": '{"kubernetes.io/service-name":"default/web"}',
-    }
-    values.update(kwargs)
-    return compute_v1.Firewall(**values)
 
 
 def test_a_firewall_is_created_read_listed_patched_updated_and_deleted(gce: Gce) -> None:

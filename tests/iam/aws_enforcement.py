@@ -21,12 +21,15 @@ can be replaced for a test's duration:
   (:func:`~tests.iam.aws_iam.service_linked_role_check`), and makes that role when allowed.
 
 Every call of an enforced principal is recorded (:attr:`Enforcement.calls`), so tests can say
-which actions the controller used and that none was denied.
+which actions the controller used and that none was denied. All of this patches moto's internals:
+:mod:`tests.iam.moto_internals` imports and checks them first, and pyproject.toml pins the moto they
+are tested with.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import threading
 from collections.abc import Iterator, Mapping
@@ -35,15 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from moto import settings as moto_settings
-from moto.core.authorization import ActionAuthenticatorMixin
-from moto.core.exceptions import JsonRESTError, _RESTError
-from moto.ec2.models import ec2_backends
-from moto.elbv2 import models as elbv2_models
-from moto.elbv2 import utils as elbv2_utils
-from moto.elbv2.models import elbv2_backends
-from moto.iam.access_control import IAMRequestBase
-from moto.iam.models import Policy, iam_backends
 
 from tests.iam.aws_iam import (
     ELB_SERVICE,
@@ -55,6 +49,20 @@ from tests.iam.aws_iam import (
     authorization_requests,
     evaluate,
     service_linked_role_check,
+)
+from tests.iam.moto_internals import (
+    ActionAuthenticatorMixin,
+    IAMRequestBase,
+    JsonRESTError,
+    Policy,
+    _RESTError,
+    ec2_backends,
+    elbv2_backends,
+    elbv2_models,
+    elbv2_utils,
+    iam_backends,
+    moto_settings,
+    require,
 )
 
 PARTITION = "aws"
@@ -156,11 +164,13 @@ class Enforcement:
     # -- installing ---------------------------------------------------------------------------------
 
     def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        require()  # a moto whose internals moved fails here, saying what moved
         monkeypatch.setattr(moto_settings, "INITIAL_NO_AUTH_ACTION_COUNT", 0)
         monkeypatch.setattr(ActionAuthenticatorMixin, "request_count", 0)
         original = ActionAuthenticatorMixin._authenticate_and_authorize_action
         enforcement = self
 
+        @functools.wraps(original)  # keeps moto's signature, which require() checks
         def authenticate_and_authorize(response: Any, iam_request_cls: type, resource: str = "*") -> None:
             authorization = response.headers.get("Authorization", "")
             if not authorization:
@@ -175,6 +185,7 @@ class Enforcement:
                 return  # the account's root credentials: identity policies do not apply
             original(response, iam_request_cls, resource)
 
+        @functools.wraps(IAMRequestBase.check_action_permitted)
         def check_action_permitted(request: Any, resource: str) -> None:
             del resource  # moto always says "*": the evaluator works the resources out itself
             enforcement.check(request)
@@ -293,16 +304,19 @@ def network_load_balancer_arns(monkeypatch: pytest.MonkeyPatch) -> None:
     A policy scoped to ``loadbalancer/net/*/*`` can only be tested with AWS's ARNs, so NLBs get them
     (their listeners follow: moto derives listener ARNs from the load balancer's).
     """
+    require()
     kinds = {"network": "net", "gateway": "gwy"}
     local = threading.local()
     make_arn = elbv2_utils.make_arn_for_load_balancer
     create = elbv2_models.ELBv2Backend.create_load_balancer
 
+    @functools.wraps(make_arn)
     def make_arn_for_load_balancer(**kwargs: Any) -> str:
         arn: str = make_arn(**kwargs)
         kind = kinds.get(getattr(local, "type", None) or "", "app")
         return arn.replace(":loadbalancer/app/", f":loadbalancer/{kind}/", 1)
 
+    @functools.wraps(create)
     def create_load_balancer(backend: Any, *args: Any, **kwargs: Any) -> Any:
         local.type = kwargs.get("loadbalancer_type")
         try:

@@ -30,7 +30,7 @@ import boto3
 from ccm.cloudprovider import LoadBalancerRequest, ServicePort
 from providers.aws import annotations as ann
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import CLUSTER, Network, add_instance, service_resources
+from tests.support.aws import CLUSTER, Network, add_instance, service_resources
 
 ANNOTATIONS = {
     ann.ADDITIONAL_RESOURCE_TAGS: "team=web,cost-center=42",

@@ -27,7 +27,7 @@ from providers.aws.provider import AWSProvider
 from tests.iam.aws_enforcement import PARTITION, Enforcement, credentials_env, network_load_balancer_arns
 from tests.plugins.moto_server import REGION
 from tests.providers.aws.aws_behaviour import AWSBehaviour
-from tests.providers.aws.conftest import CLUSTER, CLUSTER_TAG, Network, seed_network
+from tests.support.aws import CLUSTER, CLUSTER_TAG, Network, seed_network
 
 TERRAFORM = Path(__file__).resolve().parents[2] / "terraform" / "aws"
 ROLE_NAME = "ccm-lb"

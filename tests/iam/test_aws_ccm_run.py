@@ -3,31 +3,37 @@
 As deployed on EKS: no access key in the environment, only ``AWS_ROLE_ARN`` and
 ``AWS_WEB_IDENTITY_TOKEN_FILE`` (what the pod identity webhook sets), so boto3 exchanges the
 ServiceAccount token for a session of the role that ``terraform/aws`` makes (its trust policy and its
-policy, rendered from the module's templates). The process is started the way tests/e2e starts it.
+policy, rendered from the module's templates). The process is started the way tests/e2e starts it
+(:mod:`tests.support.ccm_run`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes import client
 
-from tests import kube
-from tests.e2e.test_aws_lifecycle import _lb, _node, _targets_of, run_ccm  # noqa: F401 - run_ccm is a fixture
+from ccm.envtest.controlplane import ControlPlane
 from tests.iam.aws_enforcement import Enforcement, credentials_env
-from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+from tests.iam.aws_policy import (
     ROLE_NAME,
-    aws_iam_fixture,
-    aws_network_fixture,
     irsa_env,
     irsa_role,
     oidc_token,
     policy_document,
 )
-from tests.providers.aws.conftest import Network, add_instance, service_resources
+from tests.support import kube
+from tests.support.aws import (
+    Network,
+    add_instance,
+    ccm_flags,
+    load_balancer,
+    register_node,
+    service_resources,
+    targets_of,
+)
+from tests.support.ccm_run import CcmProcesses
 
 SERVICE_ACCOUNT = f"system:serviceaccount:kube-system:{ROLE_NAME}"
 
@@ -37,18 +43,19 @@ def test_ccm_run_takes_a_service_from_creation_to_deletion_with_irsa_and_only_th
     aws_network: Network,
     kube_api: client.ApiClient,
     namespace: str,
-    run_ccm: Callable[..., Any],  # noqa: F811 - the fixture imported above
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     role_arn = irsa_role(policy_document())
     token = tmp_path / "token"
     token.write_text(oidc_token(sub=SERVICE_ACCOUNT))
-    nodes = [_node(kube_api, instance) for instance in aws_network.instances]
+    nodes = [register_node(kube_api, instance) for instance in aws_network.instances]
     try:
         # the process's environment only; the test stays root
         with credentials_env(monkeypatch, irsa_env(role_arn=role_arn, token_file=token)):
-            run_ccm()
+            ccm_run.start(*ccm_flags(control_plane))
         ports = [
             {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
             {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"},
@@ -61,26 +68,26 @@ def test_ccm_run_takes_a_service_from_creation_to_deletion_with_irsa_and_only_th
             timeout=60,
             message="an address from the AWS provider",
         )
-        lb = _lb()
+        lb = load_balancer()
         assert lb is not None and points[0]["hostname"] == lb["DNSName"]
         instances = sorted(i for i, _ in aws_network.instances)
-        assert _targets_of(80) == _targets_of(443) == instances
+        assert targets_of(80) == targets_of(443) == instances
 
         # a node added, then one removed
         added = add_instance(aws_network)
-        nodes.append(_node(kube_api, added))
+        nodes.append(register_node(kube_api, added))
         kube.eventually(
-            lambda: _targets_of(443) == sorted([*instances, added[0]]), timeout=60, message="the new node"
+            lambda: targets_of(443) == sorted([*instances, added[0]]), timeout=60, message="the new node"
         )
         kube.delete_node(kube_api, nodes.pop(0))
         remaining = sorted(i for i, _ in aws_network.instances[1:])
-        kube.eventually(lambda: _targets_of(80) == remaining, timeout=60, message="the removed node gone")
+        kube.eventually(lambda: targets_of(80) == remaining, timeout=60, message="the removed node gone")
 
         # deleted: nothing of the Service is left
         kube.delete_service(kube_api, namespace, "web")
         kube.eventually(lambda: kube.get_service(kube_api, namespace, "web") is None, timeout=60)
         assert service_resources() == []
-        assert _lb() is None
+        assert load_balancer() is None
     finally:
         for name in nodes:
             kube.delete_node(kube_api, name)

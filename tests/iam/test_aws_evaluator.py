@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from providers.aws.client import error_code
 from tests.iam.aws_enforcement import Enforcement
 from tests.iam.aws_iam import Check, UnknownAction, UnsupportedPolicy, authorization_requests, evaluate
-from tests.iam.aws_policy import aws_iam_fixture, controller_role, restricted_client, role_session  # noqa: F401
+from tests.iam.aws_policy import controller_role, restricted_client, role_session
 
 SG = "arn:aws:ec2:us-east-1:123456789012:security-group/sg-1"
 LB = "arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/net/web/1"

@@ -18,9 +18,8 @@ from botocore.exceptions import ClientError
 
 from providers.aws.client import error_code
 from tests.iam.aws_enforcement import Enforcement
-from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+from tests.iam.aws_policy import (
     ROLE_NAME,
-    aws_iam_fixture,
     irsa_role,
     oidc_token,
     policy_document,

@@ -15,14 +15,12 @@ from providers.aws.deployer import NodeSecurityGroupDenied
 from tests.iam import aws_lifecycle as lifecycle
 from tests.iam.aws_enforcement import Enforcement
 from tests.iam.aws_iam import action_matches, actions_of
-from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+from tests.iam.aws_policy import (
     RestrictedProviders,
-    aws_iam_fixture,
-    aws_network_fixture,
     policy_document,
     sids,
 )
-from tests.providers.aws.conftest import Network
+from tests.support.aws import Network
 
 
 def test_the_whole_lifecycle_passes_with_exactly_the_shipped_policy_and_no_call_is_denied(

@@ -17,16 +17,14 @@ from providers.aws.client import error_code
 from providers.aws.deployer import NodeSecurityGroupDenied
 from tests.iam.aws_enforcement import Enforcement
 from tests.iam.aws_lifecycle import request
-from tests.iam.aws_policy import (  # noqa: F401 - fixtures
+from tests.iam.aws_policy import (
     RestrictedProviders,
-    aws_iam_fixture,
-    aws_network_fixture,
     controller_role,
     policy_document,
     restricted_client,
     role_session,
 )
-from tests.providers.aws.conftest import CLUSTER_TAG, Network
+from tests.support.aws import CLUSTER_TAG, Network
 
 OTHER_TAG = "kubernetes.io/cluster/other"
 

@@ -24,7 +24,7 @@ import pytest
 
 from ccm.cloudprovider import LoadBalancerRequest, ServicePort
 from fakegce import CONDITIONAL_PERMISSIONS, PERMISSIONS, FakeCompute
-from tests.providers.gcp.conftest import NODE_TAG, PROJECT, REGION, ZONES, lb_resources, new_provider, nodes
+from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, lb_resources, new_provider, nodes
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_FILE = ROOT / "terraform" / "gcp" / "permissions.json"

@@ -17,7 +17,7 @@ from typing import Any
 import hcl2
 import pytest
 
-from tests.checkov import run_checkov
+from tests.support.checkov import run_checkov
 
 ROOT = Path(__file__).resolve().parents[2]
 TERRAFORM = ROOT / "terraform"

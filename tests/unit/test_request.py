@@ -12,6 +12,7 @@ import pytest
 
 from ccm.cloudprovider import LoadBalancerRequest, Node, NodeAddress, ServicePort
 from ccm.controllers.request import build_request, node_from_object
+from tests.support.golden import assert_golden
 from tests.unit.builders import Json, node, port, service
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -77,9 +78,8 @@ def basic_nodes() -> list[Json]:
 
 def test_a_full_service_builds_the_golden_request() -> None:
     built = build_request(service=basic_service(), nodes=basic_nodes(), cluster_name="prod-eu")
-    expected = json.loads((GOLDEN / "request_basic.json").read_text())
 
-    assert to_json(built) == expected
+    assert_golden(GOLDEN / "request_basic.json", to_json(built))
 
 
 def test_the_golden_file_is_valid_json_of_a_request() -> None:

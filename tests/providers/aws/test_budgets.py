@@ -11,13 +11,7 @@ import boto3
 import pytest
 
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import (
-    Network,
-    RequestFactory,
-    add_instance,
-    new_provider,
-    service_resources,
-)
+from tests.support.aws import Network, RequestFactory, add_instance, new_provider, service_resources
 
 MUTATIONS = (
     "Create",

@@ -8,8 +8,6 @@ overrides, security-group rules, targets, and one InvalidSpec per kind of malfor
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -30,6 +28,7 @@ from providers.aws import annotations as ann
 from providers.aws import builder
 from providers.aws.config import AWSConfig
 from providers.aws.model import ClusterInfo, Rule, Stack, Subnet
+from tests.support.golden import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 CLUSTER = "prod"
@@ -116,26 +115,17 @@ def build(req: LoadBalancerRequest | None = None, *, config: AWSConfig | None = 
     )
 
 
-def assert_golden(name: str, stack: Stack) -> None:
-    actual = json.loads(json.dumps(stack.to_json()))
-    path = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
-    assert path.exists(), f"{path} is missing: run the tests with UPDATE_GOLDEN=1"
-    assert actual == json.loads(path.read_text())
-
-
 # -- golden stacks ----------------------------------------------------------------------------------
 
 
 def test_a_basic_two_port_tcp_service_builds_the_golden_stack() -> None:
-    assert_golden("basic_tcp", build())
+    assert_golden(GOLDEN / "basic_tcp.json", build().to_json())
 
 
 def test_the_same_port_on_tcp_and_udp_builds_one_tcp_udp_listener() -> None:
     ports = (tcp(53, 30053, "dns-tcp"), udp(53, 30053, "dns-udp"), udp(5353, 30535, "mdns"))
 
-    assert_golden("tcp_udp", build(ports=ports))
+    assert_golden(GOLDEN / "tcp_udp.json", build(ports=ports).to_json())
 
 
 def test_a_tls_service_builds_the_golden_stack() -> None:
@@ -146,7 +136,7 @@ def test_a_tls_service_builds_the_golden_stack() -> None:
         ann.BACKEND_PROTOCOL: "ssl",
     }
 
-    assert_golden("tls", build(annotations=annotations))
+    assert_golden(GOLDEN / "tls.json", build(annotations=annotations).to_json())
 
 
 def test_an_internal_service_with_private_ips_builds_the_golden_stack() -> None:
@@ -159,17 +149,20 @@ def test_an_internal_service_with_private_ips_builds_the_golden_stack() -> None:
 
     stack = build(annotations=annotations, load_balancer_source_ranges=("10.0.0.0/8", "2001:db8::/32"))
 
-    assert_golden("internal_private_ips", stack)
+    assert_golden(GOLDEN / "internal_private_ips.json", stack.to_json())
 
 
 def test_an_etp_local_service_builds_the_golden_stack() -> None:
-    assert_golden("etp_local", build(external_traffic_policy="Local", health_check_node_port=31999))
+    assert_golden(
+        GOLDEN / "etp_local.json",
+        build(external_traffic_policy="Local", health_check_node_port=31999).to_json(),
+    )
 
 
 def test_the_shared_probe_mode_builds_the_golden_stack() -> None:
     config = AWSConfig(health_probe_mode="Shared", shared_probe_port=10256, shared_probe_path="/healthz")
 
-    assert_golden("shared_probe", build(config=config))
+    assert_golden(GOLDEN / "shared_probe.json", build(config=config).to_json())
 
 
 def test_every_attribute_annotation_builds_the_golden_stack() -> None:
@@ -194,7 +187,7 @@ def test_every_attribute_annotation_builds_the_golden_stack() -> None:
         ann.CONNECTION_IDLE_TIMEOUT: "3600",
     }
 
-    assert_golden("attributes", build(annotations=annotations))
+    assert_golden(GOLDEN / "attributes.json", build(annotations=annotations).to_json())
 
 
 # -- names --------------------------------------------------------------------------------------------

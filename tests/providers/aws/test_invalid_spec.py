@@ -6,7 +6,7 @@ import pytest
 
 from ccm.cloudprovider import ImplementedElsewhere, InvalidSpec
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import RequestFactory, service_resources
+from tests.support.aws import RequestFactory, service_resources
 
 P = "service.beta.kubernetes.io/aws-load-balancer-"
 CERT = "arn:aws:acm:us-east-1:123456789012:certificate/11111111-2222-3333-4444-555555555555"

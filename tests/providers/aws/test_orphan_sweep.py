@@ -19,7 +19,7 @@ from providers.aws import model
 from providers.aws.config import AWSConfig
 from providers.aws.provider import AWSProvider
 from tests.providers.aws.aws_behaviour import AWSBehaviour
-from tests.providers.aws.conftest import CLUSTER, Network, RequestFactory, service_resources
+from tests.support.aws import CLUSTER, Network, RequestFactory, service_resources
 
 GRACE = 600.0
 SECOND = "example.com/second"

@@ -19,7 +19,7 @@ from ccm.cloudprovider import InvalidSpec, Node
 from providers.aws.config import AWSConfig
 from providers.aws.provider import AWSProvider
 from tests.providers.aws.aws_behaviour import AWSBehaviour
-from tests.providers.aws.conftest import Network, RequestFactory, add_instance
+from tests.support.aws import Network, RequestFactory, add_instance
 
 GONE = "i-0123456789abcdef0"  # an instance terminated long ago: DescribeInstances(InstanceIds) → NotFound
 
@@ -136,7 +136,7 @@ def test_a_node_group_with_one_of_the_three_rules_gets_the_other_two(
 def test_a_restart_with_the_node_rules_in_place_authorizes_nothing(
     make_request: RequestFactory, network: Network
 ) -> None:
-    from tests.providers.aws.conftest import new_provider
+    from tests.support.aws import new_provider
 
     request = make_request("web")
     new_provider().ensure_load_balancer(request=request)
@@ -354,7 +354,7 @@ def test_a_local_zone_subnet_is_never_chosen(
         RegionsAndZonesBackend.zones, "us-east-1", [*RegionsAndZonesBackend.zones["us-east-1"], local]
     )
     _elb_subnet(network, cidr="10.0.9.0/24", az="us-east-1-bos-1a")
-    from tests.providers.aws.conftest import new_provider
+    from tests.support.aws import new_provider
 
     new_provider().ensure_load_balancer(request=make_request("web"))
     assert _lb_subnets() == sorted(network.subnets.values())
@@ -367,7 +367,7 @@ def test_an_internet_facing_service_skips_private_subnets_and_an_internal_one_ma
     private = _elb_subnet(network, cidr="10.0.3.0/24", az="us-east-1c")
     table = ec2.create_route_table(VpcId=network.vpc_id)["RouteTable"]["RouteTableId"]
     ec2.associate_route_table(RouteTableId=table, SubnetId=private)  # only the VPC's local route
-    from tests.providers.aws.conftest import new_provider
+    from tests.support.aws import new_provider
 
     provider = new_provider()
     public = make_request("public")

@@ -14,7 +14,7 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import CLUSTER_TAG, Network, RequestFactory, new_provider, service_resources
+from tests.support.aws import CLUSTER_TAG, Network, RequestFactory, new_provider, service_resources
 
 MUTATING = (
     "Create",

@@ -15,7 +15,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from providers.aws.provider import AWSProvider
-from tests.providers.aws.conftest import CLUSTER_TAG, Network, RequestFactory, new_provider, service_resources
+from tests.support.aws import CLUSTER_TAG, Network, RequestFactory, new_provider, service_resources
 
 P = "service.beta.kubernetes.io/aws-load-balancer-"
 

@@ -1,21 +1,18 @@
-"""The fake Compute Engine server seeded like a cluster's project, and the GCP provider pointed at it."""
+"""Fixtures: the fake Compute Engine server seeded like a cluster's project, requests for it, and the GCP
+provider pointed at it (the helpers are in :mod:`tests.support.gcp`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
 import pytest
 
-from ccm.cloudprovider import LoadBalancerRequest, Node, ServicePort
+from ccm.cloudprovider import LoadBalancerRequest, ServicePort
 from fakegce import FakeCompute
-from providers.gcp.config import GCEConfig
 from providers.gcp.provider import GCEProvider
-
-PROJECT, REGION = "test-project", "us-central1"
-ZONES = ("us-central1-a", "us-central1-b")
-NODE_TAG = "k8s-node"
+from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, RequestFactory, new_provider, nodes
 
 
 @pytest.fixture
@@ -30,35 +27,9 @@ def gce() -> Iterator[FakeCompute]:
         yield fake
 
 
-def gce_config(url: str) -> GCEConfig:
-    return GCEConfig(
-        project_id=PROJECT,
-        region=REGION,
-        network_name="default",
-        subnetwork_name="nodes",
-        node_tags=(NODE_TAG,),
-        api_endpoint=url,
-        token_url="nil",
-    )
-
-
 @pytest.fixture
 def provider(gce: FakeCompute) -> GCEProvider:
     return new_provider(gce)
-
-
-def new_provider(gce: FakeCompute) -> GCEProvider:
-    return GCEProvider(cluster_name="test", config=gce_config(gce.url), orphan_grace_seconds=0.0)
-
-
-def nodes(*indexes: int) -> tuple[Node, ...]:
-    return tuple(
-        Node(name=f"node-{i}", provider_id=f"gce://{PROJECT}/{ZONES[i % 2]}/node-{i}", zone=ZONES[i % 2])
-        for i in indexes
-    )
-
-
-RequestFactory = Callable[..., LoadBalancerRequest]
 
 
 @pytest.fixture
@@ -89,9 +60,3 @@ def make_request() -> RequestFactory:
         )
 
     return make
-
-
-def lb_resources(gce: FakeCompute) -> dict[str, list[str]]:
-    """Names of every LB-related resource in the fake project."""
-    kinds = ("forwardingRules", "backendServices", "healthChecks", "firewalls", "instanceGroups", "addresses")
-    return {kind: sorted(r["name"] for r in gce.resources(kind)) for kind in kinds if gce.resources(kind)}

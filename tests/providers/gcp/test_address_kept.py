@@ -18,7 +18,7 @@ import pytest
 from ccm.cloudprovider import InvalidSpec
 from fakegce import FakeCompute
 from providers.gcp.provider import GCEProvider
-from tests.providers.gcp.conftest import RequestFactory, lb_resources, new_provider
+from tests.support.gcp import RequestFactory, lb_resources, new_provider
 
 INTERNAL = {"networking.gke.io/load-balancer-type": "Internal"}
 

@@ -8,7 +8,6 @@ targets, and one InvalidSpec per kind of malformed input, naming the field, the 
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from providers.gcp.model import (
     ClusterNetwork,
     Stack,
 )
+from tests.support.golden import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
 UID = "6c8a4e1a-3f5b-4c2d-9e7f-0123456789ab"
@@ -91,15 +91,6 @@ def build(
     return builder.build_stack(request=req if req is not None else request(**fields), network=network)
 
 
-def assert_golden(name: str, stack: Stack) -> None:
-    actual = json.loads(json.dumps(stack.to_json()))
-    path = GOLDEN / f"{name}.json"
-    if os.environ.get("UPDATE_GOLDEN") == "1":
-        path.write_text(json.dumps(actual, indent=2, sort_keys=True) + "\n")
-    assert path.exists(), f"{path} is missing: run the tests with UPDATE_GOLDEN=1"
-    assert actual == json.loads(path.read_text())
-
-
 INTERNAL = {ann.LOAD_BALANCER_TYPE: "Internal"}
 
 
@@ -107,11 +98,13 @@ INTERNAL = {ann.LOAD_BALANCER_TYPE: "Internal"}
 
 
 def test_an_external_two_port_tcp_service_builds_the_golden_stack() -> None:
-    assert_golden("external_tcp", build())
+    assert_golden(GOLDEN / "external_tcp.json", build().to_json())
 
 
 def test_an_external_udp_service_builds_the_golden_stack() -> None:
-    assert_golden("external_udp", build(ports=(udp(53, name="dns"), udp(5353, name="mdns"))))
+    assert_golden(
+        GOLDEN / "external_udp.json", build(ports=(udp(53, name="dns"), udp(5353, name="mdns"))).to_json()
+    )
 
 
 def test_an_internal_service_with_a_subnet_and_global_access_builds_the_golden_stack() -> None:
@@ -123,27 +116,27 @@ def test_an_internal_service_with_a_subnet_and_global_access_builds_the_golden_s
 
     stack = build(annotations=annotations, load_balancer_source_ranges=("10.0.0.0/8", "192.168.0.0/16"))
 
-    assert_golden("internal_subnet_global_access", stack)
+    assert_golden(GOLDEN / "internal_subnet_global_access.json", stack.to_json())
 
 
 def test_an_etp_local_service_builds_the_golden_stack() -> None:
     stack = build(external_traffic_policy="Local", health_check_node_port=31999, session_affinity="ClientIP")
 
-    assert_golden("etp_local", stack)
+    assert_golden(GOLDEN / "etp_local.json", stack.to_json())
 
 
 def test_an_internal_service_with_six_ports_builds_the_golden_stack_on_all_ports() -> None:
     ports = tuple(tcp(p) for p in (8080, 8081, 8082, 9000, 443, 80))
 
-    assert_golden("internal_six_ports", build(ports=ports, annotations=INTERNAL))
+    assert_golden(GOLDEN / "internal_six_ports.json", build(ports=ports, annotations=INTERNAL).to_json())
 
 
 def test_a_reserved_load_balancer_ip_builds_the_golden_stack() -> None:
-    assert_golden("reserved_ip", build(load_balancer_ip="203.0.113.10"))
+    assert_golden(GOLDEN / "reserved_ip.json", build(load_balancer_ip="203.0.113.10").to_json())
 
 
 def test_a_standard_tier_service_builds_the_golden_stack() -> None:
-    assert_golden("standard_tier", build(annotations={ann.NETWORK_TIER: "Standard"}))
+    assert_golden(GOLDEN / "standard_tier.json", build(annotations={ann.NETWORK_TIER: "Standard"}).to_json())
 
 
 # -- passthrough: service ports, not NodePorts ----------------------------------------------------------

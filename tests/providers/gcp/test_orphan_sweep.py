@@ -18,7 +18,7 @@ from fakegce import FakeCompute
 from providers.gcp import model
 from providers.gcp.deployer import NotOwned
 from providers.gcp.provider import GCEProvider
-from tests.providers.gcp.conftest import RequestFactory, gce_config, lb_resources
+from tests.support.gcp import RequestFactory, gce_config, lb_resources
 
 GRACE = 600.0
 SECOND = "example.com/second"

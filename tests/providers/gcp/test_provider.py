@@ -9,13 +9,15 @@ import math
 from typing import Any
 
 import pytest
+from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec, Node
 from fakegce import FakeCompute
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import NotOwned
 from providers.gcp.provider import GCEProvider
-from tests.providers.gcp.conftest import RequestFactory, lb_resources, new_provider, nodes
+from tests.support.fakegce import Gce  # the real compute clients, beside the provider's
+from tests.support.gcp import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
 
 
 def _mutations(provider: GCEProvider) -> dict[str, int]:
@@ -94,6 +96,21 @@ def test_a_new_leader_checks_unchanged_services_in_one_listing_and_mutates_nothi
     assert restarted.drifted_load_balancers(requests=requests, live_uids=None) == frozenset()
     assert restarted.clients.total_calls() <= math.ceil(len(requests) / 500) + 5, restarted.clients.snapshot()
     assert _mutations(restarted) == {}
+
+
+def test_a_list_of_several_pages_is_read_whole_and_each_page_is_a_counted_request(
+    provider: GCEProvider, gce: FakeCompute
+) -> None:
+    for i in range(5):
+        gce.seed_address(f"held-{i}", f"203.0.113.{10 + i}")
+    provider.clients.reset_counts()
+    found = provider.clients.list_all(
+        "addresses.list",
+        provider.clients.addresses.list,
+        request=compute_v1.ListAddressesRequest(project=PROJECT, region=REGION, max_results=2),
+    )
+    assert sorted(a.name for a in found) == [f"held-{i}" for i in range(5)]
+    assert provider.clients.snapshot() == {"addresses.list": 3}
 
 
 def test_ensuring_an_unchanged_service_again_is_one_read(
@@ -567,8 +584,6 @@ def test_a_node_in_another_load_balanced_group_is_left_out_named_and_does_not_bl
 ) -> None:
     """Issue 12: GCE puts an instance in one load-balanced instance group only; node-2 is already in
     GKE's (a group behind another backend service). The others are served; node-2 is named."""
-    from tests.fakegce.conftest import Gce  # the real compute clients on the same fake
-
     other = Gce.connect(gce)
     other.health_check()
     other.instance_group("gke-ig", instances=("node-2",))
@@ -598,8 +613,6 @@ def test_a_new_node_in_another_load_balanced_group_does_not_wedge_the_node_sync(
     gce: FakeCompute,
     make_request: RequestFactory,
 ) -> None:
-    from tests.fakegce.conftest import Gce
-
     provider.ensure_load_balancer(request=make_request("web", node_indexes=(0, 1)))
     other = Gce.connect(gce)
     other.health_check()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -206,3 +207,26 @@ def delete_node(api: client.ApiClient, name: str) -> None:
     except ApiException as exc:
         if exc.status != 404:
             raise
+
+
+def make_namespace(api: client.ApiClient) -> str:
+    """A namespace of a random name, for a module of tests (the ``namespace`` fixture is per test)."""
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    raw(api, "POST", "/api/v1/namespaces", {"metadata": {"name": name}})
+    return name
+
+
+def delete_services(api: client.ApiClient, namespace: str) -> None:
+    """Every Service of the namespace, stripped of its finalizers and deleted."""
+    items = raw(api, "GET", f"/api/v1/namespaces/{namespace}/services")["items"]
+    for item in items:
+        name = item["metadata"]["name"]
+        with contextlib.suppress(ApiException):
+            patch_service(api, namespace, name, {"metadata": {"finalizers": None}})
+            delete_service(api, namespace, name)
+
+
+def lb_hostname(api: client.ApiClient, namespace: str, name: str) -> str | None:
+    """The hostname of the Service's first load-balancer ingress point, None while it has none."""
+    points = ingress(get_service(api, namespace, name))
+    return str(points[0].get("hostname")) if points else None
