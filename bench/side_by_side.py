@@ -89,6 +89,7 @@ class Calls:
     total: int
     last: float  # time.time() of the last counted request
     now: float
+    repeats: dict[str, int] = field(default_factory=dict)  # idempotent creates answered (moto_corrected)
 
     def minus(self, before: Calls) -> Calls:
         grown = {k: v - before.calls.get(k, 0) for k, v in self.calls.items()}
@@ -99,6 +100,11 @@ class Calls:
             total=self.total - before.total,
             last=self.last,
             now=self.now,
+            repeats={
+                k: v - before.repeats.get(k, 0)
+                for k, v in self.repeats.items()
+                if v - before.repeats.get(k, 0)
+            },
         )
 
 
@@ -119,6 +125,7 @@ class Moto:
                     sys.executable,
                     str(Path(__file__).with_name("moto_corrected.py")),
                     f"--port={self.port}",
+                    f"--access-log={self.log_path.with_name('moto-access.log')}",
                     *([] if self.corrected else ["--no-corrections"]),
                 ],
                 stdout=out,
@@ -486,6 +493,7 @@ class Phase:
             "peak_rss_mib": round(self.peak_rss_mib, 1),
             "by_operation": dict(sorted(self.calls.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
             "errors_by_operation": dict(sorted(self.calls.errors.items())),
+            "repeated_creates": self.calls.repeats,
             "check": self.check,
         }
 
@@ -799,6 +807,8 @@ def report(results: Mapping[str, Mapping[str, Any]], *, top: int) -> str:
                 lines.append(f"           top: {ops}")
             if s["errors_by_operation"]:
                 lines.append(f"           errors: {s['errors_by_operation']}")
+            if s["repeated_creates"]:
+                lines.append(f"           creates repeated (answered as AWS does): {s['repeated_creates']}")
             if s["check"]:
                 lines.append(f"           check: {s['check']}")
     if all(side in results for side in SIDES):
