@@ -921,6 +921,9 @@ def main(argv: list[str] | None = None) -> int:
         args.upstream_binary = upstream_binary()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ccm-side-by-side-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    if any((workdir / side).exists() for side in args.sides):
+        log(f"--workdir {workdir} holds a previous run's logs; give an empty or new directory")
+        return 2
     log(f"work directory (logs, cloud configs): {workdir}")
     results: dict[str, Any] = {}
     config = {
