@@ -1,0 +1,967 @@
+"""Side-by-side benchmark (not a test): upstream aws-cloud-controller-manager vs ``ccm run``, both on moto.
+
+Each side gets an identical fresh set-up: a fresh etcd + kube-apiserver, a fresh moto
+(``bench/moto_corrected.py``: two moto gaps that skew upstream corrected, every AWS call counted) seeded
+the same way (a VPC, two subnets tagged for the cluster, a node security group, M instances and their
+M Nodes), and the same phases:
+
+1. ``create``: N Services of type LoadBalancer (NLB, two TCP ports) until every one has an address and
+   the cloud is quiet;
+2. ``steady``: nothing changes for ``--steady`` seconds;
+3. ``restart``: the controller is stopped and started again with N provisioned Services;
+4. ``node-add``: one instance and its Node are added, until the cloud is quiet (then every target group
+   is checked for the new instance);
+5. ``delete``: all N Services are deleted, until they are gone and the cloud is quiet (then moto is
+   checked for what is left).
+
+Per phase it prints the AWS calls the controller made (counted at moto, retries included: total,
+writes, errors, the top operations), the time to converge (until the condition of the phase holds and
+the last AWS call of the phase was sent), the controller's peak RSS and CPU from ``/proc``, and the ratio
+ours / upstream. Upstream is built by ``hack/build-upstream-aws-ccm``. See ``bench/README.md``.
+
+    .venv/bin/python bench/side_by_side.py --services 100 --nodes 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import types
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore.config
+from controller_scale import (
+    BENCH_LABEL,
+    Api,
+    BenchError,
+    IngressWatcher,
+    log,
+    proc_stats,
+    ready_patch,
+    run_parallel,
+)
+from moto_corrected import CALLS_PATH, SEED_ACCESS_KEY
+
+from ccm.envtest.assets import find_assets
+from ccm.envtest.controlplane import ControlPlane, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REGION = "us-east-1"
+ZONES = ("us-east-1a", "us-east-1b")
+CLUSTER = "bench"
+CLUSTER_TAG = f"kubernetes.io/cluster/{CLUSTER}"
+IMAGE_ID = "ami-12c6146b"  # one of moto's built-in AMIs
+ACCESS_KEY = "testing"  # the controllers' (counted); the benchmark signs with SEED_ACCESS_KEY
+READ_PREFIXES = ("Describe", "Get", "List")
+PHASES = ("start", "create", "steady", "restart", "node-add", "delete")
+SIDES = ("upstream", "ours")
+
+
+def is_write(operation: str) -> bool:
+    return not operation.split(":", 1)[-1].startswith(READ_PREFIXES)
+
+
+# -- moto --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Calls:
+    """A reading of moto's counters (``/_bench/calls``)."""
+
+    calls: dict[str, int]
+    errors: dict[str, int]
+    total: int
+    last: float  # time.time() of the last counted request
+    now: float
+    repeats: dict[str, int] = field(default_factory=dict)  # idempotent creates answered (moto_corrected)
+
+    def minus(self, before: Calls) -> Calls:
+        grown = {k: v - before.calls.get(k, 0) for k, v in self.calls.items()}
+        errs = {k: v - before.errors.get(k, 0) for k, v in self.errors.items()}
+        return Calls(
+            calls={k: v for k, v in grown.items() if v},
+            errors={k: v for k, v in errs.items() if v},
+            total=self.total - before.total,
+            last=self.last,
+            now=self.now,
+            repeats={
+                k: v - before.repeats.get(k, 0)
+                for k, v in self.repeats.items()
+                if v - before.repeats.get(k, 0)
+            },
+        )
+
+
+class Moto:
+    """``bench/moto_corrected.py`` as a child process on a free loopback port."""
+
+    def __init__(self, *, log_path: Path, corrected: bool = True) -> None:
+        self.corrected = corrected
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, *, timeout: float = 60.0) -> None:
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    str(Path(__file__).with_name("moto_corrected.py")),
+                    f"--port={self.port}",
+                    f"--access-log={self.log_path.with_name('moto-access.log')}",
+                    *([] if self.corrected else ["--no-corrections"]),
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=REPO_ROOT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(f"moto exited with {self.proc.returncode}; see {self.log_path}")
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                self.read()
+                return
+            time.sleep(0.2)
+        raise BenchError(f"moto did not answer within {timeout:.0f}s; see {self.log_path}")
+
+    def read(self) -> Calls:
+        with urllib.request.urlopen(self.endpoint + CALLS_PATH, timeout=30) as resp:
+            data = json.loads(resp.read())
+        return Calls(**data)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace=10)
+        self.proc = None
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, *, grace: float) -> None:
+    """SIGTERM to the process group, SIGKILL after ``grace`` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log(f"pid {proc.pid} did not stop within {grace:.0f}s of SIGTERM; killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=grace)
+
+
+@dataclass(frozen=True)
+class Instance:
+    instance_id: str
+    zone: str
+    private_ip: str
+    private_dns: str
+
+
+@dataclass
+class Network:
+    vpc_id: str
+    subnets: dict[str, str]  # zone → subnet id
+    node_sg: str
+    instances: list[Instance] = field(default_factory=list)
+
+
+class Account:
+    """The benchmark's own boto3 clients (signed with SEED_ACCESS_KEY, so moto does not count them)."""
+
+    def __init__(self, endpoint: str) -> None:
+        session = boto3.session.Session(
+            aws_access_key_id=SEED_ACCESS_KEY, aws_secret_access_key="bench", region_name=REGION
+        )
+        config = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"})
+        self.ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
+        self.elbv2 = session.client("elbv2", endpoint_url=endpoint, config=config)
+
+    @staticmethod
+    def _tags(resource: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
+        return [{"ResourceType": resource, "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}]
+
+    def seed(self, *, nodes: int) -> Network:
+        """A VPC with an internet gateway, a public subnet per zone tagged for the cluster and for
+        internet-facing ELBs, a cluster-tagged node security group and ``nodes`` running instances."""
+        owned = {CLUSTER_TAG: "owned"}
+        vpc = self.ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+        igw = self.ec2.create_internet_gateway()["InternetGateway"]["InternetGatewayId"]
+        self.ec2.attach_internet_gateway(InternetGatewayId=igw, VpcId=vpc)
+        main = self.ec2.describe_route_tables(
+            Filters=[{"Name": "vpc-id", "Values": [vpc]}, {"Name": "association.main", "Values": ["true"]}]
+        )["RouteTables"][0]["RouteTableId"]
+        self.ec2.create_route(RouteTableId=main, DestinationCidrBlock="0.0.0.0/0", GatewayId=igw)
+        subnets = {}
+        for index, zone in enumerate(ZONES):
+            subnets[zone] = self.ec2.create_subnet(
+                VpcId=vpc,
+                CidrBlock=f"10.0.{16 * index}.0/20",
+                AvailabilityZone=zone,
+                TagSpecifications=self._tags(
+                    "subnet", {**owned, "kubernetes.io/role/elb": "1", "Name": f"public-{zone}"}
+                ),
+            )["Subnet"]["SubnetId"]
+        node_sg = self.ec2.create_security_group(
+            GroupName=f"{CLUSTER}-nodes",
+            Description="nodes",
+            VpcId=vpc,
+            TagSpecifications=self._tags("security-group", owned),
+        )["GroupId"]
+        network = Network(vpc_id=vpc, subnets=subnets, node_sg=node_sg)
+        for index, zone in enumerate(ZONES):
+            count = len(range(index, nodes, len(ZONES)))
+            if count:
+                network.instances += self.run_instances(network, zone=zone, count=count)
+        return network
+
+    def run_instances(self, network: Network, *, zone: str, count: int) -> list[Instance]:
+        reservation = self.ec2.run_instances(
+            ImageId=IMAGE_ID,
+            InstanceType="t3.medium",
+            MinCount=count,
+            MaxCount=count,
+            SubnetId=network.subnets[zone],
+            SecurityGroupIds=[network.node_sg],
+            TagSpecifications=self._tags("instance", {CLUSTER_TAG: "owned"}),
+        )
+        return [
+            Instance(
+                instance_id=i["InstanceId"],
+                zone=zone,
+                private_ip=i["PrivateIpAddress"],
+                private_dns=i["PrivateDnsName"],
+            )
+            for i in reservation["Instances"]
+        ]
+
+    def load_balancers(self) -> list[dict[str, Any]]:
+        pages = self.elbv2.get_paginator("describe_load_balancers").paginate()
+        return [lb for page in pages for lb in page["LoadBalancers"]]
+
+    def target_groups(self) -> list[dict[str, Any]]:
+        pages = self.elbv2.get_paginator("describe_target_groups").paginate()
+        return [tg for page in pages for tg in page["TargetGroups"]]
+
+    def security_groups(self) -> list[dict[str, Any]]:
+        pages = self.ec2.get_paginator("describe_security_groups").paginate()
+        return [sg for page in pages for sg in page["SecurityGroups"]]
+
+    def inventory(self) -> dict[str, int]:
+        """What the controller left in the account (the seed's node group and default groups left out)."""
+        groups = [
+            sg for sg in self.security_groups() if sg["GroupName"] not in ("default", f"{CLUSTER}-nodes")
+        ]
+        return {
+            "load_balancers": len(self.load_balancers()),
+            "target_groups": len(self.target_groups()),
+            "security_groups": len(groups),
+        }
+
+    def target_groups_with(self, instance_id: str) -> tuple[int, int]:
+        """(target groups that list ``instance_id``, all target groups)."""
+        groups = self.target_groups()
+        having = 0
+        for tg in groups:
+            health = self.elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])
+            if any(d["Target"]["Id"] == instance_id for d in health["TargetHealthDescriptions"]):
+                having += 1
+        return having, len(groups)
+
+
+# -- the cloud config and the two controllers -------------------------------------------------------
+
+
+def cloud_config(*, network: Network, endpoint: str, node_sg_rules: bool, nlb_sg_managed: bool) -> str:
+    """The same gcfg INI for both: ``[Global]`` (read by both) and upstream's ``[ServiceOverride]``s
+    (our provider reads only ``[Global]`` and reaches moto through ``AWS_ENDPOINT_URL``)."""
+    first_zone = ZONES[0]
+    lines = [
+        "[Global]",
+        f"Region = {REGION}",
+        f"Zone = {first_zone}",
+        f"VPC = {network.vpc_id}",
+        f"SubnetID = {network.subnets[first_zone]}",
+        f"KubernetesClusterID = {CLUSTER}",
+        f"DisableSecurityGroupIngress = {'false' if node_sg_rules else 'true'}",
+    ]
+    if nlb_sg_managed:
+        lines.append("NLBSecurityGroupMode = Managed")
+    overrides = (
+        ("ec2", "EC2", "ec2"),
+        ("elb", "Elastic Load Balancing", "elasticloadbalancing"),
+        ("elbv2", "Elastic Load Balancing v2", "elasticloadbalancing"),
+    )
+    for section, service, signing in overrides:
+        lines += [
+            "",
+            f'[ServiceOverride "{section}"]',
+            f'Service = "{service}"',
+            f"Region = {REGION}",
+            f"URL = {endpoint}",
+            f"SigningRegion = {REGION}",
+            f"SigningName = {signing}",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def aws_env(endpoint: str, *, with_endpoint_url: bool) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_ACCESS_KEY_ID=ACCESS_KEY,
+        AWS_SECRET_ACCESS_KEY=ACCESS_KEY,
+        AWS_REGION=REGION,
+        AWS_DEFAULT_REGION=REGION,
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+    if with_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = endpoint
+    return env
+
+
+class ControllerProcess:
+    """One controller (either side) as a child process in its own session, its log in the work dir."""
+
+    def __init__(self, *, command: list[str], env: dict[str, str], port: int, health: str, log_path: Path):
+        self.command, self.env, self.port, self.health, self.log_path = command, env, port, health, log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._ssl = ssl.create_default_context()
+        self._ssl.check_hostname = False
+        self._ssl.verify_mode = ssl.CERT_NONE  # self-signed serving certificates
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self, *, timeout: float) -> float:
+        """Start and wait until its health endpoint answers ok; returns the seconds taken."""
+        t = time.monotonic()
+        with open(self.log_path, "ab") as out:
+            self.proc = subprocess.Popen(
+                self.command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self.env,
+                start_new_session=True,
+                cwd=REPO_ROOT,
+            )
+        while time.monotonic() - t < timeout:
+            self.check_alive()
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                url = f"https://127.0.0.1:{self.port}{self.health}"
+                with urllib.request.urlopen(url, timeout=2, context=self._ssl) as resp:
+                    if resp.read().strip() == b"ok":
+                        return time.monotonic() - t
+            time.sleep(0.2)
+        raise BenchError(f"the controller was not healthy within {timeout:.0f}s:\n{self.log_tail()}")
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise BenchError(f"the controller exited with {self.proc.returncode}:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+    def stop(self) -> None:
+        stop_process(self.proc, grace=30)
+
+
+def controller_command(
+    side: str, *, args: argparse.Namespace, kubeconfig: Path, conf: Path, port: int, workdir: Path
+) -> tuple[list[str], str]:
+    """The command line of a side's controller and its health path."""
+    common = [
+        "--cloud-provider=aws",
+        f"--cloud-config={conf}",
+        f"--kubeconfig={kubeconfig}",
+        f"--cluster-name={CLUSTER}",
+        "--controllers=service-lb-controller",
+        "--leader-elect=false",
+        f"--concurrent-service-syncs={args.workers}",
+        f"--kube-api-qps={args.qps:g}",
+        f"--kube-api-burst={args.burst}",
+        f"--secure-port={port}",
+        "--bind-address=127.0.0.1",
+        "--use-service-account-credentials=false",
+        "--allocate-node-cidrs=false",
+        "--configure-cloud-routes=false",
+        "--v=2",
+    ]
+    if side == "upstream":
+        extra = ["--authentication-skip-lookup=true", f"--cert-dir={workdir / 'upstream-certs'}"]
+        return [str(args.upstream_binary), *common, *extra], "/healthz"
+    ccm = Path(sys.executable).with_name("ccm")
+    head = [str(ccm), "run"] if ccm.exists() else [sys.executable, "-m", "ccm.cli", "run"]
+    return [*head, *common], "/readyz"
+
+
+# -- measuring a controller process -------------------------------------------------------------------
+
+
+class Sampler:
+    """Reads the controller's VmRSS every ``interval`` s; :meth:`take` returns the peak since the last."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval = interval
+        self.pid = 0
+        self.peak_kib = 0
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+
+    def follow(self, pid: int) -> None:
+        with self._lock:
+            self.pid, self.peak_kib = pid, 0
+
+    def take(self) -> int:
+        self._sample()
+        with self._lock:
+            peak, self.peak_kib = self.peak_kib, 0
+        return peak
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _sample(self) -> None:
+        with self._lock:
+            pid = self.pid
+        if not pid:
+            return
+        try:
+            rss = proc_stats(pid).vm_rss_kib
+        except (OSError, ValueError, IndexError):
+            return
+        with self._lock:
+            if pid == self.pid:
+                self.peak_kib = max(self.peak_kib, rss)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+
+@dataclass
+class Phase:
+    name: str
+    calls: Calls
+    converge_s: float
+    condition_s: float  # when the phase's own condition held (addresses, Services gone), else 0
+    cpu_s: float
+    peak_rss_mib: float
+    check: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        writes = {k: v for k, v in self.calls.calls.items() if is_write(k)}
+        return {
+            "calls": self.calls.total,
+            "writes": sum(writes.values()),
+            "errors": sum(self.calls.errors.values()),
+            "converge_s": round(self.converge_s, 2),
+            "condition_s": round(self.condition_s, 2),
+            "cpu_s": round(self.cpu_s, 2),
+            "peak_rss_mib": round(self.peak_rss_mib, 1),
+            "by_operation": dict(sorted(self.calls.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
+            "errors_by_operation": dict(sorted(self.calls.errors.items())),
+            "repeated_creates": self.calls.repeats,
+            "check": self.check,
+        }
+
+
+# -- one side ---------------------------------------------------------------------------------------
+
+
+def service_body(index: int) -> dict[str, Any]:
+    name = f"svc-{index:05d}"
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "labels": {BENCH_LABEL: "1", "app": name},
+            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+        },
+        "spec": {
+            "type": "LoadBalancer",
+            "selector": {"app": name},
+            "ports": [
+                {"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"},
+                {"name": "https", "port": 443, "targetPort": 8443, "protocol": "TCP"},
+            ],
+        },
+    }
+
+
+def node_body(instance: Instance) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": instance.private_dns,
+            "labels": {
+                "topology.kubernetes.io/zone": instance.zone,
+                "topology.kubernetes.io/region": REGION,
+                "node.kubernetes.io/instance-type": "t3.medium",
+                BENCH_LABEL: "1",
+            },
+        },
+        "spec": {"providerID": f"aws:///{instance.zone}/{instance.instance_id}"},
+    }
+
+
+class Side:
+    """One side's fresh set-up (moto, control plane, seed, Nodes), its controller and its phases."""
+
+    NAMESPACE = "bench"
+
+    def __init__(self, name: str, *, args: argparse.Namespace, workdir: Path) -> None:
+        self.name, self.args, self.n, self.m = name, args, args.services, args.nodes
+        self.workdir = workdir / name
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.moto = Moto(log_path=self.workdir / "moto.log", corrected=args.corrections)
+        self.plane = ControlPlane(assets=find_assets(), service_cidr="10.96.0.0/16")
+        self.pool = ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix=f"{name}-client")
+        self.sampler = Sampler()
+        self._api: Api | None = None
+        self._account: Account | None = None
+        self._network: Network | None = None
+        self.controller: ControllerProcess | None = None
+        self.starts = 0
+        self.phases: list[Phase] = []
+        self.info: dict[str, Any] = {}
+
+    @property
+    def api(self) -> Api:
+        assert self._api is not None
+        return self._api
+
+    @property
+    def account(self) -> Account:
+        assert self._account is not None
+        return self._account
+
+    @property
+    def network(self) -> Network:
+        assert self._network is not None
+        return self._network
+
+    @property
+    def ctl(self) -> ControllerProcess:
+        assert self.controller is not None
+        return self.controller
+
+    def setup(self) -> None:
+        t = time.monotonic()
+        self.moto.start()
+        self._account = Account(self.moto.endpoint)
+        self._network = self.account.seed(nodes=self.m)
+        self.plane.start()
+        self._api = Api(self.plane.kubeconfig, pool_size=self.args.threads + 2)
+        self.api.request("POST", "/api/v1/namespaces", {"metadata": {"name": self.NAMESPACE}})
+        run_parallel(self.pool, lambda i: self.create_node(self.network.instances[i], i), self.m)
+        conf = self.workdir / "cloud.conf"
+        conf.write_text(
+            cloud_config(
+                network=self.network,
+                endpoint=self.moto.endpoint,
+                node_sg_rules=self.args.node_sg_rules,
+                nlb_sg_managed=self.args.nlb_sg_managed,
+            )
+        )
+        self.info["setup_s"] = round(time.monotonic() - t, 1)
+        log(
+            f"[{self.name}] moto at {self.moto.endpoint}, apiserver at {self.plane.server}, "
+            f"{self.m} instances and Nodes, in {self.info['setup_s']}s"
+        )
+
+    def create_node(self, instance: Instance, index: int) -> None:
+        self.api.request("POST", "/api/v1/nodes", node_body(instance))
+        patch = ready_patch(index)
+        patch["status"]["addresses"] = [
+            {"type": "InternalIP", "address": instance.private_ip},
+            {"type": "InternalDNS", "address": instance.private_dns},
+            {"type": "Hostname", "address": instance.private_dns},
+        ]
+        self.api.request(
+            "PATCH",
+            f"/api/v1/nodes/{instance.private_dns}/status",
+            patch,
+            content_type="application/strategic-merge-patch+json",
+        )
+
+    def start_controller(self) -> float:
+        self.starts += 1
+        port = free_port()
+        command, health = controller_command(
+            self.name,
+            args=self.args,
+            kubeconfig=self.plane.kubeconfig,
+            conf=self.workdir / "cloud.conf",
+            port=port,
+            workdir=self.workdir,
+        )
+        self.controller = ControllerProcess(
+            command=command,
+            env=aws_env(self.moto.endpoint, with_endpoint_url=self.name == "ours"),
+            port=port,
+            health=health,
+            log_path=self.workdir / f"controller-{self.starts}.log",
+        )
+        if self.starts == 1:
+            log(f"[{self.name}] {' '.join(command)}")
+        seconds = self.ctl.start(timeout=self.args.timeout)
+        self.sampler.follow(self.ctl.pid)
+        return seconds
+
+    def close(self) -> None:
+        self.sampler.stop()
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.controller is not None:
+            self.controller.stop()
+        if self._api is not None:
+            self._api.close()
+        self.plane.stop()
+        self.moto.stop()
+
+    # -- measuring --------------------------------------------------------------------------------------
+
+    def quiet(self, *, since: float, condition: Callable[[], bool] | None = None) -> tuple[Calls, float]:
+        """Wait until ``condition`` holds and moto has counted no call for ``--quiet`` s. Returns the
+        reading and the wall time (time.time()) at which the condition was first seen to hold."""
+        held = 0.0
+        deadline = time.monotonic() + self.args.timeout
+        last_progress = time.monotonic()
+        while True:
+            if self.controller is not None:
+                self.ctl.check_alive()
+            reading = self.moto.read()
+            if not held and (condition is None or condition()):
+                held = time.time()
+            if held and reading.now - max(reading.last, since) >= self.args.quiet:
+                return reading, held
+            if time.monotonic() > deadline:
+                raise BenchError(f"[{self.name}] not converged within {self.args.timeout:.0f}s")
+            if time.monotonic() - last_progress >= 30:
+                last_progress = time.monotonic()
+                log(
+                    f"[{self.name}]   ... {reading.total} calls so far, "
+                    f"the last {reading.now - reading.last:.1f}s ago"
+                )
+            time.sleep(0.5)
+
+    def measure(
+        self,
+        name: str,
+        action: Callable[[], None],
+        *,
+        condition: Callable[[], bool] | None = None,
+        fixed: float = 0.0,
+    ) -> Phase:
+        """Run ``action`` and wait for convergence (or ``fixed`` s); the phase's calls, time, CPU, RSS."""
+        before = self.moto.read()
+        cpu0 = proc_stats(self.ctl.pid).cpu_seconds if self.controller is not None else 0.0
+        pid0 = self.ctl.pid if self.controller is not None else 0
+        self.sampler.take()
+        t0 = time.time()
+        action()
+        if fixed:
+            time.sleep(fixed)
+            after, held = self.moto.read(), 0.0
+            converge = fixed
+        else:
+            after, held = self.quiet(since=t0, condition=condition)
+            converge = max(held, after.last if after.last > t0 else t0) - t0
+        cpu = proc_stats(self.ctl.pid).cpu_seconds - (cpu0 if self.ctl.pid == pid0 else 0.0)
+        phase = Phase(
+            name=name,
+            calls=after.minus(before),
+            converge_s=converge,
+            condition_s=(held - t0) if held and condition is not None else 0.0,
+            cpu_s=cpu,
+            peak_rss_mib=self.sampler.take() / 1024,
+        )
+        self.phases.append(phase)
+        s = phase.summary()
+        log(
+            f"[{self.name}] {name}: {s['calls']} calls ({s['writes']} writes, {s['errors']} errors), "
+            f"converged in {s['converge_s']}s, CPU {s['cpu_s']}s, peak RSS {s['peak_rss_mib']} MiB"
+        )
+        return phase
+
+    # -- the phases --------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.setup()
+        self.info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+
+        start = self.measure(
+            "start", lambda: self.info.__setitem__("ready_s", round(self.start_controller(), 2))
+        )
+        start.check = f"healthy after {self.info['ready_s']}s"
+
+        watcher = IngressWatcher(self.api)
+        watcher.start()
+        try:
+            if not watcher.listed.wait(30):
+                raise BenchError("the ingress watcher could not list Services")
+
+            def create_all() -> None:
+                path = f"/api/v1/namespaces/{self.NAMESPACE}/services"
+                run_parallel(self.pool, lambda i: self.api.request("POST", path, service_body(i)), self.n)
+
+            create = self.measure("create", create_all, condition=lambda: watcher.count() >= self.n)
+            inventory = self.account.inventory()
+            create.check = f"{watcher.count()}/{self.n} addresses; moto holds {inventory}"
+        finally:
+            watcher.stop()
+
+        self.measure("steady", lambda: None, fixed=self.args.steady)
+
+        def restart() -> None:
+            self.ctl.stop()
+            self.info["restart_ready_s"] = round(self.start_controller(), 2)
+
+        restart_phase = self.measure("restart", restart)
+        restart_phase.check = f"healthy after {self.info['restart_ready_s']}s"
+
+        def add_node() -> None:
+            (instance,) = self.account.run_instances(self.network, zone=ZONES[0], count=1)
+            self.network.instances.append(instance)
+            self.create_node(instance, self.m)
+
+        node = self.measure("node-add", add_node)
+        having, groups = self.account.target_groups_with(self.network.instances[-1].instance_id)
+        node.check = f"new instance in {having}/{groups} target groups"
+
+        def delete_all() -> None:
+            path = f"/api/v1/namespaces/{self.NAMESPACE}/services/svc-"
+            run_parallel(self.pool, lambda i: self.api.request("DELETE", f"{path}{i:05d}"), self.n)
+
+        delete = self.measure("delete", delete_all, condition=self.no_services_left)
+        delete.check = f"moto holds {self.account.inventory()}"
+        self.info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+
+    def no_services_left(self) -> bool:
+        page = self.api.request(
+            "GET",
+            f"/api/v1/namespaces/{self.NAMESPACE}/services",
+            query={"labelSelector": f"{BENCH_LABEL}=1", "limit": "1"},
+        )
+        return not page.get("items")
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+
+def ratio(ours: float, upstream: float) -> str:
+    if not upstream:
+        return "-" if not ours else "inf"
+    return f"{ours / upstream:.2f}"
+
+
+def report(results: Mapping[str, Mapping[str, Any]], *, top: int) -> str:
+    """Per phase: each side's figures, then a table ours vs upstream with the ratio."""
+    lines: list[str] = []
+    for phase in PHASES:
+        lines.append(f"== {phase}")
+        for side in SIDES:
+            if side not in results or phase not in results[side]["phases"]:
+                continue
+            s = results[side]["phases"][phase]
+            ops = ", ".join(f"{k} {v}" for k, v in list(s["by_operation"].items())[:top])
+            lines.append(
+                f"  {side:8s} {s['calls']:6d} calls ({s['writes']} writes, {s['errors']} errors), "
+                f"converged {s['converge_s']}s, CPU {s['cpu_s']}s, peak RSS {s['peak_rss_mib']} MiB"
+            )
+            if ops:
+                lines.append(f"           top: {ops}")
+            if s["errors_by_operation"]:
+                lines.append(f"           errors: {s['errors_by_operation']}")
+            if s["repeated_creates"]:
+                lines.append(f"           creates repeated (answered as AWS does): {s['repeated_creates']}")
+            if s["check"]:
+                lines.append(f"           check: {s['check']}")
+    if all(side in results for side in SIDES):
+        lines += ["", "| phase | figure | ours | upstream | ours/upstream |", "|---|---|---|---|---|"]
+        for phase in PHASES:
+            ours, up = results["ours"]["phases"].get(phase), results["upstream"]["phases"].get(phase)
+            if ours is None or up is None:
+                continue
+            for key, label in (
+                ("calls", "AWS calls"),
+                ("writes", "AWS writes"),
+                ("converge_s", "time to converge, s"),
+                ("cpu_s", "controller CPU, s"),
+                ("peak_rss_mib", "controller peak RSS, MiB"),
+            ):
+                if phase == "steady" and key == "converge_s":
+                    continue
+                lines.append(f"| {phase} | {label} | {ours[key]} | {up[key]} | {ratio(ours[key], up[key])} |")
+    return "\n".join(lines)
+
+
+def run_side(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    side = Side(name, args=args, workdir=workdir)
+    try:
+        side.run()
+    except BaseException:
+        if side.controller is not None:
+            log(f"[{name}] controller log tail:\n{side.ctl.log_tail()}")
+        raise
+    finally:
+        side.close()
+    return {"info": side.info, "phases": {p.name: p.summary() for p in side.phases}}
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--services", type=int, default=100, help="N Services (two-port NLBs)")
+    parser.add_argument("--nodes", type=int, default=20, help="M instances and Nodes (one more is added)")
+    parser.add_argument("--workers", type=int, default=1, help="--concurrent-service-syncs of both")
+    parser.add_argument("--qps", type=float, default=20.0, help="--kube-api-qps of both (their default)")
+    parser.add_argument("--burst", type=int, default=30, help="--kube-api-burst of both (their default)")
+    parser.add_argument("--steady", type=float, default=60.0, help="seconds of the steady phase")
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=5.0,
+        help="converged = no AWS call for this many seconds (and the phase's condition)",
+    )
+    parser.add_argument("--timeout", type=float, default=3600.0, help="bound of each wait, seconds")
+    parser.add_argument("--threads", type=int, default=8, help="client threads creating/deleting objects")
+    parser.add_argument("--sides", default="upstream,ours", help="which sides, in order (default both)")
+    parser.add_argument(
+        "--node-sg-rules",
+        action="store_true",
+        help="let both add node security-group rules (DisableSecurityGroupIngress=false); "
+        "upstream then hits moto's 60-rules-per-group limit beyond ~30 NLBs",
+    )
+    parser.add_argument(
+        "--nlb-sg-managed",
+        action="store_true",
+        help="NLBSecurityGroupMode = Managed: upstream gives each NLB its own security group, as ours "
+        "always does (upstream's default is none)",
+    )
+    parser.add_argument(
+        "--no-corrections",
+        dest="corrections",
+        action="store_false",
+        help="plain moto, without the NLB DNS name and SslPolicy corrections (to see what they change)",
+    )
+    parser.add_argument(
+        "--upstream-binary",
+        type=Path,
+        default=None,
+        help="aws-cloud-controller-manager (default: built by hack/build-upstream-aws-ccm)",
+    )
+    parser.add_argument("--top", type=int, default=6, help="operations listed per phase")
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=None,
+        help="logs and cloud configs go here (default: a new temporary directory, kept)",
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    args = parser.parse_args(argv)
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    if not sides or any(s not in SIDES for s in sides):
+        parser.error(f"--sides {args.sides!r}: accepted: upstream, ours or both, comma-separated")
+    args.sides = sides
+    if args.services < 1 or args.nodes < 1:
+        parser.error("--services and --nodes must be at least 1")
+    return args
+
+
+def upstream_binary() -> Path:
+    """The cached build of hack/build-upstream-aws-ccm (built now if missing; minutes)."""
+    out = subprocess.run(
+        [str(REPO_ROOT / "hack" / "build-upstream-aws-ccm")], check=True, stdout=subprocess.PIPE, text=True
+    )
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+
+    def on_sigterm(signum: int, _frame: types.FrameType | None) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    if "upstream" in args.sides and args.upstream_binary is None:
+        args.upstream_binary = upstream_binary()
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="ccm-side-by-side-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    if any((workdir / side).exists() for side in args.sides):
+        log(f"--workdir {workdir} holds a previous run's logs; give an empty or new directory")
+        return 2
+    log(f"work directory (logs, cloud configs): {workdir}")
+    results: dict[str, Any] = {}
+    config = {
+        "services": args.services,
+        "nodes": args.nodes,
+        "workers": args.workers,
+        "qps": args.qps,
+        "burst": args.burst,
+        "steady_s": args.steady,
+        "quiet_s": args.quiet,
+        "node_sg_rules": args.node_sg_rules,
+        "nlb_sg_managed": args.nlb_sg_managed,
+        "moto_corrections": args.corrections,
+        "cpus": os.cpu_count(),
+        "upstream_binary": str(args.upstream_binary or ""),
+    }
+    try:
+        for name in args.sides:
+            results[name] = run_side(name, args, workdir)
+    except KeyboardInterrupt:
+        log("interrupted; everything was stopped")
+        return 130
+    except BenchError as exc:
+        log(f"failed: {exc}")
+        return 1
+    finally:
+        if results and args.json is not None:
+            args.json.write_text(json.dumps({"config": config, "results": results}, indent=2) + "\n")
+    sys.stdout.write(
+        f"{args.services} two-port NLB Services, {args.nodes} Nodes, "
+        f"--concurrent-service-syncs={args.workers}, "
+        f"--kube-api-qps={args.qps:g}, node SG rules {'on' if args.node_sg_rules else 'off'}, "
+        f"NLB security groups {'Managed (both)' if args.nlb_sg_managed else 'upstream default (none)'}, "
+        f"moto {'corrected' if args.corrections else 'uncorrected'}, {os.cpu_count()} CPUs\n"
+    )
+    sys.stdout.write(report(results, top=args.top) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
