@@ -13,10 +13,25 @@ both sides alike. Two skew the upstream aws-cloud-controller-manager on every sy
   ``.elb.amazonaws.com`` as a Classic ELB and refuses every re-sync of an NLB Service with it ("cannot
   update Load Balancer Type annotation ... after creation for NLB"). AWS names an NLB
   ``<name>-<16 hex>.elb.<region>.amazonaws.com``; here the 16 hex digits are the load balancer ID that
-  ends its ARN.
+  ends its ARN. Sources: the AWS CLI example of ``create-load-balancer --type network`` (DNS name
+  ``my-network-load-balancer-5d1b75f4f1cee11e.elb.us-west-2.amazonaws.com``, ARN ending
+  ``/net/my-network-load-balancer/5d1b75f4f1cee11e``; aws/aws-cli
+  ``awscli/examples/elbv2/create-load-balancer.rst``) and a real NLB of the AWS Load Balancer Controller
+  in the EKS workshop (``k8s-ui-uinlb-e1c1ebaeb4-28a0d1a388d43825.elb.us-west-2.amazonaws.com``, ARN
+  ending ``/28a0d1a388d43825``; aws-samples/eks-workshop-v2
+  ``website/docs/fundamentals/exposing/loadbalancer/adding-lb.md``). Both show the ARN's ID in the
+  name; AWS does not document that as a rule.
 * ``SslPolicy`` of plain listeners. moto gives every listener created without one
-  ``ELBSecurityPolicy-2016-08``; AWS gives a TCP, UDP or TCP_UDP listener none. Upstream sees a TCP
-  listener with an SSL policy as drifted and sends ``ModifyListener`` for it on every sync, which moto
+  ``ELBSecurityPolicy-2016-08``; AWS gives a TCP, UDP or TCP_UDP listener none. Source: the ELBv2 API
+  reference has ``SslPolicy`` for "[HTTPS and TLS listeners]" only (CreateListener, ModifyListener;
+  the ``Listener`` it returns: "[HTTPS or TLS listener]"),
+  https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_CreateListener.html, the
+  same text in boto/botocore ``botocore/data/elbv2/2015-12-01/service-2.json``; the AWS CLI example's
+  output of a TCP (and of an HTTP) listener has no ``SslPolicy``, that of the HTTPS one has (aws/aws-cli
+  ``awscli/examples/elbv2/create-listener.rst`` at 2d1a9166; later versions dropped the outputs).
+  Upstream sees a TCP listener with an SSL policy as drifted (kubernetes/cloud-provider-aws v1.37.1
+  ``pkg/providers/v1/aws_loadbalancer.go``: for ``ProtocolEnumTcp``, ``SslPolicy != ""`` means
+  ``listenerNeedsModification``) and sends ``ModifyListener`` for it on every sync, which moto
   (``SslPolicy`` absent = unchanged) never clears. Listeners that are neither HTTPS nor TLS lose it
   after ``CreateListener`` and ``ModifyListener``.
 
@@ -26,9 +41,15 @@ carried out; seen once in ~1,400 calls of upstream): AWS answers a repeated ``Cr
 operation is idempotent ... If you attempt to create multiple ... with the same settings, each call
 succeeds", ELBv2 API reference), where moto makes a second load balancer or listener, or answers
 ``DuplicateTargetGroupName``; and ``DescribeTargetGroups(LoadBalancerArn)`` of a load balancer without
-target groups is an empty list on AWS, ``TargetGroupNotFound`` on moto. With moto's answers upstream
-never recovers from such a retry (its next syncs fail on ``TargetGroupNotFound`` forever). Each time one
-of these three applies, it is counted under ``repeats`` and logged.
+target groups is an empty list, where moto answers ``TargetGroupNotFound``. That last one is unverified:
+the API reference lists ``TargetGroupNotFound`` among the call's errors without saying when
+(https://docs.aws.amazon.com/elasticloadbalancing/latest/APIReference/API_DescribeTargetGroups.html),
+and no public test, fixture or issue found shows AWS's answer for this case. It is what upstream
+assumes (kubernetes/cloud-provider-aws v1.37.1): both its sync
+(``pkg/providers/v1/aws_loadbalancer.go``) and its delete (``pkg/providers/v1/aws.go``,
+``EnsureLoadBalancerDeleted``) treat every error of this call as a failure, so on moto's answer
+upstream never recovers from such a retry (its next syncs fail on ``TargetGroupNotFound`` forever).
+Each time one of these three applies, it is counted under ``repeats`` and logged.
 
 **Counting.** A WSGI middleware in front of moto records every request that is not the benchmark's own:
 its operation (``elbv2:CreateTargetGroup``, ``ec2:DescribeInstances``, ``tagging:GetResources``), the
