@@ -48,6 +48,7 @@ from providers.aws.model import (
     TargetGroup,
     cluster_tag,
 )
+from providers.common import names
 
 LISTENER_PREFIX: Final = "listener:"  # + "<port>": the ccm-lb/resource tag of a listener
 TARGET_TYPE_INSTANCE: Final = "instance"
@@ -101,9 +102,7 @@ def _hash10(*parts: object) -> str:
 
 
 def _sanitise(value: str, *, limit: int) -> str:
-    """Lower-case ``[a-z0-9-]``, cut to ``limit``, no leading, trailing or repeated hyphens."""
-    cleaned = re.sub(r"[^a-z0-9-]", "-", value.lower())[:limit]
-    return re.sub(r"-{2,}", "-", cleaned).strip("-")
+    return names.sanitise(value, limit=limit, order=names.Order.CUT_THEN_COLLAPSE)
 
 
 def _name(*, namespace: str, name: str, digest: str, limit: int) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import configparser
 from dataclasses import dataclass
 
+from providers.common.errors import ConfigError
+
 # Keys of upstream's [Global] section that we accept and ignore (they concern other controllers).
 _IGNORED = {
     "zone",
@@ -24,10 +26,6 @@ _IGNORED = {
     "routetableid",
     "tagnameprefix",
 }
-
-
-class ConfigError(ValueError):
-    """The cloud-config file is unreadable or has a bad value; the message names file, key and value."""
 
 
 @dataclass(frozen=True)

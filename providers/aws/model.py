@@ -1,17 +1,17 @@
 """The desired state of one Service's AWS resources, as plain frozen data.
 
 The builder (:mod:`providers.aws.builder`) makes a :class:`Stack` from a request without any AWS
-call; the deployer (:mod:`providers.aws.deployer`) compares it with what AWS has (found by tags) and
+call; the deployer (:mod:`providers.aws.deploy`) compares it with what AWS has (found by tags) and
 creates, updates or deletes. Each part carries a ``resource_id`` that is also written as a tag, so
 desired and actual parts are matched by identity, never by name alone.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from providers.common.spec_hash import digest
 
 # -- tags -------------------------------------------------------------------------------------------
 
@@ -35,15 +35,6 @@ Tags = tuple[tuple[str, str], ...]
 def cluster_tag(cluster_name: str) -> str:
     """The ownership tag key; its value is ``owned`` on everything this cluster created."""
     return f"kubernetes.io/cluster/{cluster_name}"
-
-
-def spec_hash(part: Any) -> str:
-    """The short hash written as ``ccm-lb/spec-hash`` on one part (target group, security group)."""
-    return _digest(asdict(part))
-
-
-def _digest(data: Any) -> str:
-    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # -- what the builder needs to know of the account ---------------------------------------------------
@@ -180,7 +171,7 @@ class Stack:
         """A short hash of everything but the targets: equal hashes mean nothing to change."""
         data = asdict(self)
         data.pop("targets", None)
-        return _digest(data)
+        return digest(data)
 
     def to_json(self) -> dict[str, Any]:
         """For golden files: the whole stack as JSON-able data."""

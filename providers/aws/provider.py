@@ -23,7 +23,8 @@ from providers.aws import builder, model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.config import load as load_config
-from providers.aws.deployer import Deployer
+from providers.aws.deploy.deployer import Deployer
+from providers.common.drift import build_stacks
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +48,11 @@ class AWSProvider:
         self.clients = clients or AWSClients(region=config.region)
         self.load_balancer_class = load_balancer_class
         self.deployer = Deployer(
-            clients=self.clients, config=config, cluster_name=cluster_name, scope=load_balancer_class
+            clients=self.clients,
+            config=config,
+            cluster_name=cluster_name,
+            scope=load_balancer_class,
+            orphan_grace=orphan_grace_seconds,
         )
         self.orphan_grace_seconds = orphan_grace_seconds
         self.clock = clock
@@ -147,29 +152,11 @@ class AWSProvider:
         A request that cannot be built is reported as drifted (the full ensure shows the user why)
         and its resources are kept: its UID is live.
         """
-        stacks: dict[str, tuple[str, model.Stack]] = {}
-        drifted: set[str] = set()
-        for request in requests:
-            try:
-                stacks[request.key] = (request.uid, self._stack(request))
-            except Exception as exc:
-                if not build_failure_is_expected(exc):
-                    logger.error(
-                        "%s: cannot build its load balancer for the drift check; keeping what exists",
-                        request.key,
-                        exc_info=True,
-                    )
-                drifted.add(request.key)
-        if live_uids is not None:
-            live_uids = live_uids | {r.uid for r in requests}
+        built = build_stacks(requests=requests, build=self._stack, live_uids=live_uids)
         self._drift_checks += 1
         full = self._drift_checks % self.full_sweep_every == 0
-        return frozenset(drifted) | self.deployer.drifted(
-            stacks=stacks,
-            live_uids=live_uids,
-            full=full,
-            orphan_grace=self.orphan_grace_seconds,
-            now=self.clock(),
+        return built.unbuildable | self.deployer.drifted(
+            stacks=built.stacks, live_uids=built.live_uids, full=full, now=self.clock()
         )
 
 

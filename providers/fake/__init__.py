@@ -25,6 +25,7 @@ from ccm.cloudprovider import (
     LoadBalancerStatus,
     RetryAfter,
 )
+from providers.common.orphans import OrphanClock
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class FakeCloud:
     balancers: dict[str, FakeLoadBalancer] = field(default_factory=dict)
     load_balancer_class: str = ""  # the instance's scope; one FakeCloud is one scope's cloud
     orphan_grace_seconds: float = 0.0
-    _orphans_seen: dict[str, float] = field(default_factory=dict)
+    _orphans: OrphanClock = field(default_factory=lambda: OrphanClock(grace=0.0))
     _faults: dict[tuple[str, str], _Fault] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -195,12 +196,11 @@ class FakeCloud:
                 live = live_uids | {r.uid for r in requests}
                 now = time.monotonic()
                 orphans = [k for k, lb in self.balancers.items() if lb.request.uid not in live]
-                self._orphans_seen = {k: self._orphans_seen.get(k, now) for k in orphans}
-                for key in orphans:
-                    if now - self._orphans_seen[key] >= self.orphan_grace_seconds:
-                        logger.info("fake: deleting orphaned load balancer of %s", key)
-                        del self.balancers[key]
-                        del self._orphans_seen[key]
+                self._orphans.grace = self.orphan_grace_seconds
+                for key in self._orphans.observe(orphans, now=now):
+                    logger.info("fake: deleting orphaned load balancer of %s", key)
+                    del self.balancers[key]
+                    self._orphans.forget(key)
             return frozenset(
                 key
                 for key, request in wanted.items()

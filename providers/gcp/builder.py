@@ -26,6 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Final
 
 from ccm.cloudprovider import ImplementedElsewhere, InvalidSpec, LoadBalancerRequest, source_ranges
+from providers.common import names
 from providers.gcp import annotations as ann
 from providers.gcp.model import (
     CLUSTER_LABEL,
@@ -65,10 +66,7 @@ _HASH_LENGTH: Final = 8
 
 
 def _sanitise(value: str, *, limit: int) -> str:
-    """Lower-case ``[a-z0-9-]``, cut to ``limit``, no leading, trailing or repeated hyphens."""
-    cleaned = re.sub(r"[^a-z0-9-]", "-", value.lower())
-    cleaned = re.sub(r"-{2,}", "-", cleaned).strip("-")
-    return cleaned[:limit].rstrip("-")
+    return names.sanitise(value, limit=limit, order=names.Order.COLLAPSE_THEN_CUT)
 
 
 def _cid(cluster_id: str) -> str:

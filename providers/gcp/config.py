@@ -22,6 +22,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from providers.common.errors import ConfigError
 from providers.gcp.model import ClusterNetwork
 
 SECTION: Final = "global"
@@ -67,10 +68,6 @@ _ENDPOINT: Final = re.compile(r"(?P<scheme>https?://)?(?P<host>[A-Za-z0-9.\-\[\]
 _VARIABLE: Final = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(?P<value>.*))?")
 _SECTION_LINE: Final = re.compile(r"\[\s*(?P<name>[A-Za-z][A-Za-z0-9.-]*)\s*(?:\"(?P<sub>[^\"]*)\")?\s*\]")
 CLUSTER_ID_LENGTH: Final = 10
-
-
-class ConfigError(ValueError):
-    """The cloud-config file is unreadable, incomplete or has a bad value; the message names file and key."""
 
 
 @dataclass(frozen=True)

@@ -25,30 +25,24 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import re
 import threading
-import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec, scope_digest
+from providers.common.errors import NotOwned
+from providers.common.spec_hash import spec_hash
 from providers.gcp import builder, model, rebuild
 from providers.gcp.client import GCEClients, OperationFailed
+from providers.gcp.instance_groups import InstanceGroups
+from providers.gcp.ownership import is_in_use, owned_description
+from providers.gcp.urls import Urls
 
 logger = logging.getLogger(__name__)
-
-API = "https://www.googleapis.com/compute/v1"
-# Upstream's cap (cloud-provider-gcp gce_loadbalancer_internal.go maxInstancesPerInstanceGroup).
-MAX_GROUP_MEMBERS = 1000
-REFUSED_FOR = 300.0  # seconds a node addInstances refused is left out before it is tried again
-
-
-class NotOwned(RuntimeError):
-    """A resource with our name exists but is not this cluster's; we refuse to touch it."""
 
 
 @dataclass(frozen=True)
@@ -74,37 +68,8 @@ class _Kind:
 
 @dataclass
 class ClusterState:
-    instance_groups: dict[str, set[str]] = field(default_factory=dict)  # zone → instance names
-    # (zone, instance) → (GCE's reason, when): nodes addInstances refused, left out for REFUSED_FOR seconds
-    refused: dict[tuple[str, str], tuple[str, float]] = field(default_factory=dict)
     shared_health_check: bool = False
     shared_firewall: bool = False
-
-
-def _owned_description(resource: Any, cluster_id: str, *, scope: str | None = None) -> dict[str, str]:
-    """The marker if it names this cluster (and ``scope``, unless the resource is shared: None)."""
-    marker = model.parse_description(getattr(resource, "description", ""))
-    if marker.get(model.CLUSTER_KEY) != cluster_id:
-        return {}
-    if scope is not None and marker.get(model.SCOPE_KEY, "") != scope:
-        return {}
-    return marker
-
-
-def _member_already_exists(exc: gexc.GoogleAPICallError) -> bool:
-    """addInstances' 400 for an instance that is already a member (reason ``memberAlreadyExists``)."""
-    reasons = {str(e.get("reason", "")) for e in exc.errors or () if isinstance(e, dict)}
-    return "memberAlreadyExists" in reasons or "already a member" in str(exc)
-
-
-def _is_in_use(exc: Exception) -> bool:
-    """GCE's "still in use" refusal of a delete: a 400 at once, or an operation that fails with it later."""
-    if isinstance(exc, OperationFailed):
-        return "RESOURCE_IN_USE_BY_ANOTHER_RESOURCE" in exc.codes
-    text = str(exc)
-    return isinstance(exc, gexc.BadRequest) and (
-        "being used by" in text or "resourceInUseByAnotherResource" in text
-    )
 
 
 class Deployer:
@@ -119,221 +84,14 @@ class Deployer:
         self.project, self.region = clients.project, clients.region
         self._lock = threading.Lock()
         self._state = ClusterState()
-
-    # -- URLs ---------------------------------------------------------------------------------------
-
-    def _region_url(self, kind: str, name: str) -> str:
-        return f"{API}/projects/{self.project}/regions/{self.region}/{kind}/{name}"
-
-    def _ig_url(self, zone: str) -> str:
-        group = builder.instance_group_name(cluster_id=self.cid)
-        return f"{API}/projects/{self.project}/zones/{zone}/instanceGroups/{group}"
-
-    def _instance_url(self, zone: str, name: str) -> str:
-        return f"{API}/projects/{self.project}/zones/{zone}/instances/{name}"
-
-    def _network_url(self) -> str:
-        return f"{API}/projects/{self.net.network_project}/global/networks/{self.net.network}"
-
-    def _subnetwork_url(self, name: str) -> str:
-        return f"{API}/projects/{self.net.network_project}/regions/{self.region}/subnetworks/{name}"
-
-    # -- shared: instance groups --------------------------------------------------------------------
-
-    def sync_instance_groups(self, *, instances: Sequence[tuple[str, str]]) -> tuple[str, ...]:
-        """Make each zone's shared instance group hold exactly ``instances`` (zone, name).
-
-        A node GCE will not add (it is in another load-balanced instance group, such as GKE's or
-        ingress-gce's, or in another network or subnetwork) is left out, tried again after
-        ``REFUSED_FOR`` seconds, and named in the messages returned (the Service's Warning event); the
-        other nodes are added, so one such node never blocks a zone.
-        """
-        wanted: dict[str, set[str]] = {}
-        now = time.monotonic()
-        with self._lock:
-            refused = {k: v for k, v in self._state.refused.items() if now - v[1] < REFUSED_FOR}
-            self._state.refused = refused
-        for zone, name in instances:
-            if (zone, name) not in refused:
-                wanted.setdefault(zone, set()).add(name)
-        for zone, names in wanted.items():
-            if len(names) > MAX_GROUP_MEMBERS:
-                kept = set(sorted(names)[:MAX_GROUP_MEMBERS])
-                logger.warning(
-                    "zone %s has %d nodes; its instance group holds the first %d by name, as upstream's does "
-                    "(the others get no load-balanced traffic): %s…",
-                    zone,
-                    len(names),
-                    MAX_GROUP_MEMBERS,
-                    ", ".join(sorted(names - kept)[:5]),
-                )
-                wanted[zone] = kept
-        with self._lock:
-            zones = sorted(set(wanted) | set(self._state.instance_groups))
-            for zone in zones:
-                want = wanted.get(zone, set())
-                try:
-                    self._sync_zone(zone, want)
-                except (gexc.NotFound, gexc.BadRequest) as exc:
-                    if isinstance(exc, gexc.BadRequest) and not _member_already_exists(exc):
-                        self._sync_zone_one_by_one(zone, want)
-                        continue
-                    # The cached membership was wrong: a VM deleted outside (removeInstances: 404), or a
-                    # member someone else added (addInstances: memberAlreadyExists). Read the group
-                    # again and retry once; what still fails is added one node at a time.
-                    logger.info("instance group of %s: %s; reading its members again", zone, exc.message)
-                    self._state.instance_groups.pop(zone, None)
-                    try:
-                        self._sync_zone(zone, want)
-                    except gexc.BadRequest:
-                        self._sync_zone_one_by_one(zone, want)
-            return self._refused_notices(instances)
-
-    def _refused_notices(self, instances: Sequence[tuple[str, str]]) -> tuple[str, ...]:
-        wanted = set(instances)
-        return tuple(
-            f"node {name} (zone {zone}) is not in the load balancer's instance group: GCE refused it "
-            f"({reason}); it gets no traffic from this load balancer. A node can be in one "
-            "load-balanced instance group only (GKE's and ingress-gce's count), and in the group's network"
-            for (zone, name), (reason, _when) in sorted(self._state.refused.items())
-            if (zone, name) in wanted
+        self.urls = Urls(
+            project=self.project,
+            region=self.region,
+            network_project=network.network_project,
+            network=network.network,
+            cluster_id=self.cid,
         )
-
-    def _leave_out_nodes_in_other_groups(self, exc: gexc.BadRequest) -> bool:
-        """GCE refused a backend service because a member of our group is in another load-balanced group
-        ("instance may belong to at most one load-balanced instance group": GCE's message, and the
-        Google Cloud load-balancing guide's rule). Those members leave our group and are named; True
-        when there were any, so that the caller tries once more."""
-        if "load-balanced instance group" not in str(exc.message):
-            return False
-        ig = builder.instance_group_name(cluster_id=self.cid)
-        found = set(re.findall(r"zones/([a-z0-9-]+)/instances/([a-z0-9-]+)", str(exc.message)))
-        with self._lock:
-            for zone, name in sorted(found):
-                if name not in self._state.instance_groups.get(zone, set()):
-                    continue
-                self._change_members(zone=zone, group=ig, names=[name], add=False)
-                self._state.instance_groups[zone].discard(name)
-                self._state.refused[(zone, name)] = (str(exc.message), time.monotonic())
-                logger.warning("instance group of %s: node %s left out: %s", zone, name, exc.message)
-        return bool(found)
-
-    def _sync_zone_one_by_one(self, zone: str, want: set[str]) -> None:
-        """A batch addInstances was refused: add the nodes one at a time, leaving out each one GCE refuses.
-
-        Caller holds the lock. Costs one call per node to add, only after a refusal.
-        """
-        self._state.instance_groups.pop(zone, None)
-        have = self._members(zone)
-        ig = builder.instance_group_name(cluster_id=self.cid)
-        remove = sorted(have - want)
-        if remove:
-            self._change_members(zone=zone, group=ig, names=remove, add=False)
-        members = have & want
-        for name in sorted(want - have):
-            try:
-                self._change_members(zone=zone, group=ig, names=[name], add=True)
-            except gexc.BadRequest as exc:
-                if _member_already_exists(exc) and f"/instanceGroups/{ig}" in str(exc.message):
-                    members.add(name)  # already ours
-                    continue
-                logger.warning("instance group of %s: node %s refused: %s", zone, name, exc.message)
-                self._state.refused[(zone, name)] = (str(exc.message), time.monotonic())
-                continue
-            members.add(name)
-        self._state.instance_groups[zone] = members
-
-    def _sync_zone(self, zone: str, want: set[str]) -> None:
-        """One zone's group to exactly ``want``. Caller holds the lock."""
-        have = self._members(zone)
-        ig = builder.instance_group_name(cluster_id=self.cid)
-        add, remove = sorted(want - have), sorted(have - want)
-        if add:
-            self._change_members(zone=zone, group=ig, names=add, add=True)
-        if remove:
-            self._change_members(zone=zone, group=ig, names=remove, add=False)
-        self._state.instance_groups[zone] = set(want)
-
-    def _change_members(self, *, zone: str, group: str, names: Sequence[str], add: bool) -> None:
-        refs = [compute_v1.InstanceReference(instance=self._instance_url(zone, n)) for n in names]
-        if add:
-            request: Any = compute_v1.AddInstancesInstanceGroupRequest(
-                project=self.project,
-                zone=zone,
-                instance_group=group,
-                instance_groups_add_instances_request_resource=compute_v1.InstanceGroupsAddInstancesRequest(
-                    instances=refs
-                ),
-            )
-            call: Callable[..., Any] = self.c.instance_groups.add_instances_unary
-            name = "instanceGroups.addInstances"
-        else:
-            request = compute_v1.RemoveInstancesInstanceGroupRequest(
-                project=self.project,
-                zone=zone,
-                instance_group=group,
-                instance_groups_remove_instances_request_resource=compute_v1.InstanceGroupsRemoveInstancesRequest(
-                    instances=refs
-                ),
-            )
-            call = self.c.instance_groups.remove_instances_unary
-            name = "instanceGroups.removeInstances"
-        self.c.mutate(name, call, request, scope="zone", location=zone)
-
-    def _members(self, zone: str) -> set[str]:
-        """Current members of the zone's group (cached; created if missing). Caller holds the lock."""
-        known = self._state.instance_groups.get(zone)
-        if known is not None:
-            return known
-        ig = builder.instance_group_name(cluster_id=self.cid)
-        try:
-            group = self.c.call(
-                "instanceGroups.get",
-                self.c.instance_groups.get,
-                project=self.project,
-                zone=zone,
-                instance_group=ig,
-            )
-            if not _owned_description(group, self.cid):
-                raise NotOwned(f"instance group {ig} in {zone} exists but is not owned by cluster {self.cid}")
-        except gexc.NotFound:
-            try:
-                self.c.mutate(
-                    "instanceGroups.insert",
-                    self.c.instance_groups.insert_unary,
-                    compute_v1.InsertInstanceGroupRequest(
-                        project=self.project,
-                        zone=zone,
-                        instance_group_resource=compute_v1.InstanceGroup(
-                            name=ig,
-                            network=self._network_url(),
-                            description=model.description(cluster=self.cid),
-                        ),
-                    ),
-                    scope="zone",
-                    location=zone,
-                )
-                self._state.instance_groups[zone] = set()
-                return self._state.instance_groups[zone]
-            except gexc.Conflict:
-                pass  # made by an earlier attempt: read its members below
-        members: set[str] = set()
-        pager = self.c.call(
-            "instanceGroups.listInstances",
-            self.c.instance_groups.list_instances,
-            request=compute_v1.ListInstancesInstanceGroupsRequest(
-                project=self.project,
-                zone=zone,
-                instance_group=ig,
-                instance_groups_list_instances_request_resource=compute_v1.InstanceGroupsListInstancesRequest(
-                    instance_state="ALL"
-                ),
-            ),
-        )
-        for item in pager:
-            members.add(item.instance.rsplit("/", 1)[-1])
-        self._state.instance_groups[zone] = members
-        return members
+        self.instance_groups = InstanceGroups(clients=clients, urls=self.urls)
 
     # -- shared: node health check and its firewall -------------------------------------------------
 
@@ -410,7 +168,7 @@ class Deployer:
                 existing = self._get(kind, name)
                 if existing is None:
                     raise
-        marker = _owned_description(existing, self.cid, scope=None if shared else self.scope)
+        marker = owned_description(existing, self.cid, scope=None if shared else self.scope)
         if not marker or (uid and marker.get(model.SERVICE_UID_KEY, uid) != uid):
             raise NotOwned(
                 f"{kind} {name} exists but is not owned by this Service of cluster {self.cid}"
@@ -440,7 +198,7 @@ class Deployer:
     def _ensure_health_check(self, hc: model.HealthCheck) -> None:
         if hc.shared and self._state.shared_health_check:
             return
-        want_hash = model.spec_hash(hc)
+        want_hash = spec_hash(hc)
         resource = compute_v1.HealthCheck(
             name=hc.name,
             type_="HTTP",
@@ -462,10 +220,10 @@ class Deployer:
     def _ensure_firewall(self, fw: model.Firewall, *, service: str = "", uid: str = "") -> None:
         if fw.shared and self._state.shared_firewall:
             return
-        want_hash = model.spec_hash(fw)
+        want_hash = spec_hash(fw)
         resource = compute_v1.Firewall(
             name=fw.name,
-            network=self._network_url(),
+            network=self.urls.network_url(),
             direction="INGRESS",
             priority=fw.priority,
             description=model.description(
@@ -518,7 +276,7 @@ class Deployer:
         labels = dict(rule.labels)
         if labels.get(model.CLUSTER_LABEL) == self.cid:
             return bool(labels.get(model.SCOPE_LABEL, "") == self.scope_label)
-        return bool(_owned_description(rule, self.cid, scope=self.scope))
+        return bool(owned_description(rule, self.cid, scope=self.scope))
 
     def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
         """Make GCE match ``stack``; returns the load balancer's IP address and what the user must know.
@@ -534,10 +292,11 @@ class Deployer:
         except Exception:
             with self._lock:
                 self._state = ClusterState()
+            self.instance_groups.forget()
             raise
 
     def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
-        refused = self.sync_instance_groups(instances=stack.instances)
+        refused = self.instance_groups.sync(instances=stack.instances)
         want_hash = stack.spec_hash()
         fr = stack.forwarding_rule
         rule = self.get_forwarding_rule(fr.name)
@@ -551,7 +310,7 @@ class Deployer:
         # A reservation of ours named after the LB holds the IP while its rule is rebuilt; one left by a
         # crash is picked up here, so that the move finishes on the same IP.
         hold = self._get("addresses", fr.name)
-        if hold is not None and not _owned_description(hold, self.cid):
+        if hold is not None and not owned_description(hold, self.cid):
             hold = None  # someone else's address with our name: neither used nor released
         keep_ip, old_ip, why_new = "", "", ""
         if rule is not None:
@@ -572,10 +331,10 @@ class Deployer:
         try:
             self._ensure_backend_service(stack, key=key, uid=uid)
         except gexc.BadRequest as exc:
-            if not self._leave_out_nodes_in_other_groups(exc):
+            if not self.instance_groups.leave_out_nodes_in_other_groups(exc):
                 raise
             self._ensure_backend_service(stack, key=key, uid=uid)
-            refused = self._refused_notices(stack.instances)
+            refused = self.instance_groups.refused_notices(stack.instances)
         if rule is None:
             if hold is not None and not fr.ip_address:
                 if rebuild.hold_fits(hold, fr):
@@ -666,7 +425,7 @@ class Deployer:
                 return None
             raise
         hold = self._get("addresses", want.name)
-        if hold is None or not _owned_description(hold, self.cid):
+        if hold is None or not owned_description(hold, self.cid):
             raise NotOwned(
                 f"address {want.name} exists but is not owned by cluster {self.cid}; refusing to use it"
             )
@@ -707,22 +466,23 @@ class Deployer:
 
     def _ensure_backend_service(self, stack: model.Stack, *, key: str, uid: str) -> None:
         bs = stack.backend_service
-        want_hash = model.spec_hash(bs)
+        want_hash = spec_hash(bs)
         resource = compute_v1.BackendService(
             name=bs.name,
             load_balancing_scheme=bs.scheme,
             protocol=bs.protocol,
             session_affinity=bs.session_affinity,
-            health_checks=[self._region_url("healthChecks", bs.health_check)],
+            health_checks=[self.urls.regional("healthChecks", bs.health_check)],
             backends=[
-                compute_v1.Backend(group=self._ig_url(zone), balancing_mode="CONNECTION") for zone in bs.zones
+                compute_v1.Backend(group=self.urls.instance_group(zone), balancing_mode="CONNECTION")
+                for zone in bs.zones
             ],
             description=model.description(
                 cluster=self.cid, service=key, uid=uid, spec_hash=want_hash, scope=self.scope
             ),
         )
         if bs.scheme == "INTERNAL":
-            resource.network = self._network_url()
+            resource.network = self.urls.network_url()
         self._converge("regionBackendServices", name=bs.name, resource=resource, want_hash=want_hash, uid=uid)
 
     def _create_forwarding_rule(self, stack: model.Stack, *, key: str, uid: str, ip: str) -> Any:
@@ -745,7 +505,7 @@ class Deployer:
             name=fr.name,
             load_balancing_scheme=fr.scheme,
             I_p_protocol=fr.protocol,
-            backend_service=self._region_url("backendServices", fr.backend_service),
+            backend_service=self.urls.regional("backendServices", fr.backend_service),
             description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
         )
         if fr.all_ports:
@@ -758,8 +518,8 @@ class Deployer:
             if fr.network_tier:
                 resource.network_tier = fr.network_tier
         else:
-            resource.network = self._network_url()
-            resource.subnetwork = self._subnetwork_url(fr.subnetwork)
+            resource.network = self.urls.network_url()
+            resource.subnetwork = self.urls.subnetwork(fr.subnetwork)
             resource.allow_global_access = fr.allow_global_access
         with contextlib.suppress(gexc.Conflict):  # an earlier attempt made it; read back below
             self.c.mutate(
@@ -785,14 +545,14 @@ class Deployer:
             name=name,
             address=fr.ip_address,
             address_type="INTERNAL",
-            subnetwork=self._subnetwork_url(fr.subnetwork),
+            subnetwork=self.urls.subnetwork(fr.subnetwork),
             description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
         )
         try:
             self._insert_address(address)
         except gexc.Conflict:
             held = self._get("addresses", name)  # an earlier attempt's, or another IP the user asked before
-            if held is None or not _owned_description(held, self.cid):
+            if held is None or not owned_description(held, self.cid):
                 raise NotOwned(f"address {name} exists but is not owned by cluster {self.cid}") from None
             if held.address != fr.ip_address:
                 self._release_hold(name)
@@ -810,7 +570,7 @@ class Deployer:
         """Our reservations of one LB, in one listing: the IP hold a crash left between reserve and
         release (``<lb>``), and the ``spec.loadBalancerIP`` reserved for it (``<lb>-ip``)."""
         for address in self._list_addresses(f'name eq "{lb_name}(-ip)?"'):
-            if not _owned_description(address, self.cid, scope=self.scope):
+            if not owned_description(address, self.cid, scope=self.scope):
                 logger.warning(
                     "not deleting address %s: it is not owned by cluster %s", address.name, self.cid
                 )
@@ -863,39 +623,7 @@ class Deployer:
         zones = sorted(z.rsplit("/", 1)[-1] for z in region.zones)
         with self._lock:
             self._state.shared_health_check = self._state.shared_firewall = False
-            for zone in zones:
-                if self._delete_instance_group(zone):
-                    self._state.instance_groups.pop(zone, None)
-
-    def _delete_instance_group(self, zone: str) -> bool:
-        ig = builder.instance_group_name(cluster_id=self.cid)
-        try:
-            group = self.c.call(
-                "instanceGroups.get",
-                self.c.instance_groups.get,
-                project=self.project,
-                zone=zone,
-                instance_group=ig,
-            )
-        except gexc.NotFound:
-            return True
-        if not _owned_description(group, self.cid):
-            return False
-        try:
-            self.c.mutate(
-                "instanceGroups.delete",
-                self.c.instance_groups.delete_unary,
-                compute_v1.DeleteInstanceGroupRequest(project=self.project, zone=zone, instance_group=ig),
-                scope="zone",
-                location=zone,
-            )
-        except gexc.NotFound:
-            return True
-        except (gexc.BadRequest, OperationFailed) as exc:
-            if _is_in_use(exc):
-                return False
-            raise
-        return True
+        self.instance_groups.delete_unused(zones)
 
     def _delete_forwarding_rule(self, name: str) -> None:
         if self.get_forwarding_rule(name) is None:
@@ -919,7 +647,7 @@ class Deployer:
         resource = self._get(kind, name)
         if resource is None:
             return True
-        if not _owned_description(resource, self.cid, scope=None if shared else self.scope):
+        if not owned_description(resource, self.cid, scope=None if shared else self.scope):
             logger.warning(
                 "not deleting %s %s: it is not owned by cluster %s%s",
                 kind,
@@ -935,7 +663,7 @@ class Deployer:
         except gexc.NotFound:
             return True
         except (gexc.BadRequest, OperationFailed) as exc:
-            if _is_in_use(exc):
+            if is_in_use(exc):
                 logger.info("%s %s is still in use; kept", kind, name)
                 return False
             raise

@@ -15,10 +15,11 @@ addresses) and otherwise in the upstream-style JSON ``description``. :func:`desc
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
+
+from providers.common.spec_hash import digest
 
 SERVICE_NAME_KEY = "kubernetes.io/service-name"
 CLUSTER_KEY = "ccm-lb/cluster"
@@ -62,10 +63,6 @@ def parse_description(text: str | None) -> dict[str, str]:
     except ValueError:
         return {}
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
-
-
-def spec_hash(part: Any) -> str:
-    return hashlib.sha256(json.dumps(asdict(part), sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -138,7 +135,7 @@ class Stack:
     def spec_hash(self) -> str:
         data = asdict(self)
         data.pop("instances", None)
-        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+        return digest(data)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -19,8 +19,9 @@ from ccm.cloudprovider import (
     LoadBalancerRequest,
     LoadBalancerStatus,
     ProviderEvent,
-    build_failure_is_expected,
 )
+from providers.common.drift import build_stacks
+from providers.common.orphans import OrphanClock
 from providers.gcp import annotations as ann
 from providers.gcp import builder, model
 from providers.gcp.client import GCEClients
@@ -59,7 +60,7 @@ class GCEProvider:
         self.deployer = Deployer(clients=self.clients, network=self.network, scope=load_balancer_class)
         self.orphan_grace_seconds = orphan_grace_seconds
         self.clock = clock
-        self._orphans_seen: dict[str, float] = {}
+        self._orphans = OrphanClock(grace=orphan_grace_seconds)
         self._sweep_lock = threading.Lock()  # one sweep at a time
 
     def _stack(self, request: LoadBalancerRequest) -> model.Stack:
@@ -96,7 +97,7 @@ class GCEProvider:
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request)
-        self.deployer.sync_instance_groups(instances=stack.instances)
+        self.deployer.instance_groups.sync(instances=stack.instances)
 
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         self.deployer.delete(lb_name=self.get_load_balancer_name(request=request))
@@ -109,34 +110,17 @@ class GCEProvider:
         A request that cannot be built is reported as drifted (the full ensure shows the user why)
         and its load balancer is kept: its UID is live.
         """
-        stacks: dict[str, tuple[str, model.Stack]] = {}
-        invalid: set[str] = set()
-        for request in requests:
-            try:
-                stacks[request.key] = (request.uid, self._stack(request))
-            except Exception as exc:
-                if not build_failure_is_expected(exc):
-                    logger.error(
-                        "%s: cannot build its load balancer for the drift check; keeping what exists",
-                        request.key,
-                        exc_info=True,
-                    )
-                invalid.add(request.key)
-        if live_uids is not None:
-            live_uids = live_uids | {r.uid for r in requests}
+        built = build_stacks(requests=requests, build=self._stack, live_uids=live_uids)
         with self._sweep_lock:
-            drifted, orphans = self.deployer.drifted(stacks=stacks, live_uids=live_uids)
-            now = self.clock()
-            self._orphans_seen = {name: self._orphans_seen.get(name, now) for name in orphans}
-            for name, first_seen in list(self._orphans_seen.items()):
-                if now - first_seen >= self.orphan_grace_seconds:
-                    logger.info("deleting orphaned load balancer %s: no Service with its UID exists", name)
-                    try:
-                        self.deployer.delete(lb_name=name)
-                        del self._orphans_seen[name]
-                    except Exception as exc:  # the next sweep tries again
-                        logger.warning("could not delete orphaned load balancer %s yet: %s", name, exc)
-        return drifted | frozenset(invalid)
+            drifted, orphans = self.deployer.drifted(stacks=built.stacks, live_uids=built.live_uids)
+            for name in self._orphans.observe(orphans, now=self.clock()):
+                logger.info("deleting orphaned load balancer %s: no Service with its UID exists", name)
+                try:
+                    self.deployer.delete(lb_name=name)
+                    self._orphans.forget(name)
+                except Exception as exc:  # the next sweep tries again
+                    logger.warning("could not delete orphaned load balancer %s yet: %s", name, exc)
+        return drifted | built.unbuildable
 
 
 def new(

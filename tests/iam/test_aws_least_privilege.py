@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from providers.aws.client import error_code
-from providers.aws.deployer import NodeSecurityGroupDenied
+from providers.aws.deploy.backend_security_group import NodeSecurityGroupDenied
 from tests.iam import aws_lifecycle as lifecycle
 from tests.iam.aws_enforcement import Enforcement
 from tests.iam.aws_iam import action_matches, actions_of

@@ -90,7 +90,7 @@ def _operations_called_by_the_provider() -> set[str]:
         "tagging": ("resourcegroupstaggingapi", "tag"),
     }
     found: set[str] = set()
-    for path in PROVIDER.glob("*.py"):
+    for path in PROVIDER.rglob("*.py"):
         source = path.read_text()
         calls = re.findall(r"\b(ec2|elbv2|tagging)\.(\w+)\(", source)
         calls += re.findall(r"\b(ec2|elbv2|tagging)\.get_paginator\(\s*\"(\w+)\"", source)

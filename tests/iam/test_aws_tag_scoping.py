@@ -14,7 +14,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from providers.aws.client import error_code
-from providers.aws.deployer import NodeSecurityGroupDenied
+from providers.aws.deploy.backend_security_group import NodeSecurityGroupDenied
 from tests.iam.aws_enforcement import Enforcement
 from tests.iam.aws_lifecycle import request
 from tests.iam.aws_policy import (

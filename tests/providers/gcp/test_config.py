@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from providers.common.errors import ConfigError
 from providers.gcp import config
-from providers.gcp.config import ConfigError, GCEConfig
+from providers.gcp.config import GCEConfig
 
 GKE_STYLE = """\
 # written by the cluster's provisioning

@@ -15,8 +15,8 @@ import pytest
 
 from ccm.cloudprovider import scope_digest
 from fakegce import FakeCompute
+from providers.common.errors import NotOwned
 from providers.gcp import model
-from providers.gcp.deployer import NotOwned
 from providers.gcp.provider import GCEProvider
 from tests.support.gcp import RequestFactory, gce_config, lb_resources
 

@@ -13,8 +13,9 @@ from google.cloud import compute_v1
 
 from ccm.cloudprovider import InvalidSpec, Node
 from fakegce import FakeCompute
+from providers.common.errors import NotOwned
 from providers.gcp.client import GCEClients, OperationFailed
-from providers.gcp.deployer import NotOwned
+from providers.gcp.deployer import Deployer
 from providers.gcp.provider import GCEProvider
 from tests.support.fakegce import Gce  # the real compute clients, beside the provider's
 from tests.support.gcp import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
@@ -415,7 +416,7 @@ def test_throttling_and_unavailable_answers_are_retried(
         anonymous=True,
         retry_deadline=30.0,
     )
-    provider.deployer.c = provider.clients
+    provider.deployer = Deployer(clients=provider.clients, network=provider.network)
     gce.fail("POST", "regions/{region}/forwardingRules", status=429, times=2)
     gce.fail("POST", "global/firewalls", status=503, times=1)
     assert provider.ensure_load_balancer(request=make_request()).ingress[0].ip

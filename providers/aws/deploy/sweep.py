@@ -1,0 +1,152 @@
+"""The bulk drift check and the orphan sweep: one listing for all Services.
+
+A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target groups and
+security groups, so a missing part or a leaked one (left by a failure midway) is found too. A resource
+of this scope is an orphan when its Service UID is not live; it is deleted once it has been an orphan
+for the grace period (:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
+describe confirms it still exists (the tagging API lists deleted resources for a while).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+
+from providers.aws import model
+from providers.aws.deploy.discovery import Discovery
+from providers.aws.deploy.load_balancer import LoadBalancers
+from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, Found
+from providers.aws.deploy.security_groups import FrontendSecurityGroups
+from providers.aws.deploy.target_groups import TargetGroups
+from providers.common.orphans import OrphanClock
+from providers.common.spec_hash import spec_hash
+
+logger = logging.getLogger(__name__)
+
+_DELETE_ORDER = {model.RESOURCE_LOAD_BALANCER: 0, model.RESOURCE_FRONTEND_SG: 2}  # target groups: 1
+
+
+class Sweep:
+    def __init__(
+        self,
+        *,
+        discovery: Discovery,
+        load_balancers: LoadBalancers,
+        target_groups: TargetGroups,
+        security_groups: FrontendSecurityGroups,
+        orphan_grace: float,
+    ) -> None:
+        self.discovery = discovery
+        self.load_balancers = load_balancers
+        self.target_groups = target_groups
+        self.security_groups = security_groups
+        self.orphans = OrphanClock(grace=orphan_grace)
+        self._lock = threading.Lock()  # one sweep at a time
+
+    def drifted(
+        self,
+        *,
+        stacks: Mapping[str, tuple[str, model.Stack]],
+        live_uids: frozenset[str] | None,
+        full: bool,
+        now: float,
+    ) -> frozenset[str]:
+        """Keys (of ``stacks``: key → (uid, stack)) whose LB is missing or differs; deletes due orphans.
+
+        ``live_uids`` is every Service of the cluster; ``None`` sweeps nothing.
+        """
+        with self._lock:
+            types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
+            by_uid = by_service(self.discovery.list_owned(types=types))
+            drifted = drifted_keys(stacks=stacks, by_uid=by_uid, full=full)
+            if live_uids is None:
+                return drifted
+            live = live_uids | {uid for uid, _stack in stacks.values()}
+            found = orphans(by_uid=by_uid, live=live)
+            arns = {o.arn: o for o in found}
+            due = self.orphans.observe(
+                arns,
+                now=now,
+                # a partial listing (not full) leaves the target groups' and SGs' clocks running
+                listed=lambda arn: full or ":loadbalancer/" in arn,
+            )
+            self._delete_orphans([arns[arn] for arn in due])
+            return drifted
+
+    def _delete_orphans(self, due: Sequence[Found]) -> None:
+        """Delete in dependency order; an entry is forgotten only once its resource is gone."""
+        if not due:
+            return
+        existing = self.discovery.existing(due)
+        gone = [i.arn for i in due if i not in existing]
+        if gone:
+            logger.info(
+                "the tagging API still lists deleted resources %s: nothing to delete", ", ".join(gone)
+            )
+            for arn in gone:
+                self.orphans.forget(arn)
+        for item in sorted(existing, key=lambda i: _DELETE_ORDER.get(i.resource_id, 1)):
+            logger.info(
+                "deleting orphaned %s %s of Service %s (uid %s): no Service with this UID exists",
+                item.resource_id,
+                item.arn,
+                item.tags.get(model.SERVICE_NAME_TAG, "?"),
+                item.tags.get(model.SERVICE_UID_TAG, "?"),
+            )
+            try:
+                if self._delete(item):
+                    self.orphans.forget(item.arn)
+            except Exception as exc:  # the next sweep tries again; the others still go now
+                logger.warning("could not delete orphaned %s yet: %s", item.arn, exc)
+
+    def _delete(self, item: Found) -> bool:
+        """Delete one orphan; whether it is gone (a security group still attached is not)."""
+        if item.resource_id == model.RESOURCE_LOAD_BALANCER:
+            self.load_balancers.delete(item.arn, keep_protection=True)
+            return True
+        if item.resource_id.startswith(model.TARGET_GROUP_PREFIX):
+            self.target_groups.delete(item.arn)
+            return True
+        if item.resource_id == model.RESOURCE_FRONTEND_SG:
+            return self.security_groups.delete(item.sg_id)
+        return False  # not a part we make: left alone
+
+
+# -- pure ------------------------------------------------------------------------------------------------
+
+
+def by_service(found: Iterable[Found]) -> dict[str, list[Found]]:
+    """Listed resources by their Service UID tag ("" for none)."""
+    out: dict[str, list[Found]] = {}
+    for item in found:
+        out.setdefault(item.tags.get(model.SERVICE_UID_TAG, ""), []).append(item)
+    return out
+
+
+def drifted_keys(
+    *, stacks: Mapping[str, tuple[str, model.Stack]], by_uid: Mapping[str, Sequence[Found]], full: bool
+) -> frozenset[str]:
+    """Keys whose NLB is missing, doubled or of another spec hash; with ``full``, also a part."""
+    drifted: set[str] = set()
+    for key, (uid, stack) in stacks.items():
+        items = by_uid.get(uid, [])
+        lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+        if len(lbs) != 1 or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
+            drifted.add(key)
+            continue
+        if full:
+            have = {i.resource_id: i for i in items}
+            want = {tg.resource_id: spec_hash(tg) for tg in stack.target_groups}
+            if stack.frontend_security_group is not None:
+                want[model.RESOURCE_FRONTEND_SG] = spec_hash(stack.frontend_security_group)
+            if any(
+                rid not in have or have[rid].tags.get(model.SPEC_HASH_TAG) != h for rid, h in want.items()
+            ):
+                drifted.add(key)
+    return frozenset(drifted)
+
+
+def orphans(*, by_uid: Mapping[str, Sequence[Found]], live: frozenset[str]) -> list[Found]:
+    """Resources tagged with a Service UID that no live Service has (untagged ones are never orphans)."""
+    return [item for uid, items in by_uid.items() if uid and uid not in live for item in items]
