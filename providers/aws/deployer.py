@@ -1274,19 +1274,33 @@ class Deployer:
                 skip = frozenset(self._not_running)
             have = cache.targets.get(arn)
             if have is None:
-                health = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)[
-                    "TargetHealthDescriptions"
-                ]
-                have = frozenset(
-                    h["Target"]["Id"] for h in health if h.get("TargetHealth", {}).get("State") != "draining"
-                )
-            add, remove = sorted(want - have - skip), sorted(have - want)
-            for chunk in _chunks(remove, 100):
-                self.clients.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
+                have = self._registered(arn)
+            remove = sorted(have - want)
+            try:
+                self._deregister(arn=arn, instance_ids=remove)
+            except ClientError as exc:
+                # A target we remember is no longer registered (its instance was terminated, or someone
+                # deregistered it): the whole call is refused. What is registered is read, once.
+                if error_code(exc) != "InvalidTarget" or arn not in cache.targets:
+                    raise
+                have = self._registered(arn)
+                remove = sorted(have - want)
+                self._deregister(arn=arn, instance_ids=remove)
+            add = sorted(want - have - skip)
             refused: set[str] = set()
             for chunk in _chunks(add, 100):
                 refused |= self._register(arn=arn, instance_ids=chunk)
             cache.targets[arn] = (have - set(remove)) | (set(add) - refused)
+
+    def _registered(self, arn: str) -> frozenset[str]:
+        health = self.clients.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        return frozenset(
+            h["Target"]["Id"] for h in health if h.get("TargetHealth", {}).get("State") != "draining"
+        )
+
+    def _deregister(self, *, arn: str, instance_ids: Sequence[str]) -> None:
+        for chunk in _chunks(instance_ids, 100):
+            self.clients.elbv2.deregister_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in chunk])
 
     def _register(self, *, arn: str, instance_ids: Sequence[str]) -> set[str]:
         """Register ``instance_ids``; returns those AWS refuses because they are not running.

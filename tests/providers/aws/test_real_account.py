@@ -73,6 +73,28 @@ def test_stopped_and_terminated_instances_are_not_registered_and_the_running_one
     assert "RegisterTargets" not in provider.clients.snapshot()
 
 
+def test_a_node_removed_after_its_instance_left_the_target_groups_does_not_wedge_the_service(
+    provider: AWSProvider, make_request: RequestFactory, network: Network
+) -> None:
+    """Issue 17's soak: a scale-down terminates the instance (its targets go with it) before the Node goes.
+
+    The provider remembers what it registered; DeregisterTargets of a target that is no longer
+    registered is InvalidTarget for the whole call, so trusting that memory failed every node sync and
+    every ensure of the Service, for as long as the process lived.
+    """
+    request = make_request("web")
+    status = provider.ensure_load_balancer(request=request)
+    gone = network.instances[0][0]
+    boto3.client("ec2").terminate_instances(InstanceIds=[gone])
+    remaining = request.with_nodes(network.nodes()[1:])
+
+    provider.update_load_balancer(request=remaining)
+
+    kept = sorted(i for i, _ in network.instances[1:])
+    assert _registered(status.ingress[0].hostname) == {80: kept, 443: kept}
+    provider.ensure_load_balancer(request=remaining)  # and the full ensure does not fail either
+
+
 def test_a_node_added_with_a_stopped_instance_does_not_keep_the_others_out(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
