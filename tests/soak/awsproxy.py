@@ -7,6 +7,17 @@ through botocore's real retry code: a throttling answer in each API's own error 
 connection resets, before the request reaches moto (nothing happened) or after (it happened, but the
 answer is lost: the case that tests that every create is idempotent). The soak's own checks go to moto
 directly, so only the controller's calls are counted and disturbed.
+
+Where moto is laxer than AWS in a way that matters here, the proxy answers as AWS does, as
+:mod:`tests.providers.aws.aws_behaviour` does for the in-process tests (reference/aws-provider.md §5;
+the controller is another process here, so botocore hooks cannot reach it):
+
+* ``CreateLoadBalancer`` with the name of an existing load balancer returns that load balancer when the
+  scheme and subnets are the same, and ``DuplicateLoadBalancerName`` otherwise (moto makes a second one);
+* ``CreateListener`` on a port the load balancer already listens on is ``DuplicateListener`` (moto adds
+  another).
+
+Both are made atomic with the create they guard, as AWS's are.
 """
 
 from __future__ import annotations
@@ -20,12 +31,14 @@ import struct
 import threading
 import time
 import urllib.parse
+import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 logger = logging.getLogger(__name__)
 
+GUARDED = ("CreateLoadBalancer", "CreateListener")  # answered as AWS would where moto differs
 HOP_BY_HOP = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection"}
 )
@@ -100,6 +113,7 @@ class FaultProxy:
         self.injected: Counter[str] = Counter()  # fault kind → times injected
         self._server: ThreadingHTTPServer | None = None
         self._local = threading.local()
+        self._creating = threading.Lock()  # AWS's check-and-create is atomic: ours must be too
         self.url = ""
 
     # -- control ------------------------------------------------------------------------------------
@@ -196,6 +210,55 @@ class FaultProxy:
                     raise
         raise AssertionError("unreachable")
 
+    def _as_aws(
+        self, handler: BaseHTTPRequestHandler, service: str, action: str, body: bytes
+    ) -> tuple[int, str, bytes] | None:
+        """AWS's own answer where moto's would differ (see the module docstring); None to forward."""
+        if service != "elasticloadbalancing" or action not in GUARDED:
+            return None
+        params = {k: v[0] for k, v in urllib.parse.parse_qs(body.decode()).items()}
+        headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
+        version = params.get("Version", "2015-12-01")
+
+        def ask(query: dict[str, str]) -> tuple[ET.Element, bytes] | tuple[None, bytes]:
+            data = urllib.parse.urlencode({**query, "Version": version}).encode()
+            sized = {**headers, "Content-Length": str(len(data))}
+            response = self._forward("POST", handler.path, sized, data)
+            answer = response.read()
+            return (ET.fromstring(answer), answer) if response.status == 200 else (None, answer)
+
+        if action == "CreateLoadBalancer":
+            found, raw = ask({"Action": "DescribeLoadBalancers", "Names.member.1": params.get("Name", "")})
+            members = [] if found is None else [e for e in found.iter() if _local(e) == "member"]
+            lb = next((m for m in members if any(_local(c) == "LoadBalancerArn" for c in m)), None)
+            if found is None or lb is None:
+                return None
+            scheme = next((c.text for c in lb if _local(c) == "Scheme"), "internet-facing")
+            have = sorted(e.text or "" for e in lb.iter() if _local(e) == "SubnetId")
+            want = sorted(
+                v
+                for k, v in params.items()
+                if (k.startswith("SubnetMappings.member.") and k.endswith(".SubnetId"))
+                or k.startswith("Subnets.member.")
+            )
+            if scheme != params.get("Scheme", "internet-facing") or have != want:
+                return _sender_error("DuplicateLoadBalancerName", "A load balancer with the same name exists")
+            with self._lock:
+                self.injected["aws-idempotent-create"] += 1
+            text = raw.decode()  # the same LoadBalancers list, as a create's answer
+            text = text.replace("DescribeLoadBalancersResponse", "CreateLoadBalancerResponse")
+            text = text.replace("DescribeLoadBalancersResult", "CreateLoadBalancerResult")
+            return 200, "text/xml", text.encode()
+        found, _raw = ask(
+            {"Action": "DescribeListeners", "LoadBalancerArn": params.get("LoadBalancerArn", "")}
+        )
+        ports = [] if found is None else [e.text for e in found.iter() if _local(e) == "Port"]
+        if params.get("Port") in ports:
+            return _sender_error(
+                "DuplicateListener", "A listener already exists on this port for this load balancer"
+            )
+        return None
+
     def _handle(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)
         body = handler.rfile.read(length) if length else b""
@@ -217,18 +280,38 @@ class FaultProxy:
             return
         headers = {k: v for k, v in handler.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Content-Length"] = str(len(body))
+        guarded = service == "elasticloadbalancing" and action in GUARDED
         try:
-            response = self._forward(handler.command, handler.path, headers, body)
-            data = response.read()
-        except (OSError, http.client.HTTPException) as exc:
+            with self._creating if guarded else contextlib.nullcontext():
+                aws = self._as_aws(handler, service, action, body)
+                if aws is None:
+                    response = self._forward(handler.command, handler.path, headers, body)
+                    data = response.read()
+        except (OSError, http.client.HTTPException, ET.ParseError) as exc:
             logger.warning("moto did not answer %s %s: %s", service, action, exc)
             _reset(handler)
             return
-        if kind == "reset-after":  # moto did it; the controller never hears so
+        if kind == "reset-after":  # done (or found done), and the controller never hears so
             _reset(handler)
+            return
+        if aws is not None:
+            _answer(handler, aws[0], [("Content-Type", aws[1])], aws[2])
             return
         kept = [(k, v) for k, v in response.getheaders() if k.lower() not in HOP_BY_HOP]
         _answer(handler, response.status, kept, data)
+
+
+def _local(element: ET.Element) -> str:
+    return element.tag.rsplit("}", 1)[-1]
+
+
+def _sender_error(code: str, message: str) -> tuple[int, str, bytes]:
+    body = (
+        '<ErrorResponse xmlns="http://elasticloadbalancing.amazonaws.com/doc/2015-12-01/"><Error>'
+        f"<Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>"
+        "<RequestId>soak</RequestId></ErrorResponse>"
+    ).encode()
+    return 400, "text/xml", body
 
 
 def _answer(
