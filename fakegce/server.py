@@ -846,6 +846,19 @@ class FakeCompute:
         with self._lock:
             self.compute.running_polls = polls
 
+    def clear_faults(self) -> None:
+        """Back to a well-behaved API: armed failures dropped, no delay, operations DONE on first read."""
+        with self._lock:
+            self._faults.clear()
+            self._operation_faults.clear()
+            self._delays.clear()
+            self.compute.running_polls = 1
+
+    def total_calls(self) -> int:
+        """Every call answered so far (all routes, failures included)."""
+        with self._lock:
+            return sum(self.calls.values())
+
     @staticmethod
     def _take(faults: list[_Fault], key: Key) -> _Fault | None:
         for fault in faults:

@@ -104,6 +104,8 @@ class ControlPlane:
         self.etcd_url = ""
         self.kubeconfig = self.workdir / "admin.kubeconfig"
         self._ca: pki.CertificateAuthority | None = None
+        self._apiserver_args: list[str] = []
+        self._probe_context: ssl.SSLContext | None = None
 
     @property
     def server(self) -> str:
@@ -246,10 +248,41 @@ class ControlPlane:
             proc = self._spawn("kube-apiserver", args)
             probe = urllib.request.Request(f"{self.server}/readyz")
             if self._wait(name="kube-apiserver", proc=proc, probe=probe, context=context):
+                self._apiserver_args, self._probe_context = args, context
                 return
             self._procs.remove(("kube-apiserver", proc))
         raise ControlPlaneError(
             f"kube-apiserver exited at start; last log lines:\n{_tail(self.workdir / 'kube-apiserver.log')}"
+        )
+
+    def restart_apiserver(self, *, kill: bool = False) -> float:
+        """Stop kube-apiserver (SIGTERM, or SIGKILL when ``kill``) and start it again on the same port.
+
+        etcd keeps running, so every object survives; clients see their connections drop and then
+        refused until the new process is ready (what a control-plane upgrade or a crash does to a
+        controller). Returns the seconds the API was down.
+        """
+        assert self._apiserver_args, "start() first"
+        started = time.monotonic()
+        for entry in [e for e in self._procs if e[0] == "kube-apiserver"]:
+            _name, proc = entry
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=30)
+            else:
+                _terminate(proc)
+            self._procs.remove(entry)
+        for _attempt in range(10):  # the port may linger for a moment after the old process
+            proc = self._spawn("kube-apiserver", self._apiserver_args)
+            probe = urllib.request.Request(f"{self.server}/readyz")
+            if self._wait(name="kube-apiserver", proc=proc, probe=probe, context=self._probe_context):
+                return time.monotonic() - started
+            self._procs.remove(("kube-apiserver", proc))
+            time.sleep(0.5)
+        raise ControlPlaneError(
+            f"kube-apiserver did not restart on port {self.port}; last log lines:\n"
+            f"{_tail(self.workdir / 'kube-apiserver.log')}"
         )
 
     def compact_etcd(self) -> int:

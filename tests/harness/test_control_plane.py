@@ -177,6 +177,25 @@ def test_stopping_a_control_plane_leaves_no_process_and_no_directory() -> None:
     assert not workdir.exists()
 
 
+@pytest.mark.parametrize("kill", [False, True], ids=["sigterm", "sigkill"])
+def test_a_restarted_apiserver_serves_the_same_objects_on_the_same_port(kill: bool) -> None:
+    with ControlPlane(assets=find_assets()) as plane:
+        api = api_client_for(plane.kubeconfig)
+        try:
+            core = client.CoreV1Api(api)
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="kept")))
+            old_pids, server = set(plane.pids()), plane.server
+
+            assert plane.restart_apiserver(kill=kill) > 0
+
+            assert plane.server == server
+            new_pids = set(plane.pids())
+            assert len(new_pids) == 2 and len(new_pids & old_pids) == 1  # etcd kept, apiserver new
+            assert core.read_namespace("kept").metadata.name == "kept"
+        finally:
+            api.close()
+
+
 def _state(pid: int) -> str:
     try:
         return Path(f"/proc/{pid}/status").read_text()

@@ -25,13 +25,13 @@ from hypothesis import HealthCheck, find, given, settings
 from hypothesis import strategies as st
 
 from ccm.cloudprovider import ImplementedElsewhere, InvalidSpec, LoadBalancerRequest, Node, ServicePort
-from providers.aws import annotations as aws_ann
 from providers.aws import builder as aws_builder
 from providers.aws.config import AWSConfig
 from providers.aws.model import ClusterInfo, Stack, Subnet
 from providers.gcp import annotations as gcp_ann
 from providers.gcp import builder as gcp_builder
 from providers.gcp.model import ClusterNetwork
+from tests.support.strategies import AWS_KEYS, ODD_VALUES, mostly
 
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -39,78 +39,9 @@ ELB_NAME = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,30}[A-Za-z0-9])?")
 RFC1035 = re.compile(r"[a-z](?:[-a-z0-9]{0,61}[a-z0-9])?")
 GCE_LABEL_VALUE = re.compile(r"[a-z0-9_-]{0,63}")
 
-# Values that are valid for some annotation, invalid for others, or odd: each annotation gets them all.
-ODD_VALUES = (
-    "",
-    " ",
-    "true",
-    "false",
-    "True",
-    "yes",
-    "0",
-    "5",
-    "10",
-    "60",
-    "350",
-    "6001",
-    "-1",
-    "300",
-    "internal",
-    "internet-facing",
-    "Internal",
-    "External",
-    "Premium",
-    "Standard",
-    "enabled",
-    "*",
-    "TCP",
-    "HTTP",
-    "HTTPS",
-    "traffic-port",
-    "/healthz",
-    "/santé",
-    "200-399",
-    "200,202",
-    "600",
-    "a=b,c=d",
-    "k=v,k=w",
-    "=v",
-    "aws:x=1",
-    "deletion_protection.enabled=true",
-    "load_balancing.cross_zone.enabled=false,access_logs.s3.enabled=true",
-    "access_logs.s3.enabled=true,access_logs.s3.bucket=my-logs",
-    "deregistration_delay.timeout_seconds=30,preserve_client_ip.enabled=false",
-    "stickiness.enabled=true,stickiness.type=source_ip",
-    "subnet-0a0public,subnet-0b0public",
-    "public-a",
-    "eipalloc-0123456789abcdef0",
-    "eipalloc-01,eipalloc-02",
-    "10.0.0.10,10.0.16.10",
-    "sg-0123456789abcdef0",
-    "10.0.0.0/8",
-    "10.0.0.0/33",
-    "2001:db8::/32",
-    "arn:aws:acm:us-east-1:123456789012:certificate/0f6d1c5e-2a3b-4c5d-8e9f-0a1b2c3d4e5f",
-    "arn:aws:iam::123456789012:server-certificate/x",
-    "ELBSecurityPolicy-TLS13-1-2-2021-06",
-    "ssl",
-    "nlb",
-    "external",
-    "classic",
-    "pool=web",
-    "ünïcødé",
-    "x" * 300,
-)
-
-AWS_KEYS = (*(a.key for a in aws_ann.REGISTRY), aws_ann.PREFIX + "nlb-target-type")
 GCP_KEYS = tuple(a.key for a in gcp_ann.REGISTRY)
 
 DNS_LABEL = st.from_regex(r"[a-z]([-a-z0-9]{0,61}[a-z0-9])?", fullmatch=True)
-
-
-def _mostly(common: Any, *rare: Any) -> st.SearchStrategy[Any]:
-    """``common`` about four times in five, else one of ``rare``: most Services valid, some not."""
-    return st.sampled_from((common, common, common, common, *rare))
 
 
 @st.composite
@@ -118,7 +49,7 @@ def ports(draw: st.DrawFn) -> tuple[ServicePort, ...]:
     count = draw(st.integers(min_value=0, max_value=6).filter(lambda n: n > 0 or draw(st.booleans())))
     out: list[ServicePort] = []
     for index in range(count):
-        protocol = draw(_mostly("TCP", "UDP", "UDP", "SCTP"))
+        protocol = draw(mostly("TCP", "UDP", "UDP", "SCTP"))
         port = draw(st.one_of(st.sampled_from((53, 80, 443, 8080)), st.integers(1, 65535)))
         if any(p.port == port and p.protocol == protocol for p in out):
             continue  # the apiserver refuses a duplicate port and protocol
@@ -137,7 +68,7 @@ def requests(keys: tuple[str, ...]) -> st.SearchStrategy[LoadBalancerRequest]:
     annotation_values = st.one_of(st.sampled_from(ODD_VALUES), st.text(max_size=40))
     return st.builds(
         LoadBalancerRequest,
-        cluster_name=_mostly("test", "c" * 100),
+        cluster_name=mostly("test", "c" * 100),
         namespace=st.one_of(DNS_LABEL, st.just("n" * 63)),
         name=st.one_of(DNS_LABEL, st.just("s" * 63)),
         uid=st.uuids().map(str),
@@ -153,14 +84,12 @@ def requests(keys: tuple[str, ...]) -> st.SearchStrategy[LoadBalancerRequest]:
         annotations=st.dictionaries(st.sampled_from(keys), annotation_values, max_size=3).map(
             MappingProxyType
         ),
-        load_balancer_source_ranges=_mostly(
-            (), ("10.0.0.0/8", "2001:db8::/32"), ("bogus",), ("10.0.0.0/33",)
-        ),
+        load_balancer_source_ranges=mostly((), ("10.0.0.0/8", "2001:db8::/32"), ("bogus",), ("10.0.0.0/33",)),
         external_traffic_policy=st.sampled_from(("Cluster", "Local")),
-        health_check_node_port=_mostly(32100, 0),
-        session_affinity=_mostly("None", "ClientIP"),
-        load_balancer_ip=_mostly("", "203.0.113.7", "not-an-ip"),
-        ip_families=_mostly(("IPv4",), ("IPv6",), ("IPv4", "IPv6")),
+        health_check_node_port=mostly(32100, 0),
+        session_affinity=mostly("None", "ClientIP"),
+        load_balancer_ip=mostly("", "203.0.113.7", "not-an-ip"),
+        ip_families=mostly(("IPv4",), ("IPv6",), ("IPv4", "IPv6")),
     )
 
 
