@@ -21,6 +21,7 @@ from kubernetes import client
 from ccm.envtest.controlplane import ControlPlane
 from tests import kube
 from tests.deploy import chart
+from tests.deploy.image import built_image  # noqa: F401 - the session's image, for the tests of the image
 from tests.e2e import test_aws_lifecycle
 from tests.plugins.controlplane import api_client_for
 from tests.providers.aws.conftest import CLUSTER
