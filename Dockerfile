@@ -3,8 +3,10 @@
 #
 #   docker build -t ghcr.io/ccm-lb/ccm-lb:0.1.0 .
 #
-# Not built by CI: the test machines have no container engine. tests/deploy checks that this file and
-# the chart agree (user, command, writable paths).
+# For users with Docker. The project's machines have no container engine: hack/build-image builds the
+# same image without one (a Debian base made by debootstrap, the same virtualenv, user, entrypoint and
+# environment; docs/image.md), and CI runs the controller from it. tests/deploy keeps this file, the
+# script and the chart in agreement (user, command, environment, /opt/ccm, what is copied).
 FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./

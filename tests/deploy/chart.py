@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.support import kube
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "ccm-lb"
@@ -102,3 +105,17 @@ class Release:
     lease: str
     kubeconfig: Path  # the ServiceAccount's token, nothing else
     api: client.ApiClient  # the same identity
+
+
+FINALIZER = "service.kubernetes.io/load-balancer-cleanup"  # the service controller's
+
+
+def lease(api: client.ApiClient, release: Release) -> dict[str, Any] | None:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{release.namespace}/leases/{release.lease}"
+    try:
+        result: dict[str, Any] = kube.raw(api, "GET", path)
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return result

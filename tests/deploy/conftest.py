@@ -20,12 +20,24 @@ from kubernetes import client
 from ccm.envtest.controlplane import ControlPlane
 from tests.deploy import chart
 from tests.deploy.chart import Release
+from tests.deploy.image import built_image, summary
 from tests.iam.aws_policy import aws_iam_fixture, aws_network_fixture
 from tests.plugins.controlplane import api_client_for
 from tests.support import kube
 from tests.support.aws import CLUSTER
 
-__all__ = ["aws_iam_fixture", "aws_network_fixture"]  # IAM enforced in moto, for the end-to-end test
+# IAM enforced in moto, for the end-to-end test; the session's image, for the tests of the image
+__all__ = ["aws_iam_fixture", "aws_network_fixture", "built_image"]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The image's build report (its size against the budget) in the run's output, CI's included."""
+    lines = summary()
+    if lines:
+        terminalreporter.section("the image (hack/build-image)")
+        for line in lines:
+            terminalreporter.write_line(line)
+
 
 # The chart's values for the AWS tests: moto's region in the cloud config (so a ConfigMap is rendered,
 # applied and, in the end-to-end test, read by the controller), and the cluster name moto is seeded with.

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any
 
 import boto3
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from ccm.envtest.controlplane import ControlPlane, free_port
 from tests.deploy import chart
-from tests.deploy.chart import Release
+from tests.deploy.chart import FINALIZER, Release, lease
 from tests.iam.aws_enforcement import Enforcement, credentials_env
 from tests.iam.aws_policy import (
     irsa_env,
@@ -34,8 +32,6 @@ from tests.iam.aws_policy import (
 from tests.support import kube
 from tests.support.aws import Network, ccm_flags, register_node, service_resources, targets_of
 from tests.support.ccm_run import CcmProcesses
-
-FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
 
 
 def controller_args(release: Release, tmp_path: Path) -> list[str]:
@@ -50,17 +46,6 @@ def controller_args(release: Release, tmp_path: Path) -> list[str]:
         f"--kubeconfig={release.kubeconfig}",
         "--bind-address=127.0.0.1",
     ]
-
-
-def lease(api: client.ApiClient, release: Release) -> dict[str, Any] | None:
-    path = f"/apis/coordination.k8s.io/v1/namespaces/{release.namespace}/leases/{release.lease}"
-    try:
-        result: dict[str, Any] = kube.raw(api, "GET", path)
-    except ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return result
 
 
 def irsa_environment(
