@@ -227,6 +227,31 @@ def test_a_new_leader_checks_unchanged_load_balancers_in_one_listing_and_writes_
     assert all(op.startswith(READ_PREFIXES) for op in calls), calls
 
 
+def test_a_new_process_ensuring_an_unchanged_service_makes_five_reads_and_no_write(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+) -> None:
+    """Without a trusted checkpoint (``--leader-elect=false``, as in bench/side_by_side.py's restart
+    phase: 504 calls for 100 two-port Services, 1,102 for upstream) a restarted controller ensures each
+    Service: one listing, its NLB's DNS name, its listeners seen complete once, and what each target
+    group holds. Nothing is written."""
+    requests = [make_request(f"svc-{i}") for i in range(3)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    restarted = new_provider()
+    restarted.ensure_load_balancer(request=make_request("warm-up"))  # the cluster's subnets and zones
+    restarted.clients.reset_counts()
+    for request in requests:
+        restarted.ensure_load_balancer(request=request)
+    per_service = {
+        "GetResources": 1,
+        "DescribeLoadBalancers": 1,
+        "DescribeListeners": 1,
+        "DescribeTargetHealth": 2,
+    }
+    assert restarted.clients.snapshot() == {op: n * len(requests) for op, n in per_service.items()}
+
+
 def test_a_stack_left_without_its_listeners_by_a_crash_is_not_trusted_by_the_bulk_check(
     provider: AWSProvider,
     make_request: RequestFactory,
