@@ -1,9 +1,9 @@
 """The desired state of one Service's AWS resources, as plain frozen data.
 
-The builder (:mod:`providers.aws.builder`, in :mod:`providers.aws.build`) makes a :class:`Stack` from a request without any AWS
-call; the deployer (:mod:`providers.aws.deploy`) compares it with what AWS has (found by tags) and
-creates, updates or deletes. Each part carries a ``resource_id`` that is also written as a tag, so
-desired and actual parts are matched by identity, never by name alone.
+The builder (:mod:`providers.aws.builder`, in :mod:`providers.aws.build`) makes a :class:`Stack` from a
+request without any AWS call; the deployer (:mod:`providers.aws.deploy`) compares it with what AWS
+has (found by tags) and creates, updates or deletes. Each part carries a ``resource_id`` that is also
+written as a tag, so desired and actual parts are matched by identity, never by name alone.
 """
 
 from __future__ import annotations
