@@ -203,5 +203,3 @@ def check_dualstack(ports: Sequence[Port], subnets: Sequence[Subnet]) -> None:
             reason=f"a dual-stack NLB needs an IPv6 CIDR in every subnet; {', '.join(without)} has none",
             accepted=f"IPv4 only, or subnets with IPv6 CIDRs (choose them with {ann.SUBNETS})",
         )
-
-

@@ -54,5 +54,3 @@ HC_LOCAL: Final = (10, 2, 2)
 TIMEOUT_TCP: Final = 10
 TIMEOUT_HTTP: Final = 6
 TRAFFIC_PORT: Final = "traffic-port"
-
-

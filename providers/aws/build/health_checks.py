@@ -23,7 +23,9 @@ from providers.aws.model import (
 )
 
 
-def build_udp_health_check(check: HealthCheck, request: LoadBalancerRequest, config: AWSConfig) -> HealthCheck:
+def build_udp_health_check(
+    check: HealthCheck, request: LoadBalancerRequest, config: AWSConfig
+) -> HealthCheck:
     """A UDP NodePort cannot answer a TCP probe: without an explicit port, ask kube-proxy instead.
 
     Upstream sends a TCP check to the UDP traffic port, which never succeeds. For Cluster policy
@@ -195,5 +197,3 @@ def _timeout(annotations: Mapping[str, str], *, protocol: str, interval: int) ->
             ),
         )
     return wanted
-
-

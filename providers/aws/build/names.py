@@ -96,5 +96,3 @@ def instance_id(provider_id: str) -> str:
     if not INSTANCE_ID.fullmatch(value):
         raise ValueError(f"not an AWS instance providerID: {provider_id!r}")
     return value
-
-

@@ -127,5 +127,3 @@ def group_ports(request: LoadBalancerRequest) -> tuple[Port, ...]:
             reason="too many ports",
         )
     return tuple(groups)
-
-

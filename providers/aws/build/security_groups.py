@@ -55,5 +55,3 @@ def frontend_rules(listeners: Sequence[Listener], ranges: Sequence[str]) -> tupl
                 Rule(protocol="icmpv6", from_port=2, to_port=0, cidr=cidr, description="path MTU discovery")
             )
     return tuple(dict.fromkeys(rules))
-
-

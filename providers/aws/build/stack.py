@@ -184,5 +184,3 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
         byo_security_groups=byo_groups,
         targets=targets,
     )
-
-

@@ -223,5 +223,3 @@ def build_subnet_mappings(
             SubnetMapping(subnet_id=s.subnet_id, private_ipv4_address=by_subnet[s.subnet_id]) for s in subnets
         )
     return tuple(SubnetMapping(subnet_id=s.subnet_id) for s in subnets)
-
-

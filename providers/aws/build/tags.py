@@ -1,5 +1,4 @@
-"""The user's additional tags (``aws-load-balancer-additional-resource-tags``), within AWS's tag rules.
-"""
+"""The user's additional tags (``aws-load-balancer-additional-resource-tags``), within AWS's tag rules."""
 
 from __future__ import annotations
 
@@ -41,5 +40,3 @@ def additional_tags(annotations: Mapping[str, str], *, scoped: bool = False) -> 
             key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=f"{len(pairs)} tags; at most {limit} fit"
         )
     return tuple(pairs)
-
-

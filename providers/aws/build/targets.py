@@ -1,5 +1,4 @@
-"""Which nodes are targets: the node selector annotation, and the instance ID of each node.
-"""
+"""Which nodes are targets: the node selector annotation, and the instance ID of each node."""
 
 from __future__ import annotations
 

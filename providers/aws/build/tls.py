@@ -82,5 +82,3 @@ def backend_is_tls(annotations: Mapping[str, str]) -> bool:
             key=ann.BACKEND_PROTOCOL, value=annotations[ann.BACKEND_PROTOCOL], reason="unknown protocol"
         )
     return value.lower() == "ssl"
-
-
