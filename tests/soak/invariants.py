@@ -136,8 +136,9 @@ class Violations:
 @dataclass
 class _AddressState:
     epoch: int
-    carried: tuple[str, ...] | None  # the address the previous epoch settled on
-    settled: tuple[str, ...] | None = None  # the address of this epoch, once one came
+    address: tuple[str, ...]  # the address last seen
+    had_address: bool  # whether the Service ever had one (the first is not a move)
+    allowance: int = 0  # moves still allowed: one per bump of the epoch not yet used
 
 
 class Observer:
@@ -233,24 +234,33 @@ class Observer:
                 self.check_address(uid, key, epochs[key], ingress_of(service))
 
     def check_address(self, uid: str, key: str, epoch: int, address: tuple[str, ...]) -> None:
-        """Within an epoch, the address the previous epoch ended with may stay until the controller acts
-        (a stale status), then one new address may come; any other change is a flap."""
+        """Every move of the address must be backed by a request that could move it.
+
+        Each bump of the Service's epoch (type, class, scheme annotation, a hand deletion of its load
+        balancer) allows one move; a move the controller makes late (an ensure of the previous spec that
+        was in flight when the next request came) uses the allowance of its own bump. Its first address
+        is not a move. Any move beyond the bumps is a flap."""
         state = self.addresses.get(uid)
-        if state is None or state.epoch != epoch:
-            carried = (state.settled or state.carried) if state is not None else None
-            state = self.addresses[uid] = _AddressState(epoch=epoch, carried=carried)
-        if state.carried is not None and address == state.carried and state.settled is None:
+        if state is None:
+            self.addresses[uid] = _AddressState(epoch=epoch, address=address, had_address=bool(address))
             return
-        if state.settled is None:
-            if address:
-                state.settled = address
+        if epoch != state.epoch:
+            state.allowance += max(epoch - state.epoch, 0)
+            state.epoch = epoch
+        if address == state.address:
             return
-        if address != state.settled:
-            self.violations.add(
-                "flap",
-                f"{uid}@{epoch}",
-                f"{key}: address {state.settled} became {address or 'empty'} with no change asked",
-            )
+        previous, state.address = state.address, address
+        if not state.had_address:
+            state.had_address = bool(address)
+            return
+        if state.allowance > 0:
+            state.allowance -= 1
+            return
+        self.violations.add(
+            "flap",
+            f"{uid}@{epoch}",
+            f"{key}: address {previous or 'empty'} became {address or 'empty'} with no change asked",
+        )
 
 
 def problems(*, api: client.ApiClient, cloud: SoakCloud, workload: Workload) -> list[str]:

@@ -97,6 +97,20 @@ def test_an_address_may_change_once_after_a_change_that_moves_it() -> None:
     assert violations.counts == {"flap": 1}
 
 
+def test_a_move_made_late_for_the_previous_request_is_not_a_flap() -> None:
+    """Found by the 30-minute soak (seed 7): the user asked for internal (epoch 1), and while that ensure
+    was in flight, for internet-facing again (epoch 2). The internal address came during epoch 2, then the
+    internet-facing one: two moves for two requests."""
+    obs, violations, _ = observer()
+    obs.check_address("uid-1", "soak-a/s00", 0, ("a",))
+    obs.check_address("uid-1", "soak-a/s00", 2, ("a",))
+    obs.check_address("uid-1", "soak-a/s00", 2, ("internal",))
+    obs.check_address("uid-1", "soak-a/s00", 2, ("b",))
+    assert violations.total() == 0
+    obs.check_address("uid-1", "soak-a/s00", 2, ("internal",))  # a third move for two requests
+    assert violations.counts == {"flap": 1}
+
+
 def test_a_service_of_another_class_given_our_finalizer_or_an_address_is_foreign_touched() -> None:
     obs, violations, workload = observer()
     epochs = {key: 0 for key in workload.service_keys()}
