@@ -81,6 +81,7 @@ class Deployer:
             target_groups=self.target_groups,
             security_groups=self.security_groups,
             orphan_grace=orphan_grace,
+            targets_match=self._targets_match,
         )
         self._stacks: dict[str, StackCache] = {}
 
@@ -224,6 +225,20 @@ class Deployer:
     ) -> frozenset[str]:
         """See :meth:`providers.aws.deploy.sweep.Sweep.drifted`."""
         return self.sweep.drifted(stacks=stacks, live_uids=live_uids, full=full, now=now)
+
+    def _targets_match(self, key: str, arns: Mapping[str, str], stack: model.Stack) -> bool:
+        """Read what each listed target group holds; remember it (so the ensure this may trigger
+        registers what is missing) and say whether it is the stack's targets."""
+        cache = self._stacks.get(key)
+        matched = True
+        for arn in arns.values():
+            registered = self.targets.registered(arn)
+            if cache is not None:
+                cache.targets[arn] = registered
+            if not self.targets.holds(want=frozenset(stack.targets), registered=registered):
+                logger.info("%s: target group %s does not hold the Service's targets: ensuring it", key, arn)
+                matched = False
+        return matched
 
 
 def parts_match(stack: model.Stack, actual: ActualStack) -> bool:

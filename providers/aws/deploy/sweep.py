@@ -1,7 +1,9 @@
 """The bulk drift check and the orphan sweep: one listing for all Services.
 
 A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target groups and
-security groups, so a missing part or a leaked one (left by a failure midway) is found too. A resource
+security groups, so a missing part or a leaked one (left by a failure midway) is found too, and reads
+what each target group of an unchanged stack holds (one DescribeTargetHealth per target group), so a
+target deregistered by hand is found within one full pass. A resource
 of this scope is an orphan when its Service UID is not live; it is deleted once it has been an orphan
 for the grace period (:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
 describe confirms it still exists (the tagging API lists deleted resources for a while).
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from providers.aws import model
 from providers.aws.deploy.discovery import Discovery
@@ -36,12 +38,15 @@ class Sweep:
         target_groups: TargetGroups,
         security_groups: FrontendSecurityGroups,
         orphan_grace: float,
+        targets_match: Callable[[str, Mapping[str, str], model.Stack], bool] | None = None,
     ) -> None:
         self.discovery = discovery
         self.load_balancers = load_balancers
         self.target_groups = target_groups
         self.security_groups = security_groups
         self.orphans = OrphanClock(grace=orphan_grace)
+        # (key, resource id → target group ARN, stack) → whether the target groups hold the stack's targets
+        self.targets_match = targets_match
         self._lock = threading.Lock()  # one sweep at a time
 
     def drifted(
@@ -60,6 +65,8 @@ class Sweep:
             types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
             by_uid = by_service(self.discovery.list_owned(types=types))
             drifted = drifted_keys(stacks=stacks, by_uid=by_uid, full=full)
+            if full and self.targets_match is not None:
+                drifted |= self._targets_drifted(stacks=stacks, by_uid=by_uid, drifted=drifted)
             if live_uids is None:
                 return drifted
             live = live_uids | {uid for uid, _stack in stacks.values()}
@@ -73,6 +80,27 @@ class Sweep:
             )
             self._delete_orphans([arns[arn] for arn in due])
             return drifted
+
+    def _targets_drifted(
+        self,
+        *,
+        stacks: Mapping[str, tuple[str, model.Stack]],
+        by_uid: Mapping[str, Sequence[Found]],
+        drifted: frozenset[str],
+    ) -> frozenset[str]:
+        assert self.targets_match is not None
+        found: set[str] = set()
+        for key, (uid, stack) in sorted(stacks.items()):
+            if key in drifted:
+                continue  # its ensure reads the targets anyway
+            arns = {
+                item.resource_id: item.arn
+                for item in by_uid.get(uid, [])
+                if item.resource_id.startswith(model.TARGET_GROUP_PREFIX)
+            }
+            if not self.targets_match(key, arns, stack):
+                found.add(key)
+        return frozenset(found)
 
     def _delete_orphans(self, due: Sequence[Found]) -> None:
         """Delete in dependency order; an entry is forgotten only once its resource is gone."""

@@ -42,7 +42,7 @@ class Targets:
                 skip = frozenset(self._not_running)
             have = cache.targets.get(arn)
             if have is None:
-                have = self._registered(arn)
+                have = self.registered(arn)
             remove, add = match(want=want, have=have, skip=skip)
             try:
                 self._deregister(arn=arn, instance_ids=remove)
@@ -51,7 +51,7 @@ class Targets:
                 # deregistered it): the whole call is refused. What is registered is read, once.
                 if error_code(exc) != "InvalidTarget" or arn not in cache.targets:
                     raise
-                have = self._registered(arn)
+                have = self.registered(arn)
                 remove, add = match(want=want, have=have, skip=skip)
                 self._deregister(arn=arn, instance_ids=remove)
             refused: set[str] = set()
@@ -59,11 +59,19 @@ class Targets:
                 refused |= self._register(arn=arn, instance_ids=chunk)
             cache.targets[arn] = (have - set(remove)) | (set(add) - refused)
 
-    def _registered(self, arn: str) -> frozenset[str]:
+    def registered(self, arn: str) -> frozenset[str]:
+        """The instances registered in the target group (draining ones are on their way out)."""
         health = self.ctx.clients.elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
         return frozenset(
             h["Target"]["Id"] for h in health if h.get("TargetHealth", {}).get("State") != "draining"
         )
+
+    def holds(self, *, want: frozenset[str], registered: frozenset[str]) -> bool:
+        """Whether ``registered`` is ``want``, leaving aside instances recently refused as not running."""
+        with self.ctx.lock:
+            skip = frozenset(self._not_running)
+        remove, add = match(want=want, have=registered, skip=skip)
+        return not remove and not add
 
     def _deregister(self, *, arn: str, instance_ids: Sequence[str]) -> None:
         for chunk in chunks(instance_ids, 100):

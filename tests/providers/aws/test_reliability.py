@@ -321,3 +321,32 @@ def test_the_shared_backend_security_group_is_made_once_by_concurrent_workers(ne
         groups = set(pool.map(lambda _: worker(), range(8)))
     assert len(groups) == 1
     assert provider.clients.snapshot().get("CreateSecurityGroup") == 1
+
+
+def test_a_target_deregistered_by_hand_is_found_by_the_full_check_and_registered_again(
+    network: Network,
+    make_request: RequestFactory,
+) -> None:
+    """The unchanged resync trusts what the provider registered; the full drift check (every 6th resync)
+    reads each target group once, so a target someone deregistered behind the controller's back is
+    back after the next full check and the ensure it triggers."""
+    provider = new_provider()
+    provider.full_sweep_every = 1
+    request = make_request("web")
+    provider.ensure_load_balancer(request=request)
+    elbv2 = boto3.client("elbv2")
+    groups = [tg["TargetGroupArn"] for tg in elbv2.describe_target_groups()["TargetGroups"]]
+    removed = network.instances[0][0]
+    elbv2.deregister_targets(TargetGroupArn=groups[0], Targets=[{"Id": removed}])
+    provider.ensure_load_balancer(request=request)  # the unchanged resync: nothing read, nothing seen
+
+    assert provider.drifted_load_balancers(requests=[request], live_uids=None) == {request.key}
+    provider.ensure_load_balancer(request=request)
+
+    for arn in groups:
+        health = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+        assert removed in {h["Target"]["Id"] for h in health}
+    provider.clients.reset_counts()
+    assert provider.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()
+    calls = provider.clients.snapshot()
+    assert calls == {"GetResources": 1, "DescribeTargetHealth": len(groups)}, calls
