@@ -407,7 +407,7 @@ class Deployer:
         address = compute_v1.Address(
             name=want.name,
             address=str(rule.I_p_address),
-            description=model.description(cluster=self.cid, service=key, uid=uid),
+            description=model.description(cluster=self.cid, service=key, uid=uid, scope=self.scope),
         )
         if rule.load_balancing_scheme == "EXTERNAL":
             address.address_type = "EXTERNAL"

@@ -18,7 +18,7 @@ import pytest
 from ccm.cloudprovider import InvalidSpec
 from fakegce import FakeCompute
 from providers.gcp.provider import GCEProvider
-from tests.support.gcp import RequestFactory, lb_resources, new_provider
+from tests.support.gcp import RequestFactory, gce_config, lb_resources, new_provider
 
 INTERNAL = {"networking.gke.io/load-balancer-type": "Internal"}
 
@@ -222,6 +222,30 @@ def test_a_reservation_left_by_a_crash_goes_with_the_service(
         doomed.ensure_load_balancer(request=changed)
     assert len(gce.resources("addresses")) == 1
     new_provider(gce).ensure_load_balancer_deleted(request=request)
+    assert lb_resources(gce) == {}
+
+
+def test_a_reservation_left_by_a_crash_of_a_classed_instance_goes_with_the_service(
+    gce: FakeCompute,
+    make_request: RequestFactory,
+) -> None:
+    """The hold carries the instance's scope, as everything else it makes: a classed instance's delete
+    reads reservations of its own scope only, and used to leave its crash-left hold behind."""
+    cls = "example.com/second"
+
+    def classed() -> GCEProvider:
+        return GCEProvider(
+            cluster_name="test", config=gce_config(gce.url), orphan_grace_seconds=0.0, load_balancer_class=cls
+        )
+
+    request, changed = _port_and_protocol_change(make_request, load_balancer_class=cls)
+    classed().ensure_load_balancer(request=request)
+    doomed = classed()
+    _crash_after(doomed, 1)  # right after the IP was reserved
+    with pytest.raises(Crash):
+        doomed.ensure_load_balancer(request=changed)
+    assert len(gce.resources("addresses")) == 1
+    classed().ensure_load_balancer_deleted(request=request)
     assert lb_resources(gce) == {}
 
 
