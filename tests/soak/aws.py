@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import botocore.config
+from botocore.exceptions import ClientError
 
 from sandbox.aws import IMAGE_ID, REGION, MotoServer
 from sandbox.aws import controller_env as moto_env
@@ -378,6 +379,20 @@ class AwsCloud:
         want_scheme = "internal" if annotations.get(INTERNAL) == "true" else "internet-facing"
         if lb.scheme != want_scheme:
             problems.append(f"scheme {lb.scheme}, wanted {want_scheme}")
+        try:
+            return problems + self._listener_problems(service=service, lb=lb, targets=targets)
+        except ClientError as exc:  # the controller replaced or deleted it since the inventory was read
+            if exc.response.get("Error", {}).get("Code") not in (
+                "LoadBalancerNotFound",
+                "TargetGroupNotFound",
+            ):
+                raise
+            return [*problems, f"{lb.id} went away while it was checked"]
+
+    def _listener_problems(
+        self, *, service: Mapping[str, Any], lb: LoadBalancer, targets: Sequence[Machine]
+    ) -> list[str]:
+        problems: list[str] = []
         listeners = self.elbv2.describe_listeners(LoadBalancerArn=lb.id)["Listeners"]
         have = {(x["Port"], x["Protocol"]) for x in listeners}
         want = {(int(p["port"]), p.get("protocol", "TCP")) for p in service["spec"]["ports"]}
