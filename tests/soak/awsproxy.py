@@ -13,9 +13,16 @@ Where moto is laxer than AWS in a way that matters here, the proxy answers as AW
 the controller is another process here, so botocore hooks cannot reach it):
 
 * ``CreateLoadBalancer`` with the name of an existing load balancer returns that load balancer when the
-  scheme and subnets are the same, and ``DuplicateLoadBalancerName`` otherwise (moto makes a second one);
+  scheme and subnets are the same, and ``DuplicateLoadBalancerName`` otherwise (moto makes a second one).
+  Source: ELBv2 API reference, CreateLoadBalancer: "This operation is idempotent, which means that it
+  completes at most one time. If you attempt to create multiple load balancers with the same settings,
+  each call succeeds", and its error ``DuplicateLoadBalancerName``;
 * ``CreateListener`` on a port the load balancer already listens on is ``DuplicateListener`` (moto adds
-  another).
+  another). Source: ELBv2 API reference, CreateListener, error ``DuplicateListener`` ("A listener with
+  the specified port already exists"), also in botocore's elbv2 service-2.json.
+
+The throttling codes are those botocore's own retry handler treats as throttling
+(botocore/retries/standard.py ``_THROTTLED_ERROR_CODES``).
 
 Both are made atomic with the create they guard, as AWS's are.
 """

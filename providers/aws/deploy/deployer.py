@@ -41,6 +41,7 @@ from providers.aws.deploy.parts import (
     Deployed,
     Found,
     StackCache,
+    tg_name,
     without_own,
 )
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
@@ -245,8 +246,7 @@ def parts_match(stack: model.Stack, actual: ActualStack) -> bool:
     """Whether the listed target groups and frontend group are the stack's, by name and spec hash."""
     want_tgs = {tg.resource_id: (tg.name, spec_hash(tg)) for tg in stack.target_groups}
     have_tgs = {
-        tg.resource_id: (tg.arn.split("/")[-2], tg.tags.get(model.SPEC_HASH_TAG, ""))
-        for tg in actual.target_groups
+        tg.resource_id: (tg_name(tg.arn), tg.tags.get(model.SPEC_HASH_TAG, "")) for tg in actual.target_groups
     }
     if want_tgs != have_tgs:
         return False
