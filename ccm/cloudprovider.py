@@ -77,6 +77,60 @@ class InvalidSpec(Exception):
         super().__init__(f"invalid {field}={value!r}{detail}; accepted: {accepted}")
 
 
+REPLACE_FOREIGN_ANNOTATION = "ccm-lb.io/replace-foreign-load-balancer"
+
+
+@dataclass(frozen=True)
+class ForeignPart:
+    """One resource another controller (the upstream cloud provider) made for a Service."""
+
+    kind: str  # what it is, in the cloud's words: "NLB", "Classic ELB", "target group", "forwarding rule"
+    name: str  # its name or ID, as the console shows it
+    detail: str = ""  # what a reviewer needs (its DNS name or IP, the rule it is)
+
+
+class ForeignLoadBalancer(Exception):
+    """The Service's address is served by a load balancer another controller built, and this provider
+    does not take it over; a load balancer of ours would give the Service a new address, which it did
+    not ask for (the trust contract: never change an address unless the Service asked).
+
+    ``ensure_load_balancer`` raises it before creating anything. The controller leaves the status as it
+    is (the address keeps working), records a Warning ``ForeignLoadBalancer`` naming the load balancer
+    and the way out, and retries only at the maximum backoff. The Service asks for the new address
+    with the annotation :data:`REPLACE_FOREIGN_ANNOTATION` ``: "true"``; the provider then builds its
+    own load balancer and deletes the foreign one once its own is complete.
+    """
+
+    def __init__(self, *, address: str, parts: Sequence[ForeignPart]) -> None:
+        self.address = address
+        self.parts = tuple(parts)
+        serving = parts[0] if parts else ForeignPart(kind="load balancer", name="?")
+        super().__init__(
+            f"the Service's address {address} is served by {serving.kind} {serving.name}, which another "
+            "controller (the upstream cloud provider) built and this controller does not take over; "
+            "making a load balancer of its own would change the address, so nothing was created. To "
+            f'accept a new address, annotate the Service {REPLACE_FOREIGN_ANNOTATION}: "true" (the old '
+            "load balancer is deleted once the new one is ready); to keep it, keep the upstream "
+            "controller serving this Service (or give this one a --load-balancer-class)"
+        )
+
+
+def asks_replace_foreign(annotations: Mapping[str, str]) -> bool:
+    """Whether the Service accepts a new address in place of a foreign load balancer's.
+
+    Raises :class:`InvalidSpec` for a value that is neither ``"true"`` nor ``"false"``.
+    """
+    raw = annotations.get(REPLACE_FOREIGN_ANNOTATION)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value not in ("true", "false"):
+        raise InvalidSpec(
+            field=f"annotation {REPLACE_FOREIGN_ANNOTATION}", value=raw, accepted='"true" or "false"'
+        )
+    return value == "true"
+
+
 # -- plain data ---------------------------------------------------------------------------------
 
 
@@ -254,6 +308,40 @@ class DriftChecker(Protocol):
     def drifted_load_balancers(
         self, *, requests: Sequence[LoadBalancerRequest], live_uids: frozenset[str] | None = None
     ) -> frozenset[str]: ...
+
+
+@dataclass(frozen=True)
+class MigrationPlan:
+    """What this provider would do with one Service's load balancer, and what of another controller's
+    it would delete; ``ccm migrate`` prints it for review. Reading it changes nothing.
+
+    ``action`` is one of:
+
+    * ``keep``: the load balancer is this controller's already; nothing changes;
+    * ``create``: nothing serves the Service; a new load balancer (and address) is made;
+    * ``refuse``: a foreign load balancer serves the Service's address; the controller leaves it alone
+      and says so in a ``ForeignLoadBalancer`` event (see :class:`ForeignLoadBalancer`);
+    * ``replace``: the Service accepts a new address (:data:`REPLACE_FOREIGN_ANNOTATION`); a new load
+      balancer is made, then the foreign one and its parts (``foreign``) are deleted;
+    * ``invalid``: the Service's spec cannot be built (``reason`` says why); nothing is made.
+    """
+
+    action: str
+    address: str  # the address the Service has today ('' if none)
+    address_changes: bool  # whether clients would have to move to a new address
+    foreign: tuple[ForeignPart, ...] = ()  # the other controller's parts found for the Service
+    reason: str = ""
+
+
+@runtime_checkable
+class MigrationPlanner(Protocol):
+    """Optional: read-only, what :meth:`LoadBalancer.ensure_load_balancer` would do to a Service.
+
+    It reads the cloud (the Service's own resources, and the other controller's found by their
+    deterministic names) and never changes it.
+    """
+
+    def plan_migration(self, *, request: LoadBalancerRequest) -> MigrationPlan: ...
 
 
 UNSUPPORTED_ANNOTATION_REASON = "UnsupportedAnnotation"

@@ -36,6 +36,7 @@ from ccm.cloudprovider import (
     UNSUPPORTED_ANNOTATION_REASON,
     AnnotationChecker,
     DriftChecker,
+    ForeignLoadBalancer,
     ImplementedElsewhere,
     InvalidSpec,
     LoadBalancer,
@@ -419,8 +420,8 @@ class ServiceController:
             if isinstance(cause, RetryAfter):
                 logger.info("%s: retrying in %.0fs: %s", key, cause.seconds, cause)
                 self.service_queue.add_after(key, cause.seconds)
-            elif isinstance(cause, InvalidSpec):
-                logger.warning("%s: invalid spec, retrying in %.0fs: %s", key, self.backoff_max, cause)
+            elif isinstance(cause, InvalidSpec | ForeignLoadBalancer):
+                logger.warning("%s: retrying in %.0fs: %s", key, self.backoff_max, cause)
                 self.service_queue.add_after(key, self.backoff_max)
             else:
                 delay = self.service_queue.add_rate_limited(key)
@@ -633,12 +634,14 @@ class ServiceController:
             reason = "InvalidSpec"
         elif isinstance(cause, RetryAfter):
             reason = "RetryAfter"
+        elif isinstance(cause, ForeignLoadBalancer):
+            reason = "ForeignLoadBalancer"
         else:
             reason = "SyncLoadBalancerFailed"
         self.recorder.event(
             service,
             type=WARNING,
-            reason="SyncLoadBalancerFailed",
+            reason="ForeignLoadBalancer" if reason == "ForeignLoadBalancer" else "SyncLoadBalancerFailed",
             message=f"Error syncing load balancer: {err}",
         )
         cond = self._condition(service, ok=False, reason=reason, message=str(err))
@@ -692,7 +695,7 @@ class ServiceController:
             started = self.clock()
             try:
                 self.provider.update_load_balancer(request=request)
-            except ImplementedElsewhere:
+            except (ImplementedElsewhere, ForeignLoadBalancer):  # the Service sync reports the latter
                 return
             except Exception as exc:
                 self._settle(key, ok=False)
