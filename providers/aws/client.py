@@ -74,7 +74,7 @@ MAX_POOL_CONNECTIONS = 50
 
 
 class AWSClients(CallCounter):
-    """elbv2, ec2 and the resource groups tagging API, sharing one session and one call counter."""
+    """elbv2, elb, ec2 and the resource groups tagging API, sharing one session and one call counter."""
 
     def __init__(self, *, region: str = "", max_attempts: int = 8) -> None:
         session = boto3.session.Session(region_name=region or None)
@@ -87,11 +87,13 @@ class AWSClients(CallCounter):
         )
         self.region = session.region_name or ""
         self.elbv2: Any = session.client("elbv2", config=config)
+        # Classic ELB: only to find, and delete when asked, the ones the upstream provider built
+        self.elb: Any = session.client("elb", config=config)
         self.ec2: Any = session.client("ec2", config=config)
         self.tagging: Any = session.client("resourcegroupstaggingapi", config=config)
         CallCounter.__init__(self)
         self.max_attempts = max_attempts
-        for client in (self.elbv2, self.ec2, self.tagging):
+        for client in (self.elbv2, self.elb, self.ec2, self.tagging):
             events = client.meta.events
             events.register("before-call.*.*", self._count_call)
             events.register("before-send.*.*", self._count_request)
@@ -137,6 +139,6 @@ class AWSClients(CallCounter):
         return delay
 
     def register(self, event: str, handler: Any) -> None:
-        """Register a botocore event handler on all three clients (tests inject faults this way)."""
-        for client in (self.elbv2, self.ec2, self.tagging):
+        """Register a botocore event handler on every client (tests inject faults this way)."""
+        for client in (self.elbv2, self.elb, self.ec2, self.tagging):
             client.meta.events.register(event, handler)

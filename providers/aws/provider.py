@@ -12,10 +12,16 @@ from collections.abc import Callable, Mapping, Sequence
 
 from ccm.cloudprovider import (
     DEFAULT_ORPHAN_GRACE_SECONDS,
+    REPLACE_FOREIGN_ANNOTATION,
+    ForeignLoadBalancer,
+    ImplementedElsewhere,
     IngressPoint,
+    InvalidSpec,
     LoadBalancerRequest,
     LoadBalancerStatus,
+    MigrationPlan,
     ProviderEvent,
+    asks_replace_foreign,
     build_failure_is_expected,
 )
 from providers.aws import annotations as ann
@@ -24,9 +30,14 @@ from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.config import load as load_config
 from providers.aws.deploy.deployer import Deployer
+from providers.aws.deploy.foreign import ForeignStack, claimed_hostname
 from providers.common.drift import build_stacks
 
 logger = logging.getLogger(__name__)
+
+ADDRESS_REPLACED = "LoadBalancerReplaced"  # the Service accepted a new address in place of upstream's
+FOREIGN_KEPT = "ForeignLoadBalancerKept"
+REPLACE_ANNOTATION_HINT = f'{REPLACE_FOREIGN_ANNOTATION}: "true"'
 
 
 class AWSProvider:
@@ -97,9 +108,44 @@ class AWSProvider:
         return LoadBalancerStatus(ingress=(IngressPoint(hostname=lb["DNSName"]),)), True
 
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
+        """Build and deploy the Service's stack; but never in place of the upstream provider's load
+        balancer that serves the Service's address, unless the Service accepts a new address
+        (:class:`ForeignLoadBalancer`). Then upstream's is deleted once ours is complete."""
         stack = self._stack(request)
+        replace = asks_replace_foreign(request.annotations)
+        foreign = self._foreign(request, stack=stack, parts=replace)
+        if foreign is not None and not replace:
+            raise ForeignLoadBalancer(address=claimed_hostname(request), parts=foreign.parts())
         deployed = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
-        return self._status(stack, deployed.dns_name, deployed.notices)
+        notices = list(deployed.notices)
+        if foreign is not None:
+            notices.append(self._replaced(foreign, new_address=deployed.dns_name))
+        return self._status(stack, deployed.dns_name, notices)
+
+    def _foreign(
+        self, request: LoadBalancerRequest, *, stack: model.Stack, parts: bool
+    ) -> ForeignStack | None:
+        """Upstream's load balancer serving the Service's status hostname (no call unless the
+        hostname carries upstream's name)."""
+        if not claimed_hostname(request):
+            return None
+        return self.deployer.foreign.find(request=request, parts=parts, instance_ids=stack.targets)
+
+    def _replaced(self, foreign: ForeignStack, *, new_address: str) -> tuple[str, str]:
+        """Delete upstream's load balancer the Service has replaced; the event that says so."""
+        if not foreign.owned:
+            return (
+                FOREIGN_KEPT,
+                f"the Service's address is now {new_address}; {foreign.kind} {foreign.name} "
+                f"({foreign.dns_name}) is not deleted: its tags do not name this cluster and Service",
+            )
+        self.deployer.foreign.delete(foreign)
+        gone = ", ".join(f"{p.kind} {p.name}" for p in foreign.parts())
+        return (
+            ADDRESS_REPLACED,
+            f"the Service's address changed from {foreign.dns_name} to {new_address}, as it asked "
+            f"({REPLACE_ANNOTATION_HINT}); deleted the upstream provider's {gone}",
+        )
 
     def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
         """``aws-load-balancer-*`` keys this provider does not implement (:class:`AnnotationChecker`)."""
@@ -110,6 +156,9 @@ class AWSProvider:
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request)
         if not self.deployer.update_targets(key=request.key, uid=request.uid, stack=stack):
+            foreign = self._foreign(request, stack=stack, parts=False)
+            if foreign is not None:
+                raise ForeignLoadBalancer(address=claimed_hostname(request), parts=foreign.parts())
             raise RuntimeError(f"the load balancer of {request.key} does not exist (yet)")
 
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
@@ -119,6 +168,71 @@ class AWSProvider:
             keep_protection=builder.asks_deletion_protection(request.annotations),
             # only a Service told of an address has something to find by name (the listing lags)
             names=(lambda: self._names(request)) if request.status_addresses else None,
+        )
+        # A Service deleted while the upstream provider's load balancer served it: that one goes too
+        # (this cluster's and this Service's by its tags; nobody else would delete it)
+        if claimed_hostname(request):
+            try:
+                targets = self._stack(request).targets
+            except Exception:  # an unbuildable spec: the node rules of the cluster's groups still go
+                targets = ()
+            foreign = self.deployer.foreign.find(request=request, parts=True, instance_ids=targets)
+            if foreign is not None and foreign.owned:
+                logger.info(
+                    "%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name
+                )
+                self.deployer.foreign.delete(foreign)
+
+    def plan_migration(self, *, request: LoadBalancerRequest) -> MigrationPlan:
+        """What :meth:`ensure_load_balancer` would do; reads only (:class:`MigrationPlanner`)."""
+        address = next(iter(request.status_addresses), "")
+        try:
+            stack = self._stack(request)
+            replace = asks_replace_foreign(request.annotations)
+        except ImplementedElsewhere as exc:
+            return MigrationPlan(action="elsewhere", address=address, address_changes=False, reason=str(exc))
+        except InvalidSpec as exc:
+            return MigrationPlan(action="invalid", address=address, address_changes=False, reason=str(exc))
+        ours = self.deployer.list_owned(uid=request.uid, types=("elasticloadbalancing:loadbalancer",))
+        described = self.deployer.confirmed_load_balancers([f.arn for f in ours]) if ours else {}
+        foreign = self._foreign(request, stack=stack, parts=True)
+        if foreign is not None:
+            if replace:
+                reason = f"the Service asks for a new address ({REPLACE_ANNOTATION_HINT})" + (
+                    ""
+                    if foreign.owned
+                    else f"; {foreign.kind} {foreign.name} is kept: its tags do not name this cluster "
+                    "and Service"
+                )
+                return MigrationPlan(
+                    action="replace",
+                    address=address,
+                    address_changes=True,
+                    foreign=foreign.parts(),
+                    reason=reason,
+                )
+            return MigrationPlan(
+                action="refuse",
+                address=address,
+                address_changes=False,
+                foreign=foreign.parts(),
+                reason=str(ForeignLoadBalancer(address=address, parts=foreign.parts())),
+            )
+        if described:
+            dns = {lb["DNSName"] for lb in described.values()}
+            return MigrationPlan(
+                action="keep",
+                address=address,
+                address_changes=bool(address) and address not in dns,
+                reason=f"served by this controller's NLB {', '.join(sorted(dns))}",
+            )
+        return MigrationPlan(
+            action="create",
+            address=address,
+            address_changes=bool(address),
+            reason=(
+                f"nothing found serves {address}: a new NLB gets a new address" if address else "a new NLB"
+            ),
         )
 
     def _names(self, request: LoadBalancerRequest) -> model.StackNames:

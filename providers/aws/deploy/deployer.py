@@ -31,6 +31,7 @@ from providers.aws.config import AWSConfig
 from providers.aws.deploy.backend_security_group import BackendSecurityGroup
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.discovery import Discovery
+from providers.aws.deploy.foreign import ForeignLoadBalancers
 from providers.aws.deploy.listeners import Listeners
 from providers.aws.deploy.load_balancer import LoadBalancers
 from providers.aws.deploy.parts import (
@@ -76,6 +77,7 @@ class Deployer:
         self.load_balancers = LoadBalancers(self.ctx, self.discovery)
         self.listeners = Listeners(self.ctx)
         self.targets = Targets(self.ctx, clock=clock)
+        self.foreign = ForeignLoadBalancers(self.ctx, self.discovery)
         self.sweep = Sweep(
             discovery=self.discovery,
             load_balancers=self.load_balancers,
