@@ -18,14 +18,11 @@ import threading
 import uuid
 from collections.abc import Sequence
 
-from kubernetes import config as kube_config
-
-from ccm import commands, flags, logs
-from ccm.cloudprovider import UnknownProvider, load_provider, provider_names
+from ccm import commands, connect, flags, logs, migrate
+from ccm.connect import UsageError, provider_from_flags
 from ccm.controllers.service import ServiceController
 from ccm.health import HealthServer
 from ccm.k8s.checkpoint import Checkpoint
-from ccm.k8s.clientconfig import new_api_client
 from ccm.k8s.events import EventRecorder
 from ccm.k8s.leader import LeaderElector, validate_timings
 
@@ -42,9 +39,10 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     """``ccm run``: wire the API client, provider, controller, health server and leader election."""
     logs.setup(verbosity=args.v, fmt=args.logging_format)
-    if not args.cloud_provider:
-        accepted = ", ".join(provider_names()) or "(none installed)"
-        return _fail(f"--cloud-provider is required; accepted: {accepted}")
+    try:
+        connect.require_cloud_provider(args)
+    except UsageError as exc:
+        return _fail(str(exc))
     if args.tls_private_key_file and not args.tls_cert_file:
         return _fail(f"--tls-private-key-file={args.tls_private_key_file}: needs --tls-cert-file")
     try:
@@ -57,31 +55,12 @@ def run(args: argparse.Namespace) -> int:
             )
     except ValueError as exc:
         return _fail(str(exc))
-    if args.cloud_config and not os.path.exists(args.cloud_config):
-        return _fail(f"--cloud-config={args.cloud_config}: no such file")
-    if args.cloud_config and not os.path.isfile(args.cloud_config):
-        return _fail(f"--cloud-config={args.cloud_config}: not a regular file")
-    provider_name = {"gcp": "gce"}.get(args.cloud_provider, args.cloud_provider)
+    provider_name = connect.provider_name(args)
     try:
-        provider = load_provider(
-            name=provider_name,
-            cluster_name=args.cluster_name,
-            cloud_config=args.cloud_config or None,
-            load_balancer_class=args.load_balancer_class,
-            orphan_grace_seconds=args.load_balancer_orphan_grace_period,
-        )
-    except (UnknownProvider, ValueError) as exc:
+        provider = provider_from_flags(args, orphan_grace_seconds=args.load_balancer_orphan_grace_period)
+        api = connect.api_client_from_flags(args)
+    except UsageError as exc:
         return _fail(str(exc))
-    try:
-        api = new_api_client(
-            kubeconfig=args.kubeconfig, master=args.master, qps=args.kube_api_qps, burst=args.kube_api_burst
-        )
-    except Exception as exc:  # ConfigException, OSError, YAML errors, and TypeError etc. on odd YAML
-        where = f"--kubeconfig={args.kubeconfig}" if args.kubeconfig else "--kubeconfig"
-        detail = " ".join(str(exc).split())
-        if not isinstance(exc, kube_config.ConfigException | OSError):
-            detail = f"not a usable kubeconfig ({type(exc).__name__}: {detail})"
-        return _fail(f"{where}: {detail}")
 
     stop = threading.Event()
 
@@ -205,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "run":
         return run(args)
+    if args.command == "migrate":
+        return migrate.run(args)
     if args.command in others.commands:
         return others.commands[args.command].run(args)
     parser.error(f"unknown command {args.command}")

@@ -323,7 +323,8 @@ class MigrationPlan:
       and says so in a ``ForeignLoadBalancer`` event (see :class:`ForeignLoadBalancer`);
     * ``replace``: the Service accepts a new address (:data:`REPLACE_FOREIGN_ANNOTATION`); a new load
       balancer is made, then the foreign one and its parts (``foreign``) are deleted;
-    * ``invalid``: the Service's spec cannot be built (``reason`` says why); nothing is made.
+    * ``invalid``: the Service's spec cannot be built (``reason`` says why); nothing is made;
+    * ``elsewhere``: another controller builds this kind of load balancer (:class:`ImplementedElsewhere`).
     """
 
     action: str

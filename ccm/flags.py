@@ -135,10 +135,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def add_run_flags(parser: argparse.ArgumentParser) -> None:
-    generic = parser.add_argument_group("generic")
+def add_cloud_flags(generic: argparse._ArgumentGroup) -> None:
+    """The flags every command that reaches the cluster and the cloud takes (``run``, ``migrate``)."""
     # Not required=True: argparse would then report a missing --cloud-provider before an unknown flag
-    # given with it; ``ccm run`` rejects an empty one itself, as upstream does.
+    # given with it; the command rejects an empty one itself, as upstream does.
     generic.add_argument("--cloud-provider", default="", help="aws, gce (alias gcp) or fake; required")
     generic.add_argument("--cloud-config", default="", help="path to the provider's configuration file")
     generic.add_argument(
@@ -148,18 +148,42 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     generic.add_argument(
         "--cluster-name", default="kubernetes", help="name of the cluster, used in cloud names and tags"
     )
-    generic.add_argument(
-        "--controllers",
-        action="append",
-        default=[],
-        help="controllers to run: * or service-lb-controller (alias service); -name disables",
-    )
     generic.add_argument("--kube-api-qps", type=float, default=20.0, help="QPS towards the API server")
     generic.add_argument(
         "--kube-api-burst", type=positive_int, default=30, help="burst towards the API server"
     )
     generic.add_argument("--v", "-v", type=int, default=0, help="log verbosity (0 info, 2 more, 4+ debug)")
     generic.add_argument("--logging-format", choices=("text", "json"), default="text", help="log format")
+
+
+LOAD_BALANCER_CLASS_HELP = "handle only Services with this spec.loadBalancerClass; empty = those without one"
+
+
+def add_migrate_flags(parser: argparse.ArgumentParser) -> None:
+    add_cloud_flags(parser.add_argument_group("generic"))
+    parser.add_argument("--load-balancer-class", default="", help=LOAD_BALANCER_CLASS_HELP)
+    parser.add_argument(
+        "--dry-run",
+        type=go_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        help="only say what would happen (the default; the controller, ccm run, applies the plan)",
+    )
+    parser.add_argument(
+        "--output", "-o", choices=("text", "json"), default="text", help="a table for review, or JSON"
+    )
+
+
+def add_run_flags(parser: argparse.ArgumentParser) -> None:
+    generic = parser.add_argument_group("generic")
+    add_cloud_flags(generic)
+    generic.add_argument(
+        "--controllers",
+        action="append",
+        default=[],
+        help="controllers to run: * or service-lb-controller (alias service); -name disables",
+    )
     generic.add_argument(
         "--use-service-account-credentials",
         type=go_bool,
@@ -193,11 +217,7 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
         default=1,
         help="services synced at once (upstream default 1)",
     )
-    service.add_argument(
-        "--load-balancer-class",
-        default="",
-        help="handle only Services with this spec.loadBalancerClass; empty = those without one",
-    )
+    service.add_argument("--load-balancer-class", default="", help=LOAD_BALANCER_CLASS_HELP)
     service.add_argument(
         "--load-balancer-resync-period",
         type=positive_duration,
@@ -238,9 +258,21 @@ def new_parser(*, commands: Mapping[str, Command] | None = None) -> argparse.Arg
         "run", help="run the controller (flags as upstream's cloud-controller-manager)", allow_abbrev=False
     )
     add_run_flags(run)
+    migrate = sub.add_parser(
+        "migrate",
+        help="say, for every LoadBalancer Service, what the controller would do with its load balancer",
+        description=(
+            "Reads the cluster and the cloud and prints, for every LoadBalancer Service this instance "
+            "handles, whether its load balancer is kept, created, replaced or refused (another "
+            "controller's serves it), what of the other controller's would be deleted, and whether "
+            "the address would change. Changes nothing."
+        ),
+        allow_abbrev=False,
+    )
+    add_migrate_flags(migrate)
     for name, command in sorted((commands or {}).items()):
-        if name == "run":
-            continue  # ``ccm run`` is the controller; no package replaces it
+        if name in ("run", "migrate"):
+            continue  # the core's own commands; no package replaces them
         command.add_arguments(
             sub.add_parser(name, help=command.help, description=command.description, allow_abbrev=False)
         )

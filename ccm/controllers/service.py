@@ -11,6 +11,9 @@ Level-triggered, as upstream's ``controllers/service/controller.go``, with the f
 * status patches only when the normalised ingress changed, and a ``LoadBalancerSynced`` condition
   that keeps a failure visible;
 * ``InvalidSpec`` (the user's mistake) is retried only at the maximum backoff, never in a hot loop;
+* a Service whose address another controller's load balancer serves keeps it: the provider's
+  ``ForeignLoadBalancer`` is a Warning and a condition, the status is left alone, and it is retried at
+  the maximum backoff too;
 * a periodic drift resync that asks the provider for a cheap bulk check and re-ensures only the
   Services whose LB is missing or differs (upstream never repairs drift, #34660); the provider's
   orphan sweep is told the UID of every Service in the cluster, so it never deletes what a Service
