@@ -35,6 +35,21 @@ both sides alike. Two skew the upstream aws-cloud-controller-manager on every sy
   (``SslPolicy`` absent = unchanged) never clears. Listeners that are neither HTTPS nor TLS lose it
   after ``CreateListener`` and ``ModifyListener``.
 
+Two concern Classic ELBs, which upstream builds for a Service without ``aws-load-balancer-type``:
+
+* the default health check. AWS gives a new Classic ELB a health check (TCP on the first listener's
+  instance port, interval 30 s, timeout 5 s, healthy threshold 10, unhealthy threshold 2: the defaults
+  of "Health checks for your Classic Load Balancer",
+  https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/elb-healthchecks.html, with the TCP
+  target on the instance port); moto gives it none, and upstream then dereferences the missing
+  ``HealthCheck`` in ``ensureLoadBalancerHealthCheck`` (cloud-provider-aws v1.37.1
+  ``pkg/providers/v1/aws_loadbalancer.go``) and panics;
+* the DNS name. AWS names a Classic ELB ``<name>-<digits>.<region>.elb.amazonaws.com`` (``internal-``
+  first for an internal one; the CreateLoadBalancer example of the Classic ELB API reference,
+  ``my-loadbalancer-1234567890.us-west-2.elb.amazonaws.com``,
+  https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html);
+  moto leaves the ``-<digits>`` out. Here the digits come from a hash of the name.
+
 Three more, which matter only when a create is sent twice (an SDK retry of a request moto had already
 carried out; seen once in ~1,400 calls of upstream): AWS answers a repeated ``CreateLoadBalancer``,
 ``CreateTargetGroup`` or ``CreateListener`` with the same settings with the existing resource ("This
@@ -64,6 +79,7 @@ operation, status).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import io
 import json
@@ -197,6 +213,32 @@ def correct_moto() -> None:
     setattr(ELBv2Backend, "create_listener", create_l)  # noqa: B010
     setattr(ELBv2Backend, "modify_listener", modify_l)  # noqa: B010
     setattr(ELBv2Backend, "describe_target_groups", describe_tgs)  # noqa: B010
+    correct_classic_elb()
+
+
+def correct_classic_elb() -> None:
+    """Patch moto's Classic ELB backend: AWS's default health check and DNS name on a new Classic ELB."""
+    from moto.elb.models import ELBBackend, FakeHealthCheck  # noqa: PLC0415
+
+    create_classic = ELBBackend.create_load_balancer
+
+    def create_clb(self: Any, *args: Any, **kwargs: Any) -> Any:
+        balancer = create_classic(self, *args, **kwargs)
+        first = balancer.listeners[0] if balancer.listeners else None
+        if balancer.health_check is None and first is not None:
+            balancer.health_check = FakeHealthCheck(
+                timeout="5",
+                healthy_threshold="10",
+                unhealthy_threshold="2",
+                interval="30",
+                target=f"TCP:{first.instance_port}",
+            )
+        digits = int(hashlib.sha256(balancer.name.encode()).hexdigest()[:8], 16) % 10**10
+        prefix = "internal-" if balancer.scheme == "internal" else ""
+        balancer.dns_name = f"{prefix}{balancer.name}-{digits}.{self.region_name}.elb.amazonaws.com"
+        return balancer
+
+    setattr(ELBBackend, "create_load_balancer", create_clb)  # noqa: B010
 
 
 class CallCounter:
