@@ -6,7 +6,8 @@ benchmark's and both controllers meet the same server:
     .venv/bin/python bench/moto_corrected.py --port 5000
 
 **Corrections** (made on moto's models in this process; site-packages is not touched). They apply to
-both sides alike. Two skew the upstream aws-cloud-controller-manager on every sync:
+both sides alike. Two skew the upstream aws-cloud-controller-manager on every sync, and the third
+changes what it leaves behind:
 
 * DNS names of NLBs. moto names every ELBv2 load balancer ``<name>-1.<region>.elb.amazonaws.com``, the
   Classic ELB pattern. Upstream's ``validateServiceAnnotations`` reads a Service's hostname ending in
@@ -34,6 +35,10 @@ both sides alike. Two skew the upstream aws-cloud-controller-manager on every sy
   ``listenerNeedsModification``) and sends ``ModifyListener`` for it on every sync, which moto
   (``SslPolicy`` absent = unchanged) never clears. Listeners that are neither HTTPS nor TLS lose it
   after ``CreateListener`` and ``ModifyListener``.
+
+* the scheme of a load balancer created without one. AWS makes it internet-facing and says so
+  (ELBv2 API reference, CreateLoadBalancer ``Scheme``: "The default is an Internet-facing load
+  balancer"); moto stores and describes none. Upstream creates its NLBs without a scheme.
 
 Two concern Classic ELBs, which upstream builds for a Service without ``aws-load-balancer-type``:
 
@@ -156,6 +161,8 @@ def correct_moto() -> None:
             _repeat("CreateLoadBalancer", name)
             return existing
         balancer = create_load_balancer(self, **kwargs)
+        if not balancer.scheme:
+            balancer.scheme = "internet-facing"
         if balancer.type == "network":
             balancer.dns_name = nlb_dns_name(name=balancer.name, arn=balancer.arn, region=self.region_name)
         return balancer

@@ -101,13 +101,15 @@ class ForeignLoadBalancer(Exception):
     own load balancer and deletes the foreign one once its own is complete.
     """
 
-    def __init__(self, *, address: str, parts: Sequence[ForeignPart]) -> None:
+    def __init__(self, *, address: str, parts: Sequence[ForeignPart], reason: str = "") -> None:
         self.address = address
         self.parts = tuple(parts)
+        self.reason = reason
         serving = parts[0] if parts else ForeignPart(kind="load balancer", name="?")
+        why = f": {reason}" if reason else ""
         super().__init__(
             f"the Service's address {address} is served by {serving.kind} {serving.name}, which another "
-            "controller (the upstream cloud provider) built and this controller does not take over; "
+            f"controller (the upstream cloud provider) built and this controller cannot take over{why}; "
             "making a load balancer of its own would change the address, so nothing was created. To "
             f'accept a new address, annotate the Service {REPLACE_FOREIGN_ANNOTATION}: "true" (the old '
             "load balancer is deleted once the new one is ready); to keep it, keep the upstream "
@@ -318,6 +320,8 @@ class MigrationPlan:
     ``action`` is one of:
 
     * ``keep``: the load balancer is this controller's already; nothing changes;
+    * ``adopt``: another controller's load balancer serves the Service's address and is taken over in
+      place (its address stays); ``foreign`` lists what is taken over;
     * ``create``: nothing serves the Service; a new load balancer (and address) is made;
     * ``refuse``: a foreign load balancer serves the Service's address; the controller leaves it alone
       and says so in a ``ForeignLoadBalancer`` event (see :class:`ForeignLoadBalancer`);

@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 EXIT_USAGE = 2
 EXIT_FAILED = 1  # some Service could not be planned (a cloud or API error): the report is incomplete
 
-ACTIONS = ("keep", "create", "refuse", "replace", "invalid", "elsewhere", "error")
+ACTIONS = ("keep", "adopt", "create", "refuse", "replace", "invalid", "elsewhere", "error")
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,7 @@ def _part_json(part: ForeignPart) -> dict[str, str]:
 
 WHAT = {
     "keep": "kept: already this controller's",
+    "adopt": "the other controller's load balancer is taken over in place: the address stays",
     "create": "a new load balancer is made",
     "refuse": "left alone: another controller's load balancer serves the address",
     "replace": "a new load balancer, then the other controller's is deleted",
@@ -187,11 +188,10 @@ def render_text(rows: Sequence[Row]) -> str:
         if r.plan.reason:
             lines.append(f"  {r.plan.reason}")
         if r.plan.foreign:
-            verb = (
-                "deleted"
-                if r.plan.action == "replace"
-                else f'deleted once annotated {REPLACE_FOREIGN_ANNOTATION}: "true"'
-            )
+            verb = {
+                "replace": "deleted",
+                "adopt": f'taken over; deleted instead if annotated {REPLACE_FOREIGN_ANNOTATION}: "true"',
+            }.get(r.plan.action, f'deleted once annotated {REPLACE_FOREIGN_ANNOTATION}: "true"')
             lines.append(f"  the other controller's parts ({verb}):")
             lines += [
                 f"    {p.kind} {p.name}" + (f"  {p.detail}" if p.detail else "") for p in r.plan.foreign

@@ -23,6 +23,12 @@ SPEC_HASH_TAG = "ccm-lb/spec-hash"
 # resources, so those made before scopes existed stay the default instance's after an upgrade.
 SCOPE_TAG = "ccm-lb/scope"
 OWNED = "owned"
+# On a part taken over from the upstream provider (cloud-provider-aws): the load balancer says where it
+# came from; a target group says which of the stack's target-group names it stands for (it keeps
+# upstream's name, so the listener that uses it never changes)
+ADOPTED_FROM_TAG = "ccm-lb/adopted-from"
+ADOPTED_FROM = "cloud-provider-aws"
+ADOPTED_AS_TAG = "ccm-lb/adopted-as"
 
 RESOURCE_LOAD_BALANCER = "load-balancer"
 RESOURCE_FRONTEND_SG = "frontend-security-group"
@@ -166,13 +172,23 @@ class Stack:
     frontend_security_group: SecurityGroup | None
     byo_security_groups: tuple[str, ...] = ()
     targets: tuple[str, ...] = field(default=(), compare=False)  # instance IDs; not part of the spec
+    # The NLB is the upstream provider's, taken over: it has no security group (AWS cannot add one to an
+    # NLB made without), so clients and health checks reach the nodes through ``node_rules`` on the
+    # nodes' security groups (upstream's rules, kept under upstream's descriptions); its subnets stay.
+    adopted: bool = False
+    node_rules: tuple[Rule, ...] = ()
 
     def spec_hash(self) -> str:
         """A short hash of everything but the targets: equal hashes mean nothing to change."""
-        data = asdict(self)
+        data = self.to_json()
         data.pop("targets", None)
         return digest(data)
 
     def to_json(self) -> dict[str, Any]:
-        """For golden files: the whole stack as JSON-able data."""
-        return asdict(self)
+        """For golden files: the whole stack as JSON-able data. The adoption fields appear only on an
+        adopted stack, so the hash (and golden file) of every other stack is what it was before them."""
+        data = asdict(self)
+        if not self.adopted:
+            data.pop("adopted")
+            data.pop("node_rules")
+        return data

@@ -29,8 +29,9 @@ from providers.aws import builder, model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.config import load as load_config
-from providers.aws.deploy.deployer import Deployer
-from providers.aws.deploy.foreign import ForeignStack, claimed_hostname
+from providers.aws.deploy.adoption import refusal
+from providers.aws.deploy.deployer import Deployer, NothingToAdopt
+from providers.aws.deploy.foreign import NLB, ForeignStack, claimed_hostname
 from providers.common.drift import build_stacks
 
 logger = logging.getLogger(__name__)
@@ -70,8 +71,19 @@ class AWSProvider:
         self.full_sweep_every = max(1, full_sweep_every)
         self._drift_checks = 0
 
-    def _stack(self, request: LoadBalancerRequest) -> model.Stack:
-        return builder.build_stack(request=request, config=self.config, cluster=self.deployer.cluster_info())
+    def _stack(self, request: LoadBalancerRequest, *, adopted: bool = False) -> model.Stack:
+        return builder.build_stack(
+            request=request, config=self.config, cluster=self.deployer.cluster_info(), adopted=adopted
+        )
+
+    def _adopts(self, request: LoadBalancerRequest) -> bool:
+        """Whether the Service's NLB is the upstream provider's, taken over (its status hostname says
+        so, and it has not asked for a new address); no call."""
+        return bool(claimed_hostname(request)) and not asks_replace_foreign(request.annotations)
+
+    def _stack_of(self, request: LoadBalancerRequest) -> model.Stack:
+        """The stack the drift check compares: the taken-over one for a Service upstream served."""
+        return self._stack(request, adopted=self._adopts(request))
 
     def _status(
         self, stack: model.Stack, dns_name: str, notices: Sequence[tuple[str, str]] = ()
@@ -108,14 +120,32 @@ class AWSProvider:
         return LoadBalancerStatus(ingress=(IngressPoint(hostname=lb["DNSName"]),)), True
 
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
-        """Build and deploy the Service's stack; but never in place of the upstream provider's load
-        balancer that serves the Service's address, unless the Service accepts a new address
-        (:class:`ForeignLoadBalancer`). Then upstream's is deleted once ours is complete."""
+        """Build and deploy the Service's stack, keeping the address the upstream provider gave it.
+
+        A Service whose status hostname is the upstream provider's NLB (named ``a<uid>``) gets that NLB
+        taken over in place (:mod:`providers.aws.deploy.adoption`); one it cannot take over (a Classic
+        ELB, or an NLB it refuses) is left alone with :class:`ForeignLoadBalancer`, unless the Service
+        accepts a new address: then ours is built and upstream's deleted once ours is complete.
+        """
+        claimed = claimed_hostname(request)
+        if claimed and not asks_replace_foreign(request.annotations):
+            stack = self._stack(request, adopted=True)
+            try:
+                deployed = self.deployer.ensure(
+                    key=request.key, uid=request.uid, stack=stack, address=claimed
+                )
+                return self._status(stack, deployed.dns_name, deployed.notices)
+            except NothingToAdopt:
+                foreign = self._foreign(request, stack=stack, parts=False)
+                if foreign is not None:
+                    raise ForeignLoadBalancer(
+                        address=claimed, parts=foreign.parts(), reason=not_adopted(foreign)
+                    ) from None
+                logger.info(
+                    "%s: nothing serves %s any more: building a new load balancer", request.key, claimed
+                )
         stack = self._stack(request)
-        replace = asks_replace_foreign(request.annotations)
-        foreign = self._foreign(request, stack=stack, parts=replace)
-        if foreign is not None and not replace:
-            raise ForeignLoadBalancer(address=claimed_hostname(request), parts=foreign.parts())
+        foreign = self._foreign(request, stack=stack, parts=True) if claimed else None
         deployed = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
         notices = list(deployed.notices)
         if foreign is not None:
@@ -154,14 +184,26 @@ class AWSProvider:
         return ann.unsupported(annotations=annotations)
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
-        stack = self._stack(request)
+        stack = self._stack(request, adopted=self._adopts(request))
         if not self.deployer.update_targets(key=request.key, uid=request.uid, stack=stack):
             foreign = self._foreign(request, stack=stack, parts=False)
             if foreign is not None:
-                raise ForeignLoadBalancer(address=claimed_hostname(request), parts=foreign.parts())
+                raise ForeignLoadBalancer(
+                    address=claimed_hostname(request), parts=foreign.parts(), reason=not_adopted(foreign)
+                )
             raise RuntimeError(f"the load balancer of {request.key} does not exist (yet)")
 
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
+        """Delete the Service's stack; and the upstream provider's load balancer that served it (taken
+        over or not: this cluster's and this Service's by its tags, and nobody else would delete it),
+        with its target groups and its rules on the nodes' security groups."""
+        foreign: ForeignStack | None = None
+        if claimed_hostname(request):
+            try:
+                targets = self._stack(request).targets
+            except Exception:  # an unbuildable spec: the node rules of the cluster's groups still go
+                targets = ()
+            foreign = self.deployer.foreign.find(request=request, parts=True, instance_ids=targets)
         self.deployer.delete(
             key=request.key,
             uid=request.uid,
@@ -169,19 +211,9 @@ class AWSProvider:
             # only a Service told of an address has something to find by name (the listing lags)
             names=(lambda: self._names(request)) if request.status_addresses else None,
         )
-        # A Service deleted while the upstream provider's load balancer served it: that one goes too
-        # (this cluster's and this Service's by its tags; nobody else would delete it)
-        if claimed_hostname(request):
-            try:
-                targets = self._stack(request).targets
-            except Exception:  # an unbuildable spec: the node rules of the cluster's groups still go
-                targets = ()
-            foreign = self.deployer.foreign.find(request=request, parts=True, instance_ids=targets)
-            if foreign is not None and foreign.owned:
-                logger.info(
-                    "%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name
-                )
-                self.deployer.foreign.delete(foreign)
+        if foreign is not None and foreign.owned:
+            logger.info("%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name)
+            self.deployer.foreign.delete(foreign)
 
     def plan_migration(self, *, request: LoadBalancerRequest) -> MigrationPlan:
         """What :meth:`ensure_load_balancer` would do; reads only (:class:`MigrationPlanner`)."""
@@ -196,7 +228,21 @@ class AWSProvider:
         ours = self.deployer.list_owned(uid=request.uid, types=("elasticloadbalancing:loadbalancer",))
         described = self.deployer.confirmed_load_balancers([f.arn for f in ours]) if ours else {}
         foreign = self._foreign(request, stack=stack, parts=True)
+        if foreign is not None and foreign.arn in described:
+            foreign = None  # taken over already: it is ours
         if foreign is not None:
+            reason = not_adopted(foreign, scheme=stack.load_balancer.scheme)
+            if not replace and not reason:
+                return MigrationPlan(
+                    action="adopt",
+                    address=address,
+                    address_changes=False,
+                    foreign=foreign.parts(),
+                    reason=(
+                        f"the upstream provider's NLB {foreign.name} is taken over in place: its DNS name, "
+                        "listeners and target groups stay, its rules on the nodes' groups are kept"
+                    ),
+                )
             if replace:
                 reason = f"the Service asks for a new address ({REPLACE_ANNOTATION_HINT})" + (
                     ""
@@ -216,7 +262,7 @@ class AWSProvider:
                 address=address,
                 address_changes=False,
                 foreign=foreign.parts(),
-                reason=str(ForeignLoadBalancer(address=address, parts=foreign.parts())),
+                reason=str(ForeignLoadBalancer(address=address, parts=foreign.parts(), reason=reason)),
             )
         if described:
             dns = {lb["DNSName"] for lb in described.values()}
@@ -266,7 +312,7 @@ class AWSProvider:
         A request that cannot be built is reported as drifted (the full ensure shows the user why)
         and its resources are kept: its UID is live.
         """
-        built = build_stacks(requests=requests, build=self._stack, live_uids=live_uids)
+        built = build_stacks(requests=requests, build=self._stack_of, live_uids=live_uids)
         self._drift_checks += 1
         full = self._drift_checks % self.full_sweep_every == 0
         return built.unbuildable | self.deployer.drifted(
@@ -287,4 +333,16 @@ def new(
         config=load_config(cloud_config),
         load_balancer_class=load_balancer_class,
         orphan_grace_seconds=orphan_grace_seconds,
+    )
+
+
+def not_adopted(foreign: ForeignStack, *, scheme: str = "") -> str:
+    """Why the upstream provider's load balancer is not taken over in place ('' when it would be)."""
+    if foreign.kind != NLB:
+        return f"a {foreign.kind} is not taken over in place (only NLBs are)"
+    return refusal(
+        lb=foreign.described,
+        owned=foreign.owned,
+        owner=f"kubernetes.io/cluster/<cluster>=owned and {model.SERVICE_NAME_TAG}=<namespace>/<name>",
+        scheme=scheme or str(foreign.described.get("Scheme", "")),
     )

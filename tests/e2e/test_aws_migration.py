@@ -70,7 +70,7 @@ def _migrate(control_plane: ControlPlane, *flags: str) -> subprocess.CompletedPr
     )
 
 
-def test_migrate_reviews_then_ccm_run_keeps_refused_addresses_and_replaces_what_was_asked(
+def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replaces_what_was_asked(
     kube_api: client.ApiClient,
     namespace: str,
     network: Network,
@@ -80,6 +80,7 @@ def test_migrate_reviews_then_ccm_run_keeps_refused_addresses_and_replaces_what_
     for instance in network.instances:
         register_node(kube_api, instance)
     web = _served_by_upstream(kube_api, namespace, "web", network, kind="nlb")
+    old = _served_by_upstream(kube_api, namespace, "old", network, kind="clb")
     legacy = _served_by_upstream(
         kube_api, namespace, "legacy", network, kind="clb", annotations={REPLACE_FOREIGN_ANNOTATION: "true"}
     )
@@ -94,15 +95,16 @@ def test_migrate_reviews_then_ccm_run_keeps_refused_addresses_and_replaces_what_
         if r["service"].startswith(f"{namespace}/")
     }
     assert {name: (r["action"], r["addressChanges"]) for name, r in rows.items()} == {
-        "web": ("refuse", False),
+        "web": ("adopt", False),
+        "old": ("refuse", False),
         "legacy": ("replace", True),
         "fresh": ("create", False),
     }
     assert rows["web"]["foreign"][0] == {"kind": "NLB", "name": web.name, "detail": web.dns_name}
-    assert rows["legacy"]["foreign"][0]["kind"] == "Classic ELB"
+    assert rows["old"]["foreign"][0]["kind"] == "Classic ELB"
     table = _migrate(control_plane)
     assert table.returncode == 0, table.stderr
-    assert f"{namespace}/web" in table.stdout and web.dns_name in table.stdout
+    assert f"{namespace}/old" in table.stdout and old.dns_name in table.stdout
     assert "would change address" in table.stdout
     applying = _migrate(control_plane, "--dry-run=false")
     assert applying.returncode == 2 and "only reviews" in applying.stderr
@@ -117,14 +119,18 @@ def test_migrate_reviews_then_ccm_run_keeps_refused_addresses_and_replaces_what_
     )
     assert legacy_host and not clb_exists(legacy.name)
     assert "LoadBalancerReplaced" in kube.reasons(kube_api, namespace, "legacy")
-    kube.eventually(lambda: "ForeignLoadBalancer" in kube.reasons(kube_api, namespace, "web"), timeout=60)
-    served = kube.get_service(kube_api, namespace, "web")
-    assert kube.ingress(served) == [{"hostname": web.dns_name}]
-    condition = kube.condition(served)
+    kube.eventually(lambda: "ForeignLoadBalancer" in kube.reasons(kube_api, namespace, "old"), timeout=60)
+    refused = kube.get_service(kube_api, namespace, "old")
+    assert kube.ingress(refused) == [{"hostname": old.dns_name}]
+    condition = kube.condition(refused)
     assert condition is not None and condition["reason"] == "ForeignLoadBalancer"
-    assert nlb_exists(web.name)
+    kube.eventually(lambda: "EnsuredLoadBalancer" in kube.reasons(kube_api, namespace, "web"), timeout=60)
+    assert kube.lb_hostname(kube_api, namespace, "web") == web.dns_name  # taken over in place
+    assert any(r["ResourceARN"] == web.arn for r in service_resources())
 
-    # 3. the refused Service is deleted: upstream's load balancer goes with it, nothing is left
+    # 3. deleted: the adopted NLB and the refused Classic ELB go with their Services, nothing is left
     kube.delete_service(kube_api, namespace, "web")
+    kube.delete_service(kube_api, namespace, "old")
     kube.eventually(lambda: kube.get_service(kube_api, namespace, "web") is None, timeout=60)
-    assert not nlb_exists(web.name)
+    kube.eventually(lambda: kube.get_service(kube_api, namespace, "old") is None, timeout=60)
+    assert not nlb_exists(web.name) and not clb_exists(old.name)

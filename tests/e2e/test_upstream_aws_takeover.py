@@ -79,7 +79,7 @@ def _migrate(control_plane: ControlPlane) -> dict[str, Any]:
     return report
 
 
-def test_upstreams_own_nlb_and_classic_elb_are_refused_replaced_on_request_and_cleaned_up(
+def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_on_request(
     upstream_account: str,
     tmp_path: Path,
     kube_api: client.ApiClient,
@@ -119,10 +119,10 @@ def test_upstreams_own_nlb_and_classic_elb_are_refused_replaced_on_request_and_c
     ][0]["SecurityGroups"]
     assert set(clb_groups) <= _node_group_sources(network)
 
-    # 2. the review names upstream's load balancers and what replacing them would delete
+    # 2. the review: the NLB is taken over in place, the Classic ELB is not
     rows = {r["service"]: r for r in _migrate(control_plane)["services"]}
     web, legacy = rows[f"{namespace}/web"], rows[f"{namespace}/legacy"]
-    assert (web["action"], web["address"], web["addressChanges"]) == ("refuse", web_host, False)
+    assert (web["action"], web["address"], web["addressChanges"]) == ("adopt", web_host, False), web["reason"]
     assert web["foreign"][0] == {"kind": "NLB", "name": upstream_name(nlb_uid), "detail": web_host}
     assert any(p["kind"] == "target group" for p in web["foreign"])
     assert any(
@@ -147,20 +147,52 @@ def test_upstreams_own_nlb_and_classic_elb_are_refused_replaced_on_request_and_c
         ]
         == []
     )
-    kube.eventually(lambda: "ForeignLoadBalancer" in kube.reasons(kube_api, namespace, "web"), timeout=90)
+    kube.eventually(lambda: "EnsuredLoadBalancer" in kube.reasons(kube_api, namespace, "web"), timeout=90)
     assert kube.lb_hostname(kube_api, namespace, "web") == web_host and nlb_exists(upstream_name(nlb_uid))
+    rules = _node_rule_descriptions(network)
+    assert f"kubernetes.io/rule/nlb/client={upstream_name(nlb_uid)}" in rules  # upstream's rule, kept
 
-    # 4. the refused Service is deleted: upstream's NLB, target groups and node rules go with it
+    # 4. a node added afterwards reaches both load balancers
+    added = boto3.client("ec2").run_instances(
+        ImageId="ami-12c6146b",
+        MinCount=1,
+        MaxCount=1,
+        SubnetId=network.subnets["us-east-1a"],
+        SecurityGroupIds=[network.node_sg],
+        TagSpecifications=[
+            {
+                "ResourceType": "instance",
+                "Tags": [{"Key": f"kubernetes.io/cluster/{CLUSTER}", "Value": "owned"}],
+            }
+        ],
+    )["Instances"][0]["InstanceId"]
+    register_node(kube_api, (added, "us-east-1a"))
+    elbv2 = boto3.client("elbv2")
+
+    def registered_everywhere() -> bool:
+        groups = elbv2.describe_target_groups()["TargetGroups"]
+        return bool(groups) and all(
+            added
+            in {
+                h["Target"]["Id"]
+                for h in elbv2.describe_target_health(TargetGroupArn=g["TargetGroupArn"])[
+                    "TargetHealthDescriptions"
+                ]
+            }
+            for g in groups
+        )
+
+    kube.eventually(registered_everywhere, timeout=90, message="the new node in every target group")
+
+    # 5. the adopted Service is deleted: its NLB, target groups and upstream's node rules go with it
     kube.delete_service(kube_api, namespace, "web")
     kube.eventually(lambda: kube.get_service(kube_api, namespace, "web") is None, timeout=90)
     assert not nlb_exists(upstream_name(nlb_uid))
     assert not any(d.startswith("kubernetes.io/rule/nlb/") for d in _node_rule_descriptions(network))
-    groups = boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    groups = elbv2.describe_target_groups()["TargetGroups"]
     tags = (
-        boto3.client("elbv2").describe_tags(ResourceArns=[g["TargetGroupArn"] for g in groups])[
-            "TagDescriptions"
-        ]
+        elbv2.describe_tags(ResourceArns=[g["TargetGroupArn"] for g in groups])["TagDescriptions"]
         if groups
         else []
     )
-    assert all(any(t["Key"] == "ccm-lb/resource" for t in d["Tags"]) for d in tags)  # only ours are left
+    assert all(d["Tags"] and not any(t["Key"] == "ccm-lb/adopted-as" for t in d["Tags"]) for d in tags)

@@ -176,3 +176,35 @@ def targets_of(port: int) -> list[str]:
     tg = listener["DefaultActions"][0]["TargetGroupArn"]
     health = boto3.client("elbv2").describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
     return sorted(h["Target"]["Id"] for h in health)
+
+
+MUTATING = (
+    "Create",
+    "Register",
+    "Modify",
+    "Delete",
+    "Authorize",
+    "Revoke",
+    "Add",
+    "Set",
+    "Deregister",
+    "Remove",
+)
+
+
+class Crash(Exception):
+    """The process 'dies' right after a call that AWS already carried out."""
+
+
+def crash_after(provider: AWSProvider, n: int) -> list[str]:
+    """Raise Crash after the n-th mutating call has succeeded; returns the list of mutations seen."""
+    seen: list[str] = []
+
+    def after(*, model: Any, **_: Any) -> None:
+        if model.name.startswith(MUTATING):
+            seen.append(model.name)
+            if len(seen) == n:
+                raise Crash(f"crashed after {model.name}")
+
+    provider.clients.register("after-call.*.*", after)
+    return seen

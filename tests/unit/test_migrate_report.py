@@ -82,3 +82,10 @@ def test_migrate_needs_a_provider_that_can_plan(capsys: pytest.CaptureFixture[st
     assert "--cloud-provider is required" in capsys.readouterr().err
     assert main(["migrate", "--cloud-provider=fake"]) == 2
     assert "--cloud-provider=fake: this provider cannot plan a migration" in capsys.readouterr().err
+
+
+def test_text_report_says_what_an_adoption_takes_over() -> None:
+    text = render_text([_row("shop/web", "adopt", address=NLB.detail, foreign=(NLB,))])
+
+    assert "shop/web: the other controller's load balancer is taken over in place" in text
+    assert "the other controller's parts (taken over;" in text and "NLB a1b2" in text

@@ -96,3 +96,9 @@ def instance_id(provider_id: str) -> str:
     if not INSTANCE_ID.fullmatch(value):
         raise ValueError(f"not an AWS instance providerID: {provider_id!r}")
     return value
+
+
+def upstream_load_balancer_name(uid: str) -> str:
+    """The upstream provider's name for a Service's load balancer: ``"a"`` + the UID without dashes, cut
+    to 32 characters (k8s.io/cloud-provider ``cloud.go``, ``DefaultLoadBalancerName``)."""
+    return ("a" + uid).replace("-", "")[:32]

@@ -20,7 +20,13 @@ from providers.aws.build.common import (
     TCP_IDLE_TIMEOUT,
 )
 from providers.aws.build.health_checks import build_health_check, build_udp_health_check
-from providers.aws.build.names import frontend_security_group_name, load_balancer_name, target_group_name
+from providers.aws.build.names import (
+    frontend_security_group_name,
+    load_balancer_name,
+    target_group_name,
+    upstream_load_balancer_name,
+)
+from providers.aws.build.node_rules import sg_less_node_rules
 from providers.aws.build.ports import check_spec, check_type, group_ports
 from providers.aws.build.security_groups import byo_security_groups, frontend_rules
 from providers.aws.build.subnets import build_subnet_mappings, choose_subnets, wants_internal
@@ -48,8 +54,13 @@ from providers.aws.model import (
 )
 
 
-def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: ClusterInfo) -> Stack:
+def build_stack(
+    *, request: LoadBalancerRequest, config: AWSConfig, cluster: ClusterInfo, adopted: bool = False
+) -> Stack:
     """The desired stack for ``request``; pure and deterministic.
+
+    ``adopted``: the Service's NLB is the upstream provider's, taken over (upstream's name, no security
+    group, its subnets kept; the nodes' rules of :mod:`providers.aws.build.node_rules`).
 
     Raises :class:`ImplementedElsewhere` for ``aws-load-balancer-type: external`` or ``nlb-ip``
     (checked first, so the other controller's annotations are never judged here), and
@@ -140,7 +151,9 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
         )
 
     load_balancer = LoadBalancer(
-        name=load_balancer_name(
+        name=upstream_load_balancer_name(request.uid)
+        if adopted
+        else load_balancer_name(
             cluster_name=cluster_id,
             namespace=request.namespace,
             name=request.name,
@@ -162,6 +175,32 @@ def build_stack(*, request: LoadBalancerRequest, config: AWSConfig, cluster: Clu
                 "listeners"
             ),
             accepted="no idle timeout, or a Service with a TCP port that is not TLS",
+        )
+    if adopted:
+        if byo_groups:
+            raise ann.invalid(
+                key=ann.SECURITY_GROUPS,
+                value=annotations[ann.SECURITY_GROUPS],
+                reason=(
+                    "the Service's NLB was made by the upstream provider without security groups, and "
+                    "AWS cannot add security groups to such an NLB"
+                ),
+                accepted=(
+                    "no security groups, or a new NLB: annotate the Service "
+                    'ccm-lb.io/replace-foreign-load-balancer: "true" (its address changes)'
+                ),
+            )
+        cidrs = [s.cidr_block for s in subnets if s.cidr_block]
+        return Stack(
+            load_balancer=load_balancer,
+            target_groups=tuple(target_groups),
+            listeners=tuple(listeners),
+            frontend_security_group=None,
+            targets=targets,
+            adopted=True,
+            node_rules=sg_less_node_rules(
+                lb_name=load_balancer.name, target_groups=target_groups, ranges=ranges, subnet_cidrs=cidrs
+            ),
         )
     frontend: SecurityGroup | None = None
     if not byo_groups:

@@ -69,6 +69,12 @@ class BackendSecurityGroup:
                         self._node_sgs_done.add(sg)
         return backend
 
+    def node_groups(self, instance_ids: Sequence[str]) -> list[str]:
+        """The node security groups of ``instance_ids`` that get load-balancer rules (as learned by
+        :meth:`ensure`, which must have seen these instances)."""
+        with self.ctx.lock:
+            return sorted({sg for i in instance_ids for sg in self._instance_sgs.get(i, ())})
+
     def _nodes_to_do(self, instance_ids: Sequence[str]) -> bool:
         """Whether an instance is new or a node security group lacks our rule (the lock-free check)."""
         with self.ctx.lock:

@@ -28,12 +28,14 @@ from ccm.cloudprovider import DEFAULT_ORPHAN_GRACE_SECONDS
 from providers.aws import model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
+from providers.aws.deploy.adoption import Adoption
 from providers.aws.deploy.backend_security_group import BackendSecurityGroup
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.discovery import Discovery
 from providers.aws.deploy.foreign import ForeignLoadBalancers
 from providers.aws.deploy.listeners import Listeners
 from providers.aws.deploy.load_balancer import LoadBalancers
+from providers.aws.deploy.node_rules import NodeRules
 from providers.aws.deploy.parts import (
     LB_TYPE,
     SG_TYPE,
@@ -42,7 +44,7 @@ from providers.aws.deploy.parts import (
     Deployed,
     Found,
     StackCache,
-    tg_name,
+    effective_tg_name,
     without_own,
 )
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
@@ -52,6 +54,10 @@ from providers.aws.deploy.targets import Targets
 from providers.common.spec_hash import spec_hash
 
 logger = logging.getLogger(__name__)
+
+
+class NothingToAdopt(LookupError):
+    """An adopted stack's NLB does not exist: the upstream provider's is gone (the caller builds its own)."""
 
 
 class Deployer:
@@ -78,6 +84,8 @@ class Deployer:
         self.listeners = Listeners(self.ctx)
         self.targets = Targets(self.ctx, clock=clock)
         self.foreign = ForeignLoadBalancers(self.ctx, self.discovery)
+        self.adoption = Adoption(self.ctx)
+        self.node_rules = NodeRules(self.ctx)
         self.sweep = Sweep(
             discovery=self.discovery,
             load_balancers=self.load_balancers,
@@ -108,7 +116,7 @@ class Deployer:
 
     # -- ensure -------------------------------------------------------------------------------------
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Deployed:
+    def ensure(self, *, key: str, uid: str, stack: model.Stack, address: str = "") -> Deployed:
         """Make AWS match ``stack``; returns its DNS name, ARN and what could not be applied.
 
         Creation order makes every crash point recoverable: security group and its rules, target
@@ -118,8 +126,13 @@ class Deployer:
         process, or by one DescribeListeners after a restart), since a hash written by an earlier
         release (which tagged at creation) proves less.
         """
-        backend_sg = self.backend.ensure(instance_ids=stack.targets)
         actual = self.discovery.actual(uid)
+        if stack.adopted and actual.load_balancer is None:  # before anything is made: it may refuse
+            adopted = self.adoption.adopt(key=key, uid=uid, stack=stack, address=address)
+            if adopted is None:
+                raise NothingToAdopt(stack.load_balancer.name)
+            actual = adopted
+        backend_sg = self.backend.ensure(instance_ids=stack.targets)
         actual.prefer(stack.load_balancer.name)
         cache = self._stacks.setdefault(key, StackCache())
         cache.notices = []
@@ -140,7 +153,12 @@ class Deployer:
         actual.target_groups = self.discovery.confirmed_target_groups(actual.target_groups)
         frontend = self.security_groups.ensure(stack=stack, actual=actual)
         # The backend group is attached in every case (BYO groups included): the node rules reference it.
-        sg_ids = [*([frontend] if frontend else []), *stack.byo_security_groups, backend_sg]
+        # An adopted NLB has no security group and can get none: its node rules are CIDR rules.
+        sg_ids = (
+            []
+            if stack.adopted
+            else [*([frontend] if frontend else []), *stack.byo_security_groups, backend_sg]
+        )
         tg_arns = self.target_groups.ensure(stack=stack, actual=actual, cache=cache)
         lb_arn, created = self.load_balancers.ensure(stack=stack, actual=actual, sg_ids=sg_ids, cache=cache)
         for old in actual.replaced:  # the new NLB exists: the one it replaces goes, freeing its target groups
@@ -158,6 +176,12 @@ class Deployer:
         for sg in actual.security_groups:
             if sg.sg_id != frontend:
                 self.security_groups.delete(sg.sg_id)
+        if stack.adopted:
+            self.node_rules.ensure(
+                lb_name=stack.load_balancer.name,
+                rules=stack.node_rules,
+                groups=self.backend.node_groups(stack.targets),
+            )
         self.targets.sync(cache=cache, stack=stack)
         # Last: the hash on the NLB says the whole stack is complete for this spec, which is what lets
         # the bulk drift check (one listing for all Services) stand in for an ensure after a restart.
@@ -248,7 +272,8 @@ def parts_match(stack: model.Stack, actual: ActualStack) -> bool:
     """Whether the listed target groups and frontend group are the stack's, by name and spec hash."""
     want_tgs = {tg.resource_id: (tg.name, spec_hash(tg)) for tg in stack.target_groups}
     have_tgs = {
-        tg.resource_id: (tg_name(tg.arn), tg.tags.get(model.SPEC_HASH_TAG, "")) for tg in actual.target_groups
+        tg.resource_id: (effective_tg_name(tg), tg.tags.get(model.SPEC_HASH_TAG, ""))
+        for tg in actual.target_groups
     }
     if want_tgs != have_tgs:
         return False

@@ -59,6 +59,8 @@ class ForeignStack:
     target_groups: list[str] = field(default_factory=list)  # ARNs
     security_groups: list[str] = field(default_factory=list)  # the Classic ELB's own group, if owned
     node_rules: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (node SG, permission)
+    described: dict[str, Any] = field(default_factory=dict)  # the load balancer as AWS describes it
+    tags: dict[str, str] = field(default_factory=dict)
 
     def parts(self) -> tuple[ForeignPart, ...]:
         """What a reviewer reads: the load balancer first (what serves the address), then its parts."""
@@ -126,6 +128,8 @@ class ForeignLoadBalancers:
                     dns_name=lb["DNSName"],
                     arn=lb["LoadBalancerArn"],
                     owned=self._owned(tags, key=key) and lb.get("Type") == "network",
+                    described=dict(lb),
+                    tags=tags,
                 )
         return None
 

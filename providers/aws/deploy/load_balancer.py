@@ -32,6 +32,9 @@ from providers.common.errors import NotOwned
 
 logger = logging.getLogger(__name__)
 
+# CreateLoadBalancer without a Scheme makes an internet-facing one (ELBv2 API reference, Scheme)
+SCHEME_DEFAULT = "internet-facing"
+
 # Load-balancer attributes put back to AWS's default when the annotation that set them is removed
 # (botocore elbv2 service-2.json, LoadBalancerAttribute.Key).
 MANAGED_LB_ATTRIBUTES = {
@@ -64,7 +67,7 @@ class LoadBalancers:
             described = self.discovery.described_load_balancers([existing.arn]).get(existing.arn, {})
             if not described:  # listed by the tagging API, but deleted since: made again
                 existing = None
-            elif described.get("Scheme") != spec.scheme:
+            elif (described.get("Scheme") or SCHEME_DEFAULT) != spec.scheme:
                 self._replace_for_scheme(existing=existing, described=described, spec=spec, actual=actual)
                 cache.dns_name = ""
                 existing = None
@@ -92,7 +95,8 @@ class LoadBalancers:
         address_type_changes = described.get("IpAddressType", "ipv4") != spec.ip_address_type
         if address_type_changes and spec.ip_address_type == "ipv4":  # before subnets that may lack IPv6
             elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
-        self._set_subnets(arn=existing.arn, spec=spec, described=described, cache=cache)
+        if not stack.adopted:  # an adopted NLB keeps the subnets (and addresses) upstream gave it
+            self._set_subnets(arn=existing.arn, spec=spec, described=described, cache=cache)
         if address_type_changes and spec.ip_address_type != "ipv4":  # after the subnets it needs
             elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
         have = {

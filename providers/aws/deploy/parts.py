@@ -46,6 +46,12 @@ def tg_name(arn: str) -> str:
     return arn.split("/")[-2]
 
 
+def effective_tg_name(found: Found) -> str:
+    """The stack's name a target group stands for: its own, or, for one taken over from the upstream
+    provider (which keeps upstream's name), the name recorded when it was adopted."""
+    return found.tags.get(model.ADOPTED_AS_TAG) or tg_name(found.arn)
+
+
 @dataclass
 class ActualStack:
     """A Service's resources as the tagging API lists them."""
@@ -92,9 +98,13 @@ class Deployed:
     notices: tuple[tuple[str, str], ...] = ()
 
 
+# Tags an ensure writes on its own (not from the spec) and never takes off again
+KEPT_TAGS = (model.SPEC_HASH_TAG, model.ADOPTED_AS_TAG, model.ADOPTED_FROM_TAG)
+
+
 def without_own(tags: Mapping[str, str]) -> dict[str, str]:
-    """Tags to compare across parts: without the spec hash and the part's own resource id."""
-    return {k: v for k, v in tags.items() if k not in (model.SPEC_HASH_TAG, model.RESOURCE_TAG)}
+    """Tags to compare across parts: without the spec hash, the adoption marks and the resource id."""
+    return {k: v for k, v in tags.items() if k not in (*KEPT_TAGS, model.RESOURCE_TAG)}
 
 
 def tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
@@ -104,9 +114,10 @@ def tag_list(tags: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
 def tag_changes(have: Mapping[str, str], want: Mapping[str, str]) -> tuple[list[str], list[tuple[str, str]]]:
     """(keys to remove, tags to add or change) to go from ``have`` to ``want``.
 
-    Never removes AWS's own ``aws:`` tags, nor the spec hash (written separately, last).
+    Never removes AWS's own ``aws:`` tags, nor the spec hash (written separately, last), nor the marks
+    of a part taken over from the upstream provider.
     """
-    stale = [k for k in have if k not in want and k != model.SPEC_HASH_TAG and not k.startswith("aws:")]
+    stale = [k for k in have if k not in want and k not in KEPT_TAGS and not k.startswith("aws:")]
     changed = [(k, v) for k, v in want.items() if have.get(k) != v]
     return stale, changed
 

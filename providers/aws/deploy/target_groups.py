@@ -21,7 +21,7 @@ from providers.aws import model
 from providers.aws.client import error_code
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.discovery import Discovery
-from providers.aws.deploy.parts import ActualStack, Found, StackCache, tag_list, tg_name
+from providers.aws.deploy.parts import ActualStack, Found, StackCache, effective_tg_name, tag_list
 from providers.common.spec_hash import spec_hash
 
 logger = logging.getLogger(__name__)
@@ -146,7 +146,7 @@ class TargetGroups:
 
 def match(spec: model.TargetGroup, found: Found | None) -> Action:
     """What the target group of ``spec`` needs, given the one of its resource id that was ``found``."""
-    if found is None or tg_name(found.arn) != spec.name:
+    if found is None or effective_tg_name(found) != spec.name:
         return Action.CREATE
     if found.tags.get(model.SPEC_HASH_TAG) != spec_hash(spec):
         return Action.MODIFY

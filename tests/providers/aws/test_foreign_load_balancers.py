@@ -22,6 +22,7 @@ from tests.support.upstream_aws import (
 )
 
 UID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+OTHER_UID = "0a0b0c0d-1111-4222-8333-444455556666"
 PORTS = ((80, 30080), (443, 30443))
 REPLACE = {REPLACE_FOREIGN_ANNOTATION: "true"}
 
@@ -39,10 +40,10 @@ def _upstream_target_groups() -> list[str]:
     ]
 
 
-def test_service_served_by_upstreams_nlb_is_refused_and_nothing_is_created_or_changed(
+def test_service_served_by_an_upstream_nlb_of_another_cluster_is_refused_and_nothing_changes(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
-    upstream = make_upstream_nlb(network, namespace="default", name="web", uid=UID, ports=PORTS)
+    upstream = make_upstream_nlb(network, namespace="other", name="web", uid=UID, ports=PORTS)
     rules_before = upstream_rule_descriptions(network)
     request = make_request("web", uid=UID, status_addresses=(upstream.dns_name,))
     provider.deployer.cluster_info()  # the VPC, read once per process
@@ -53,12 +54,16 @@ def test_service_served_by_upstreams_nlb_is_refused_and_nothing_is_created_or_ch
 
     message = str(refused.value)
     assert upstream.name in message and upstream.dns_name in message and REPLACE_FOREIGN_ANNOTATION in message
+    assert "its tags do not name this cluster and Service" in message
     assert refused.value.parts[0].kind == "NLB" and refused.value.parts[0].name == upstream.name
     assert service_resources() == []
     assert nlb_exists(upstream.name) and len(_upstream_target_groups()) == 2
     assert upstream_rule_descriptions(network) == rules_before
-    # the refusal reads the load balancer and its tags, and writes nothing
-    assert provider.clients.snapshot() == {"DescribeLoadBalancers": 1, "DescribeTags": 1}
+    # the refusal reads, and writes nothing
+    assert not any(
+        op.startswith(("Create", "Add", "Delete", "Modify", "Authorize", "Revoke", "Register"))
+        for op in provider.clients.snapshot()
+    )
 
 
 def test_service_served_by_upstreams_classic_elb_is_refused(
@@ -78,14 +83,13 @@ def test_service_served_by_upstreams_classic_elb_is_refused(
 def test_node_sync_of_a_refused_service_changes_nothing(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
-    upstream = make_upstream_nlb(network, namespace="default", name="web", uid=UID, ports=PORTS)
+    upstream = make_upstream_clb(network, namespace="default", name="web", uid=UID, ports=PORTS)
     request = make_request("web", uid=UID, status_addresses=(upstream.dns_name,))
 
     with pytest.raises(ForeignLoadBalancer):
         provider.update_load_balancer(request=request.with_nodes(network.nodes(1)))
 
-    assert service_resources() == []
-    assert nlb_exists(upstream.name) and len(_upstream_target_groups()) == 2
+    assert service_resources() == [] and clb_exists(upstream.name)
 
 
 def test_replace_annotation_builds_ours_then_deletes_upstreams_nlb_target_groups_and_node_rules(
@@ -115,8 +119,7 @@ def test_replace_annotation_builds_ours_then_deletes_upstreams_nlb_target_groups
 def test_replacing_one_nlb_keeps_the_mtu_rule_another_upstream_nlb_still_needs(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
-    other_uid = "0a0b0c0d-1111-4222-8333-444455556666"
-    other = make_upstream_nlb(network, namespace="default", name="api", uid=other_uid, ports=((8080, 31080),))
+    other = make_upstream_nlb(network, namespace="default", name="api", uid=OTHER_UID, ports=((8080, 31080),))
     upstream = make_upstream_nlb(network, namespace="default", name="web", uid=UID, ports=PORTS)
     request = make_request("web", uid=UID, annotations=REPLACE, status_addresses=(upstream.dns_name,))
 
@@ -204,10 +207,11 @@ def test_an_address_upstream_never_served_costs_no_lookup(
 # -- the plan ccm migrate prints ------------------------------------------------------------------------
 
 
-def test_plan_refuses_an_upstream_nlb_and_lists_what_replacing_it_would_delete(
+def test_plan_adopts_an_upstream_nlb_and_lists_what_replacing_it_would_delete(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
     upstream = make_upstream_nlb(network, namespace="default", name="web", uid=UID, ports=PORTS)
+    clb = make_upstream_clb(network, namespace="default", name="old", uid=OTHER_UID, ports=PORTS)
     provider.clients.reset_counts()
 
     plan = provider.plan_migration(
@@ -216,17 +220,21 @@ def test_plan_refuses_an_upstream_nlb_and_lists_what_replacing_it_would_delete(
     replace = provider.plan_migration(
         request=make_request("web", uid=UID, annotations=REPLACE, status_addresses=(upstream.dns_name,))
     )
+    refused = provider.plan_migration(
+        request=make_request("old", uid=OTHER_UID, status_addresses=(clb.dns_name,))
+    )
 
-    assert plan.action == "refuse" and not plan.address_changes and plan.address == upstream.dns_name
+    assert plan.action == "adopt" and not plan.address_changes and plan.address == upstream.dns_name
     assert replace.action == "replace" and replace.address_changes
+    assert refused.action == "refuse" and "Classic ELB is not taken over" in refused.reason
     kinds = [p.kind for p in replace.foreign]
     assert kinds[0] == "NLB" and kinds.count("target group") == 2
     assert sum(1 for p in replace.foreign if p.kind == "security group rule") == 3  # 2 client + mtu
     assert not any(
-        op.startswith(("Create", "Delete", "Revoke", "Authorize", "Register"))
+        op.startswith(("Create", "Delete", "Revoke", "Authorize", "Register", "Add"))
         for op in provider.clients.snapshot()
     )
-    assert nlb_exists(upstream.name)
+    assert nlb_exists(upstream.name) and service_resources() == []
 
 
 def test_plan_keeps_ours_creates_the_new_and_reports_invalid_specs(

@@ -105,7 +105,7 @@ def test_a_service_whose_build_fails_unexpectedly_keeps_its_load_balancer_and_th
     provider.ensure_load_balancer(request=request)
     before = arns()
 
-    def broken(request: Any) -> Any:
+    def broken(request: Any, **_: Any) -> Any:
         raise RuntimeError("subnets lost their tag")
 
     monkeypatch.setattr(provider, "_stack", broken)

@@ -14,38 +14,15 @@ from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError
 
 from providers.aws.provider import AWSProvider
-from tests.support.aws import CLUSTER_TAG, Network, RequestFactory, new_provider, service_resources
-
-MUTATING = (
-    "Create",
-    "Register",
-    "Modify",
-    "Delete",
-    "Authorize",
-    "Revoke",
-    "Add",
-    "Set",
-    "Deregister",
-    "Remove",
+from tests.support.aws import (
+    CLUSTER_TAG,
+    Crash,
+    Network,
+    RequestFactory,
+    crash_after,
+    new_provider,
+    service_resources,
 )
-
-
-class Crash(Exception):
-    """The process 'dies' right after a call that AWS already carried out."""
-
-
-def crash_after(provider: AWSProvider, n: int) -> list[str]:
-    """Raise Crash after the n-th mutating call has succeeded; returns the list of mutations seen."""
-    seen: list[str] = []
-
-    def after(*, model: Any, **_: Any) -> None:
-        if model.name.startswith(MUTATING):
-            seen.append(model.name)
-            if len(seen) == n:
-                raise Crash(f"crashed after {model.name}")
-
-    provider.clients.register("after-call.*.*", after)
-    return seen
 
 
 def _stack_state(network: Network) -> dict[str, Any]:

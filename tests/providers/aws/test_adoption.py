@@ -1,0 +1,229 @@
+"""The upstream provider's NLB of a Service is taken over in place: same DNS name, same listeners and target
+groups (no target's health starts over), upstream's rules on the nodes' group kept and then kept in line.
+
+Upstream's NLB is made in moto as upstream makes it (``tests/support/upstream_aws.py`` names the upstream
+code of each shape); ``tests/e2e/test_upstream_aws_takeover.py`` does the same with the real upstream.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import boto3
+import pytest
+
+from ccm.cloudprovider import ForeignLoadBalancer, ServicePort
+from providers.aws import annotations as ann
+from providers.aws.provider import AWSProvider
+from tests.support.aws import Crash, Network, RequestFactory, add_instance, crash_after, new_provider, owned
+from tests.support.upstream_aws import Upstream, make_upstream_nlb, nlb_exists, upstream_rule_descriptions
+
+UID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+PORTS = ((80, 30080), (443, 30443))
+WRITES = (
+    "Create",
+    "Add",
+    "Delete",
+    "Modify",
+    "Authorize",
+    "Revoke",
+    "Register",
+    "Deregister",
+    "Set",
+    "Remove",
+)
+
+
+def _listeners(upstream: Upstream) -> dict[int, str]:
+    """Listener port → the target group it forwards to."""
+    described = boto3.client("elbv2").describe_listeners(LoadBalancerArn=upstream.arn)["Listeners"]
+    return {int(x["Port"]): x["DefaultActions"][0]["TargetGroupArn"] for x in described}
+
+
+def _tags(arn: str) -> dict[str, str]:
+    described = boto3.client("elbv2").describe_tags(ResourceArns=[arn])["TagDescriptions"][0]["Tags"]
+    return {t["Key"]: t["Value"] for t in described}
+
+
+def _served(make_request: RequestFactory, upstream: Upstream, **fields: Any) -> Any:
+    return make_request("web", uid=UID, status_addresses=(upstream.dns_name,), **fields)
+
+
+@pytest.fixture
+def upstream(network: Network) -> Upstream:
+    return make_upstream_nlb(network, namespace="default", name="web", uid=UID, ports=PORTS)
+
+
+def test_upstreams_nlb_is_taken_over_with_its_dns_name_listeners_target_groups_and_node_rules(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    listeners_before = _listeners(upstream)
+    rules_before = upstream_rule_descriptions(network)
+
+    status = provider.ensure_load_balancer(request=_served(make_request, upstream))
+
+    assert status.ingress[0].hostname == upstream.dns_name
+    assert [
+        lb["LoadBalancerName"] for lb in boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]
+    ] == [upstream.name]
+    assert _listeners(upstream) == listeners_before  # no listener moved: no health check starts over
+    for tg in listeners_before.values():
+        assert _tags(tg)["ccm-lb/service-uid"] == UID and _tags(tg)["ccm-lb/adopted-as"]
+    lb_tags = _tags(upstream.arn)
+    assert lb_tags["ccm-lb/service-uid"] == UID and lb_tags["ccm-lb/adopted-from"] == "cloud-provider-aws"
+    assert upstream_rule_descriptions(network) == rules_before
+    frontends = [
+        r
+        for r in owned(("ec2:security-group",))
+        if any(t["Value"] == "frontend-security-group" for t in r["Tags"])
+    ]
+    assert frontends == []  # an adopted NLB has no security group, and gets none
+
+
+def test_an_adopted_service_then_costs_what_any_other_costs(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream)
+    provider.ensure_load_balancer(request=request)
+    assert provider.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()
+
+    restarted = new_provider()
+    restarted.ensure_load_balancer(request=request)  # as after a restart, from an empty memory
+    restarted.clients.reset_counts()
+    restarted.ensure_load_balancer(request=request)
+
+    calls = restarted.clients.snapshot()
+    assert not any(op.startswith(WRITES) for op in calls), calls
+    assert sum(calls.values()) <= 2, calls
+
+
+def test_a_node_added_after_the_takeover_reaches_the_adopted_nlb(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    provider.ensure_load_balancer(request=_served(make_request, upstream))
+    new_instance, _ = add_instance(network)
+    provider.clients.reset_counts()
+
+    provider.update_load_balancer(request=_served(make_request, upstream))
+
+    assert provider.clients.snapshot().get("RegisterTargets") == 2
+    for tg in _listeners(upstream).values():
+        health = boto3.client("elbv2").describe_target_health(TargetGroupArn=tg)["TargetHealthDescriptions"]
+        assert new_instance in {h["Target"]["Id"] for h in health}
+
+
+def test_a_port_change_on_an_adopted_service_moves_upstreams_node_rules_and_target_group(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream)
+    provider.ensure_load_balancer(request=request)
+    old_443 = _listeners(upstream)[443]
+    changed = dataclasses.replace(
+        request,
+        ports=(
+            request.ports[0],
+            ServicePort(name="p8443-tcp", protocol="TCP", port=8443, node_port=31443),
+        ),
+    )
+
+    provider.ensure_load_balancer(request=changed)
+
+    listeners = _listeners(upstream)
+    assert sorted(listeners) == [80, 8443]
+    assert old_443 not in {
+        tg["TargetGroupArn"] for tg in boto3.client("elbv2").describe_target_groups()["TargetGroups"]
+    }
+    group = boto3.client("ec2").describe_security_groups(GroupIds=[network.node_sg])["SecurityGroups"][0]
+    client_ports = {
+        p["FromPort"]
+        for p in group["IpPermissions"]
+        for r in p.get("IpRanges", [])
+        if r.get("Description") == f"kubernetes.io/rule/nlb/client={upstream.name}"
+    }
+    assert client_ports == {30080, 31443}
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 6])  # after one target group, both, the NLB tagged; mid-ensure
+def test_a_crash_in_the_middle_of_the_takeover_converges_on_the_next_sync(
+    n: int, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream)
+    listeners_before = _listeners(upstream)
+    crashing = new_provider()
+    seen = crash_after(crashing, n)
+    with pytest.raises(Crash):
+        crashing.ensure_load_balancer(request=request)
+    assert seen[:3] == ["AddTags"] * min(n, 3)  # the takeover tags first, the NLB last
+
+    restarted = new_provider()
+    status = restarted.ensure_load_balancer(request=request)
+
+    assert status.ingress[0].hostname == upstream.dns_name
+    assert _listeners(upstream) == listeners_before
+    assert len(boto3.client("elbv2").describe_load_balancers()["LoadBalancers"]) == 1
+    assert restarted.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()
+
+
+def test_deleting_an_adopted_service_deletes_the_nlb_its_target_groups_and_upstreams_node_rules(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream)
+    provider.ensure_load_balancer(request=request)
+
+    new_provider().ensure_load_balancer_deleted(request=request)
+
+    assert not nlb_exists(upstream.name)
+    assert boto3.client("elbv2").describe_target_groups()["TargetGroups"] == []
+    assert upstream_rule_descriptions(network) == set()
+
+
+def test_an_upstream_nlb_with_security_groups_is_refused_with_the_reason(
+    provider: AWSProvider, make_request: RequestFactory, network: Network
+) -> None:
+    sg = boto3.client("ec2").create_security_group(
+        GroupName="managed", Description="m", VpcId=network.vpc_id
+    )["GroupId"]
+    elbv2 = boto3.client("elbv2")
+    lb = elbv2.create_load_balancer(
+        Name=("a" + UID).replace("-", "")[:32],
+        Type="network",
+        Subnets=sorted(network.subnets.values()),
+        SecurityGroups=[sg],
+        Tags=[
+            {"Key": "kubernetes.io/cluster/test", "Value": "owned"},
+            {"Key": "kubernetes.io/service-name", "Value": "default/web"},
+        ],
+    )["LoadBalancers"][0]
+
+    with pytest.raises(ForeignLoadBalancer) as refused:
+        provider.ensure_load_balancer(request=make_request("web", uid=UID, status_addresses=(lb["DNSName"],)))
+
+    assert "NLBSecurityGroupMode=Managed" in str(refused.value)
+    assert "ccm-lb/service-uid" not in _tags(lb["LoadBalancerArn"])
+
+
+def test_an_upstream_nlb_of_another_scheme_than_the_service_asks_is_refused(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream, annotations={ann.INTERNAL: "true"})
+
+    with pytest.raises(ForeignLoadBalancer) as refused:
+        provider.ensure_load_balancer(request=request)
+
+    assert "its scheme is internet-facing and the Service asks for internal" in str(refused.value)
+
+
+def test_a_service_whose_upstream_nlb_is_gone_gets_a_load_balancer_of_its_own(
+    provider: AWSProvider, make_request: RequestFactory, network: Network
+) -> None:
+    gone = ("a" + UID).replace("-", "")[:32] + "-0123456789abcdef.elb.us-east-1.amazonaws.com"
+
+    status = provider.ensure_load_balancer(request=make_request("web", uid=UID, status_addresses=(gone,)))
+
+    assert status.ingress[0].hostname != gone
+    assert (
+        boto3.client("elbv2")
+        .describe_load_balancers()["LoadBalancers"][0]["LoadBalancerName"]
+        .startswith("k8s-")
+    )
