@@ -138,10 +138,7 @@ def refusal(*, lb: Mapping[str, Any], owned: bool, owner: str, scheme: str) -> s
         )
     have = lb.get("Scheme") or SCHEME_DEFAULT
     if have != scheme:
-        return (
-            f"its scheme is {have} and the Service asks for {scheme}, which AWS cannot change "
-            "in place"
-        )
+        return f"its scheme is {have} and the Service asks for {scheme}, which AWS cannot change in place"
     return ""
 
 
