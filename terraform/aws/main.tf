@@ -1,7 +1,8 @@
-# The AWS identity of the ccm-lb controller: an IAM policy with exactly the calls the AWS provider
+# The AWS identity of the ccm-lb controller: IAM policies with exactly the calls the AWS provider
 # makes, limited to this cluster's resources by the kubernetes.io/cluster/<cluster_name> tag
-# (policy.json, proven against the provider by tests/iam/test_aws_*.py), and an IAM role for the
-# controller's ServiceAccount (IRSA) with that policy attached.
+# (policy.json, and upstream-policy.json for the upstream provider's load balancers of Services it
+# replaces; proven against the provider by tests/iam/test_aws_*.py), and an IAM role for the
+# controller's ServiceAccount (IRSA) with both attached.
 
 data "aws_partition" "current" {}
 
@@ -13,6 +14,12 @@ locals {
   policy_name = coalesce(var.policy_name, substr("ccm-lb-${var.cluster_name}", 0, 128))
 
   policy = templatefile("${path.module}/policy.json", {
+    cluster_name = var.cluster_name
+    partition    = data.aws_partition.current.partition
+  })
+  # A second managed policy: deleting what the upstream cloud provider built for a Service this
+  # controller replaced (upstream-policy.json); policy.json has no room left (6,144 characters).
+  upstream_policy = templatefile("${path.module}/upstream-policy.json", {
     cluster_name = var.cluster_name
     partition    = data.aws_partition.current.partition
   })
@@ -32,6 +39,14 @@ resource "aws_iam_policy" "controller" {
   tags        = var.tags
 }
 
+resource "aws_iam_policy" "upstream" {
+  name        = "${substr(local.policy_name, 0, 119)}-upstream"
+  path        = var.iam_path
+  description = "ccm-lb load balancer controller of cluster ${var.cluster_name}: deleting the upstream cloud provider's load balancers, target groups and security group rules of Services it replaced."
+  policy      = local.upstream_policy
+  tags        = var.tags
+}
+
 resource "aws_iam_role" "controller" {
   name                 = local.role_name
   path                 = var.iam_path
@@ -45,4 +60,9 @@ resource "aws_iam_role" "controller" {
 resource "aws_iam_role_policy_attachment" "controller" {
   role       = aws_iam_role.controller.name
   policy_arn = aws_iam_policy.controller.arn
+}
+
+resource "aws_iam_role_policy_attachment" "upstream" {
+  role       = aws_iam_role.controller.name
+  policy_arn = aws_iam_policy.upstream.arn
 }

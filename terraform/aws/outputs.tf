@@ -13,6 +13,11 @@ output "policy_arn" {
   value       = aws_iam_policy.controller.arn
 }
 
+output "upstream_policy_arn" {
+  description = "ARN of the controller's second IAM policy, for the upstream cloud provider's load balancers of replaced Services (attached to the role)."
+  value       = aws_iam_policy.upstream.arn
+}
+
 output "policy_json" {
   description = "The rendered policy document, as attached."
   value       = local.policy
@@ -23,4 +28,9 @@ output "service_account_annotations" {
   value = {
     "eks.amazonaws.com/role-arn" = aws_iam_role.controller.arn
   }
+}
+
+output "upstream_policy_json" {
+  description = "The rendered upstream-policy.json, as attached."
+  value       = local.upstream_policy
 }

@@ -27,7 +27,7 @@ from tests.iam.aws_enforcement import Enforcement, credentials_env
 from tests.iam.aws_policy import (
     irsa_env,
     irsa_role,
-    policy_document,
+    policy_documents,
 )
 from tests.support import kube
 from tests.support.aws import Network, ccm_flags, register_node, service_resources, targets_of
@@ -53,7 +53,7 @@ def irsa_environment(
 ) -> dict[str, str | None]:
     """What the pod identity webhook gives the chart's pod: the role and a token for STS, nothing else."""
     role_arn = irsa_role(
-        policy_document(),
+        policy_documents(),
         namespace=release.namespace,
         service_account=release.service_account,
         issuer=control_plane.service_account_issuer,

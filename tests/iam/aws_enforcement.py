@@ -8,7 +8,7 @@ can be replaced for a test's duration:
 * that check is replaced by :meth:`Enforcement.check`: the caller's policies (moto collects the
   IAM user's or the assumed role's), the call's resources and context
   (:func:`~tests.iam.aws_iam.authorization_requests`, with ``aws:ResourceTag`` read from moto's
-  own elbv2 and ec2 backends), then :func:`~tests.iam.aws_iam.evaluate`; a denial answers as AWS
+  own elbv2, Classic ELB and ec2 backends), then :func:`~tests.iam.aws_iam.evaluate`; a denial answers as AWS
   does (``UnauthorizedOperation`` for ec2, ``AccessDenied`` for the query APIs,
   ``AccessDeniedException`` for the JSON ones) and is recorded;
 * enforcement applies per access key: IAM user keys (``AKIA…``) and role sessions (``ASIA…``) are
@@ -57,6 +57,7 @@ from tests.iam.moto_internals import (
     Policy,
     _RESTError,
     ec2_backends,
+    elb_backends,
     elbv2_backends,
     elbv2_models,
     elbv2_utils,
@@ -123,7 +124,10 @@ def _jwt_claims(token: str) -> dict[str, Any]:
 
 
 def resource_tags(account: str, region: str, arn: str) -> dict[str, str] | None:
-    """The tags moto holds for an elbv2 or ec2 resource ARN (``aws:ResourceTag/*``)."""
+    """The tags moto holds for an elbv2, Classic ELB or ec2 resource ARN (``aws:ResourceTag/*``)."""
+    if ":elasticloadbalancing:" in arn and arn.count("/") == 1:  # loadbalancer/<name>: a Classic ELB
+        balancer = elb_backends[account][region].load_balancers.get(arn.rsplit("/", 1)[-1])
+        return None if balancer is None else dict(balancer.tags)
     if ":elasticloadbalancing:" in arn:
         tags = elbv2_backends[account][region].tagging_service.get_tag_dict_for_resource(arn)
         return dict(tags)
@@ -222,7 +226,12 @@ class Enforcement:
                 tags=lambda arn: resource_tags(account, region, arn),
             )
             iam = iam_backends[account][PARTITION]
-            role_exists = any(r.name == ELB_SERVICE_LINKED_ROLE for r in iam.get_roles())
+            # moto names the role it makes AWSServiceRoleForelasticloadbalancing (AWS: …ElasticLoadBalancing);
+            # its path is the service's either way
+            role_exists = any(
+                r.name == ELB_SERVICE_LINKED_ROLE or r.path == f"/aws-service-role/{ELB_SERVICE}/"
+                for r in iam.get_roles()
+            )
             first = service_linked_role_check(
                 action, partition=PARTITION, account=account, role_exists=role_exists
             )

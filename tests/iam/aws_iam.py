@@ -421,6 +421,8 @@ def authorization_requests(
         raise UnknownAction(action)
 
     if prefix == "elasticloadbalancing":
+        if any(key.startswith("LoadBalancerName") for key in params):
+            return _classic_elb(action, name, params, elb=elb, on_existing=on_existing)
         pairs = _tag_pairs(params, "Tags")
         if name in ("CreateLoadBalancer", "CreateTargetGroup"):
             if name == "CreateLoadBalancer":
@@ -463,6 +465,31 @@ def authorization_requests(
         raise UnknownAction(action)
 
     raise UnknownAction(action)
+
+
+def _classic_elb(
+    action: str, name: str, params: Params, *, elb: str, on_existing: Callable[[str], Check]
+) -> list[Check]:
+    """A Classic ELB call (API version 2012-06-01: load balancers named, not ARNs), authorized on
+    ``arn:<partition>:elasticloadbalancing:<region>:<account>:loadbalancer/<name>``.
+
+    Classic ELB and ELBv2 share the IAM prefix ``elasticloadbalancing`` and the action names
+    (Service Authorization Reference, "Actions, resources, and condition keys for AWS Elastic Load
+    Balancing", docs.aws.amazon.com/service-authorization/latest/reference/list_awselasticloadbalancing.html,
+    the Classic API's page; ELBv2 has list_awselasticloadbalancingv2.html: resource type
+    ``loadbalancer``, ARN ``loadbalancer/${LoadBalancerName}``). Only ``DeleteLoadBalancer`` is
+    modelled (the one Classic write the provider makes: upstream's Classic ELB, once its Service is
+    replaced or deleted); its ``aws:ResourceTag/*`` are the load balancer's tags, as for ELBv2. That
+    page lists ``aws:ResourceTag/${TagKey}`` and ``elasticloadbalancing:ResourceTag/${TagKey}`` for
+    ``loadbalancer*`` on its ``AddTags`` row (the row the stored copy showed; the ``DeleteLoadBalancer``
+    row was not in what could be read), and kops fences the upstream provider's Classic
+    ``DeleteLoadBalancer`` by ``aws:ResourceTag/KubernetesCluster`` with ``Resource: *``
+    (kubernetes/kops ``pkg/model/iam/iam_builder.go``, ``AddCCMPermissions``). Any other Classic write
+    is :class:`UnknownAction` (Describe* never gets here: no resource-level permissions).
+    """
+    if name != "DeleteLoadBalancer" or "LoadBalancerName" not in params:
+        raise UnknownAction(f"{action} of the Classic ELB API is not modelled")
+    return [on_existing(f"{elb}:loadbalancer/{params['LoadBalancerName']}")]
 
 
 # -- the service-linked role ----------------------------------------------------------------------

@@ -15,7 +15,14 @@ chosen so that every statement of ``terraform/aws/policy.json`` is needed by at 
 7. one additional tag removed, cross-zone off, a subnet added, a TCP idle timeout, dual-stack (tags
    removed; attributes; SetSubnets; listener attributes; SetIpAddressType);
 8. a bring-your-own security group (SetSecurityGroups; the frontend group deleted);
-9. delete: nothing of the Service is left.
+9. delete: nothing of the Service is left;
+10. two Services the upstream provider served, its NLB and Classic ELB built by an admin as upstream
+    builds them (``tests/support/upstream_aws.py``): the first asks for a new address
+    (``ccm-lb.io/replace-foreign-load-balancer``), so ours is built and upstream's NLB, target groups
+    and node rules are deleted (upstream-policy.json: ``DeleteLoadBalancer``, ``DeleteTargetGroup``,
+    ``RevokeSecurityGroupIngress`` on the nodes' group), then it is deleted; the second is deleted while
+    upstream's Classic ELB serves it (the Classic ``DeleteLoadBalancer``, the rule that let its group in,
+    and ``DeleteSecurityGroup`` of its ``k8s-elb-<name>`` group).
 """
 
 from __future__ import annotations
@@ -27,10 +34,18 @@ from typing import Any
 
 import boto3
 
-from ccm.cloudprovider import LoadBalancerRequest, ServicePort
+from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION, LoadBalancerRequest, ServicePort
 from providers.aws import annotations as ann
 from providers.aws.provider import AWSProvider
 from tests.support.aws import CLUSTER, Network, add_instance, service_resources
+from tests.support.upstream_aws import (
+    clb_exists,
+    group_sources,
+    make_upstream_clb,
+    make_upstream_nlb,
+    nlb_exists,
+    upstream_rule_descriptions,
+)
 
 ANNOTATIONS = {
     ann.ADDITIONAL_RESOURCE_TAGS: "team=web,cost-center=42",
@@ -51,6 +66,26 @@ def request(network: Network) -> LoadBalancerRequest:
         ),
         nodes=network.nodes(),
         annotations=MappingProxyType({**ANNOTATIONS, ann.SUBNETS: _subnets(network, 2)}),
+    )
+
+
+def upstream_served(
+    network: Network, *, name: str, uid: str, address: str, replace: bool
+) -> LoadBalancerRequest:
+    """A Service whose status holds the address of the upstream provider's load balancer."""
+    annotations = {
+        ann.SUBNETS: _subnets(network, 2),
+        **({REPLACE_FOREIGN_ANNOTATION: "true"} if replace else {}),
+    }
+    return LoadBalancerRequest(
+        cluster_name=CLUSTER,
+        namespace="default",
+        name=name,
+        uid=uid,
+        ports=(ServicePort(name="http", protocol="TCP", port=80, node_port=31080),),
+        nodes=network.nodes(),
+        annotations=MappingProxyType(annotations),
+        status_addresses=(address,),
     )
 
 
@@ -184,3 +219,26 @@ def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProv
     provider.ensure_load_balancer_deleted(request=req)
     assert service_resources() == []
     assert elbv2.describe_load_balancers()["LoadBalancers"] == []
+
+    # 10. the upstream provider's NLB and Classic ELB (made as root, as upstream makes them)
+    ports = ((80, 31080),)
+    nlb_uid, clb_uid = "00000000-0000-0000-0000-00000000000a", "00000000-0000-0000-0000-00000000000b"
+    nlb = make_upstream_nlb(network, namespace="default", name="legacy-nlb", uid=nlb_uid, ports=ports)
+    clb = make_upstream_clb(network, namespace="default", name="legacy-clb", uid=clb_uid, ports=ports)
+    # the first Service asks for a new address: ours is built, then upstream's NLB and its parts go
+    legacy = upstream_served(network, name="legacy-nlb", uid=nlb_uid, address=nlb.dns_name, replace=True)
+    status = provider.ensure_load_balancer(request=legacy)
+    assert status.ingress[0].hostname != nlb.dns_name
+    assert not nlb_exists(nlb.name) and upstream_rule_descriptions(network) == set()
+    provider.ensure_load_balancer_deleted(
+        request=dataclasses.replace(legacy, status_addresses=(status.ingress[0].hostname,))
+    )
+    # the second is deleted while upstream's Classic ELB still serves it: that one goes too
+    legacy = upstream_served(network, name="legacy-clb", uid=clb_uid, address=clb.dns_name, replace=False)
+    provider.ensure_load_balancer_deleted(request=legacy)
+    assert not clb_exists(clb.name) and clb.security_group not in group_sources(network)
+    assert not ec2.describe_security_groups(Filters=[{"Name": "group-id", "Values": [clb.security_group]}])[
+        "SecurityGroups"
+    ]
+    assert service_resources() == [] and elbv2.describe_load_balancers()["LoadBalancers"] == []
+    assert elbv2.describe_target_groups()["TargetGroups"] == []

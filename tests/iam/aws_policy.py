@@ -1,9 +1,10 @@
 """The shipped IAM policy, rendered as Terraform renders it, and the controller running under it.
 
-``render`` does what Terraform's ``templatefile()`` does with ``terraform/aws/policy.json`` (only
+``render`` does what Terraform's ``templatefile()`` does with ``terraform/aws/policy.json`` and
+``upstream-policy.json``, the two managed policies main.tf attaches to the role (only
 ``${name}`` interpolation is used there, and nothing else may appear). The ``aws_iam`` fixture turns
 on enforcement in the test's moto server (:mod:`tests.iam.aws_enforcement`); ``controller_role`` makes
-the role the controller runs as (the rendered policy, nothing else) and returns its session
+the role the controller runs as (the rendered policies, nothing else) and returns its session
 credentials, obtained through moto STS; ``restricted_provider`` is the AWS provider with those
 credentials, while the test itself keeps the account's root credentials to seed and inspect.
 """
@@ -49,20 +50,34 @@ def render(template: str, **values: str) -> str:
     return _INTERPOLATION.sub(substitute, template)
 
 
-def policy_template() -> str:
-    return (TERRAFORM / "policy.json").read_text()
+# The managed policies main.tf attaches to the role: policy.json is full (a managed policy holds 6,144
+# characters), so the upstream provider's load balancers a replaced Service leaves have one of their own.
+POLICY_FILES = ("policy.json", "upstream-policy.json")
+
+
+def policy_template(name: str = "policy.json") -> str:
+    return (TERRAFORM / name).read_text()
+
+
+def policy_documents(cluster_name: str = CLUSTER, *, without: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Each rendered policy the role has (:data:`POLICY_FILES`), optionally without some statements (by
+    Sid); a policy left with none is left out, as an empty policy cannot be attached."""
+    documents: list[dict[str, Any]] = [
+        json.loads(render(policy_template(name), cluster_name=cluster_name, partition=PARTITION))
+        for name in POLICY_FILES
+    ]
+    found = {s["Sid"] for d in documents for s in d["Statement"]}
+    missing = set(without) - found
+    assert not missing, f"no statements {missing} in {', '.join(POLICY_FILES)}"
+    for document in documents:
+        document["Statement"] = [s for s in document["Statement"] if s["Sid"] not in without]
+    return [d for d in documents if d["Statement"]]
 
 
 def policy_document(cluster_name: str = CLUSTER, *, without: Sequence[str] = ()) -> dict[str, Any]:
-    """The rendered policy, optionally without some statements (by Sid)."""
-    document: dict[str, Any] = json.loads(
-        render(policy_template(), cluster_name=cluster_name, partition=PARTITION)
-    )
-    sids = {s["Sid"] for s in document["Statement"]}
-    missing = set(without) - sids
-    assert not missing, f"no statements {missing} in policy.json"
-    document["Statement"] = [s for s in document["Statement"] if s["Sid"] not in without]
-    return document
+    """Every statement the role has, as one document (to read; roles get :func:`policy_documents`)."""
+    documents = policy_documents(cluster_name, without=without)
+    return {"Version": "2012-10-17", "Statement": [s for d in documents for s in d["Statement"]]}
 
 
 def trust_policy_document(*, oidc_provider_arn: str, namespace: str, service_account: str) -> dict[str, Any]:
@@ -93,8 +108,22 @@ def aws_iam_fixture(aws: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Enfor
     assert not enforcement.errors, f"the IAM evaluator could not decide: {enforcement.errors}"
 
 
-def controller_role(policy: Mapping[str, Any], *, name: str = ROLE_NAME) -> str:
-    """A role with exactly ``policy`` attached (as Terraform attaches it); returns its ARN."""
+Policies = Mapping[str, Any] | Sequence[Mapping[str, Any]]
+
+
+def _attach(iam: Any, role: str, policies: Policies) -> None:
+    """Each policy as a managed policy of its own, attached to ``role`` (as main.tf attaches them)."""
+    documents = [policies] if isinstance(policies, Mapping) else list(policies)
+    for index, document in enumerate(documents):
+        arn = iam.create_policy(PolicyName=f"{role}-policy-{index}", PolicyDocument=json.dumps(document))[
+            "Policy"
+        ]["Arn"]
+        iam.attach_role_policy(RoleName=role, PolicyArn=arn)
+
+
+def controller_role(policy: Policies, *, name: str = ROLE_NAME) -> str:
+    """A role with exactly ``policy`` (or each of several) attached, as Terraform attaches them; returns
+    its ARN."""
     iam = boto3.client("iam")  # the account's root credentials
     account = boto3.client("sts").get_caller_identity()["Account"]
     trust = {
@@ -108,10 +137,7 @@ def controller_role(policy: Mapping[str, Any], *, name: str = ROLE_NAME) -> str:
         ],
     }
     role_arn: str = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
-    policy_arn = iam.create_policy(PolicyName=f"{name}-policy", PolicyDocument=json.dumps(policy))["Policy"][
-        "Arn"
-    ]
-    iam.attach_role_policy(RoleName=name, PolicyArn=policy_arn)
+    _attach(iam, name, policy)
     return role_arn
 
 
@@ -132,7 +158,7 @@ def oidc_token(*, sub: str, aud: str = "sts.amazonaws.com", issuer: str = f"http
 
 
 def irsa_role(
-    policy: Mapping[str, Any],
+    policy: Policies,
     *,
     namespace: str = "kube-system",
     service_account: str = ROLE_NAME,
@@ -150,10 +176,7 @@ def irsa_role(
     role_arn: str = iam.create_role(RoleName=ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust))["Role"][
         "Arn"
     ]
-    policy_arn = iam.create_policy(PolicyName=f"{ROLE_NAME}-policy", PolicyDocument=json.dumps(policy))[
-        "Policy"
-    ]["Arn"]
-    iam.attach_role_policy(RoleName=ROLE_NAME, PolicyArn=policy_arn)
+    _attach(iam, ROLE_NAME, policy)
     return role_arn
 
 
@@ -199,7 +222,7 @@ def provider_with(monkeypatch: pytest.MonkeyPatch, env: Mapping[str, str]) -> AW
 class RestrictedProviders:
     """Providers running as one role that has exactly ``policy``; each call is a controller (re)start."""
 
-    def __init__(self, monkeypatch: pytest.MonkeyPatch, policy: Mapping[str, Any]) -> None:
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, policy: Policies) -> None:
         self.monkeypatch = monkeypatch
         self.env = role_session(controller_role(policy))
 

@@ -1,12 +1,12 @@
 """The moto internals tests/iam patches and reads, checked up front so that a moto which moved them fails
 loudly, with one message saying what moved, instead of deep inside moto's server thread.
 
-IAM enforcement (:mod:`tests.iam.aws_enforcement`) replaces moto's authorization hook and reads its
-IAM, elbv2 and ec2 backends; none of that is moto's public API, and it moves between minor releases
-(moto 5.1 has no ``moto.core.authorization`` and no ``_RESTError``). pyproject.toml pins the test
-extra's moto to :data:`TESTED`, the range these patches were run with (5.2.0 and 5.2.5). Importing
-this module imports every internal used and :func:`require` checks the names and signatures the
-patches depend on; either raises :class:`MotoInternalsMoved` naming the moto version and the piece.
+IAM enforcement (:mod:`tests.iam.aws_enforcement`) replaces moto's authorization hook and reads its IAM,
+elbv2, elb (Classic) and ec2 backends; none of that is moto's public API, and it moves between minor
+releases (moto 5.1 has no ``moto.core.authorization`` and no ``_RESTError``). pyproject.toml pins the
+test extra's moto to :data:`TESTED`, the range these patches were run with (5.2.0 and 5.2.5). Importing
+this module imports every internal used and :func:`require` checks the names and signatures the patches
+depend on; either raises :class:`MotoInternalsMoved` naming the moto version and the piece.
 """
 
 from __future__ import annotations
@@ -37,6 +37,8 @@ try:
     from moto.core.exceptions import JsonRESTError, _RESTError
     from moto.core.responses import BaseResponse
     from moto.ec2.models import EC2Backend, ec2_backends
+    from moto.elb.models import ELBBackend, elb_backends
+    from moto.elb.models import LoadBalancer as ClassicLoadBalancer
     from moto.elbv2 import models as elbv2_models
     from moto.elbv2 import utils as elbv2_utils
     from moto.elbv2.models import ELBv2Backend, elbv2_backends
@@ -56,6 +58,7 @@ __all__ = [
     "Policy",
     "_RESTError",
     "ec2_backends",
+    "elb_backends",
     "elbv2_backends",
     "elbv2_models",
     "elbv2_utils",
@@ -137,6 +140,10 @@ def require() -> None:
         "TaggingService.get_tag_dict_for_resource is gone",
     )
     _check(not _assigns(EC2Backend, "tags"), "EC2Backend no longer keeps .tags")
+    _check(
+        not _assigns(ELBBackend, "load_balancers") and not _assigns(ClassicLoadBalancer, "tags"),
+        "the Classic ELB backend no longer keeps .load_balancers by name, or a load balancer its .tags",
+    )
     _check(
         hasattr(elbv2_utils, "make_arn_for_load_balancer")
         and hasattr(elbv2_models, "make_arn_for_load_balancer"),

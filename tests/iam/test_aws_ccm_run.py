@@ -21,7 +21,7 @@ from tests.iam.aws_policy import (
     irsa_env,
     irsa_role,
     oidc_token,
-    policy_document,
+    policy_documents,
 )
 from tests.support import kube
 from tests.support.aws import (
@@ -48,7 +48,7 @@ def test_ccm_run_takes_a_service_from_creation_to_deletion_with_irsa_and_only_th
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    role_arn = irsa_role(policy_document())
+    role_arn = irsa_role(policy_documents())
     token = tmp_path / "token"
     token.write_text(oidc_token(sub=SERVICE_ACCOUNT))
     nodes = [register_node(kube_api, instance) for instance in aws_network.instances]

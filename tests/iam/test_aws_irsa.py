@@ -22,7 +22,7 @@ from tests.iam.aws_policy import (
     ROLE_NAME,
     irsa_role,
     oidc_token,
-    policy_document,
+    policy_documents,
     restricted_client,
 )
 from tests.plugins.moto_server import REGION
@@ -43,7 +43,7 @@ def _assume(role_arn: str, token: str) -> dict[str, Any]:
 def test_the_controllers_service_account_gets_a_session_with_the_controller_policy(
     aws_iam: Enforcement, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    role_arn = irsa_role(policy_document())
+    role_arn = irsa_role(policy_documents())
     creds = _assume(role_arn, oidc_token(sub=SERVICE_ACCOUNT))
     env = {
         "AWS_ACCESS_KEY_ID": creds["AccessKeyId"],
@@ -83,7 +83,7 @@ def test_the_controllers_service_account_gets_a_session_with_the_controller_poli
     ],
 )
 def test_any_other_identity_is_refused(aws_iam: Enforcement, claims: dict[str, str], code: str) -> None:
-    role_arn = irsa_role(policy_document())
+    role_arn = irsa_role(policy_documents())
     with pytest.raises(ClientError) as refused:
         _assume(role_arn, oidc_token(**claims))
     assert error_code(refused.value) == code

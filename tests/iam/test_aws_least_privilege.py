@@ -1,7 +1,8 @@
 """The shipped AWS policy is enough for the provider's whole lifecycle, and no statement of it is spare.
 
-The provider runs as a role with exactly ``terraform/aws/policy.json`` (rendered for the cluster), IAM
-enforced by :mod:`tests.iam.aws_enforcement`. The full policy lets the whole lifecycle pass with no
+The provider runs as a role with exactly ``terraform/aws/policy.json`` and ``upstream-policy.json``
+(rendered for the cluster, attached as two managed policies), IAM enforced by
+:mod:`tests.iam.aws_enforcement`. The full policy lets the whole lifecycle pass with no
 call denied; the same lifecycle without any one statement is denied, on an action of that statement.
 """
 
@@ -18,6 +19,7 @@ from tests.iam.aws_iam import action_matches, actions_of
 from tests.iam.aws_policy import (
     RestrictedProviders,
     policy_document,
+    policy_documents,
     sids,
 )
 from tests.support.aws import Network
@@ -26,7 +28,7 @@ from tests.support.aws import Network
 def test_the_whole_lifecycle_passes_with_exactly_the_shipped_policy_and_no_call_is_denied(
     aws_iam: Enforcement, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    providers = RestrictedProviders(monkeypatch, policy_document())
+    providers = RestrictedProviders(monkeypatch, policy_documents())
     lifecycle.run(providers(), aws_network, restarted=providers)
 
     assert aws_iam.calls, "the provider's calls were not enforced"
@@ -42,7 +44,7 @@ def test_the_whole_lifecycle_passes_with_exactly_the_shipped_policy_and_no_call_
 def test_without_any_one_statement_the_lifecycle_is_denied_an_action_of_that_statement(
     sid: str, aws_iam: Enforcement, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    providers = RestrictedProviders(monkeypatch, policy_document(without=[sid]))
+    providers = RestrictedProviders(monkeypatch, policy_documents(without=[sid]))
     with pytest.raises((ClientError, NodeSecurityGroupDenied)) as failure:
         lifecycle.run(providers(), aws_network, restarted=providers)
     # the provider may explain a denial in its own words; AWS's error is then the cause

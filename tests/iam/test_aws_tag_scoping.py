@@ -20,7 +20,7 @@ from tests.iam.aws_lifecycle import request
 from tests.iam.aws_policy import (
     RestrictedProviders,
     controller_role,
-    policy_document,
+    policy_documents,
     restricted_client,
     role_session,
 )
@@ -44,7 +44,7 @@ def _denied(call: Callable[[], Any]) -> str:
 @pytest.fixture
 def as_controller(aws_iam: Enforcement, monkeypatch: pytest.MonkeyPatch) -> Callable[[str], Any]:
     """``as_controller("ec2")``: a client with the controller role's session credentials."""
-    env = role_session(controller_role(policy_document()))
+    env = role_session(controller_role(policy_documents()))
     return lambda service: restricted_client(monkeypatch, service, env)
 
 
@@ -217,19 +217,23 @@ def test_ingress_rules_go_only_to_security_groups_tagged_for_this_cluster(
         {"IpProtocol": "tcp", "FromPort": 30000, "ToPort": 32767, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}
     ]
 
-    # the node group is tagged "shared": the controller may add its rule there, not remove others
+    # the node group is tagged "shared": the controller may add its rule there, and remove rules (the
+    # upstream provider's, of a Service it replaced: RevokeUpstreamRulesOnClusterSecurityGroups), but
+    # never delete the group
     ec2.authorize_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule)
-    _denied(lambda: ec2.revoke_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule))
+    ec2.revoke_security_group_ingress(GroupId=aws_network.node_sg, IpPermissions=rule)
     _denied(lambda: ec2.delete_security_group(GroupId=aws_network.node_sg))
     # an untagged group is out of reach (docs/installing.md: tag the node security group)
+    root_ec2.authorize_security_group_ingress(GroupId=untagged, IpPermissions=rule)
     _denied(lambda: ec2.authorize_security_group_ingress(GroupId=untagged, IpPermissions=rule))
+    _denied(lambda: ec2.revoke_security_group_ingress(GroupId=untagged, IpPermissions=rule))
 
 
 def test_an_untagged_node_security_group_fails_the_ensure_with_the_tag_to_add(
     aws_iam: Enforcement, aws_network: Network, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     boto3.client("ec2").delete_tags(Resources=[aws_network.node_sg], Tags=[{"Key": CLUSTER_TAG}])
-    provider = RestrictedProviders(monkeypatch, policy_document())()
+    provider = RestrictedProviders(monkeypatch, policy_documents())()
 
     with pytest.raises(NodeSecurityGroupDenied) as failure:
         provider.ensure_load_balancer(request=request(aws_network))
@@ -243,19 +247,32 @@ def test_resources_with_only_this_clusters_tag_are_out_of_reach_of_every_destruc
     aws_network: Network, as_controller: Callable[[str], Any]
 ) -> None:
     """EKS tags its cluster security group, and upstream cloud-provider-aws its load balancers and target
-    groups, ``kubernetes.io/cluster/<name>=owned`` too; only ``ccm-lb/resource`` says a resource is ours."""
+    groups, ``kubernetes.io/cluster/<name>=owned`` too; only ``ccm-lb/resource`` says a resource is ours.
+
+    upstream-policy.json deletes the upstream provider's load balancers only with a
+    ``kubernetes.io/service-name`` tag (these have none) and never a group with EKS's
+    ``aws:eks:cluster-name``; it may revoke rules on any group with the cluster tag (upstream's rules of a
+    replaced Service are on the nodes' groups, which on EKS is this one), so that is left out here."""
     root_ec2, root_elbv2 = boto3.client("ec2"), boto3.client("elbv2")
     cluster_only = _tags((CLUSTER_TAG, "owned"))
     eks_group = root_ec2.create_security_group(
         GroupName="eks-cluster-sg-test",
         Description="EKS created security group applied to ENI",
         VpcId=aws_network.vpc_id,
-        TagSpecifications=[{"ResourceType": "security-group", "Tags": cluster_only}],
+        TagSpecifications=[
+            {
+                "ResourceType": "security-group",
+                "Tags": [*cluster_only, *_tags(("aws:eks:cluster-name", "test"))],
+            }
+        ],
     )["GroupId"]
     perm = [{"IpProtocol": "tcp", "FromPort": 443, "ToPort": 443, "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}]
     root_ec2.authorize_security_group_ingress(GroupId=eks_group, IpPermissions=perm)
     upstream_lb = root_elbv2.create_load_balancer(
-        Name="a1b2c3upstream", Type="network", Subnets=list(aws_network.subnets.values()), Tags=cluster_only
+        Name="a1b2c3d4e5f60718293a4b5c6d7e8f90",
+        Type="network",
+        Subnets=list(aws_network.subnets.values()),
+        Tags=cluster_only,
     )["LoadBalancers"][0]["LoadBalancerArn"]
     upstream_tg = root_elbv2.create_target_group(
         Name="k8s-default-web-upstream",
@@ -276,9 +293,6 @@ def test_resources_with_only_this_clusters_tag_are_out_of_reach_of_every_destruc
     ec2, elbv2 = as_controller("ec2"), as_controller("elbv2")
     attempts: dict[str, Callable[[], Any]] = {
         "DeleteSecurityGroup": lambda: ec2.delete_security_group(GroupId=eks_group),
-        "RevokeSecurityGroupIngress": lambda: ec2.revoke_security_group_ingress(
-            GroupId=eks_group, IpPermissions=perm
-        ),
         "CreateTags": lambda: ec2.create_tags(Resources=[eks_group], Tags=_tags(("team", "x"))),
         "DeleteTags": lambda: ec2.delete_tags(Resources=[eks_group], Tags=[{"Key": "Name"}]),
         "DeleteLoadBalancer": lambda: elbv2.delete_load_balancer(LoadBalancerArn=upstream_lb),
@@ -306,3 +320,113 @@ def test_resources_with_only_this_clusters_tag_are_out_of_reach_of_every_destruc
     assert root_elbv2.describe_load_balancers(LoadBalancerArns=[upstream_lb])["LoadBalancers"]
     described = root_ec2.describe_security_groups(GroupIds=[eks_group])["SecurityGroups"][0]
     assert [p["FromPort"] for p in described["IpPermissions"]] == [443]
+
+
+def test_the_upstream_providers_load_balancers_and_groups_of_another_cluster_or_no_service_cannot_be_deleted(
+    aws_network: Network, as_controller: Callable[[str], Any]
+) -> None:
+    """upstream-policy.json deletes what the upstream provider built for a Service of this cluster: a load
+    balancer named as upstream names it (``a`` + 31), tagged ``owned`` for this cluster and with a
+    ``kubernetes.io/service-name``, and a group tagged ``owned`` for this cluster. Another cluster's, one
+    without the Service's tag, one named otherwise, another cluster's group, EKS's cluster group: denied.
+    The same shapes of this cluster and a Service are deleted (what is denied is the scope, not the call)."""
+    root_ec2, root_elb, root_elbv2 = boto3.client("ec2"), boto3.client("elb"), boto3.client("elbv2")
+    subnets = sorted(aws_network.subnets.values())
+    service = ("kubernetes.io/service-name", "default/web")
+
+    def nlb(name: str, *tags: tuple[str, str]) -> str:
+        arn: str = root_elbv2.create_load_balancer(
+            Name=name, Type="network", Subnets=subnets, Tags=_tags(*tags)
+        )["LoadBalancers"][0]["LoadBalancerArn"]
+        return arn
+
+    def clb(name: str, *tags: tuple[str, str]) -> str:
+        listener = {
+            "Protocol": "TCP",
+            "LoadBalancerPort": 80,
+            "InstanceProtocol": "TCP",
+            "InstancePort": 30080,
+        }
+        root_elb.create_load_balancer(
+            LoadBalancerName=name, Listeners=[listener], Subnets=subnets, Tags=_tags(*tags)
+        )
+        return name
+
+    def target_group(name: str, *tags: tuple[str, str]) -> str:
+        arn: str = root_elbv2.create_target_group(
+            Name=name, Protocol="TCP", Port=30080, VpcId=aws_network.vpc_id, Tags=_tags(*tags)
+        )["TargetGroups"][0]["TargetGroupArn"]
+        return arn
+
+    def group(name: str, *tags: tuple[str, str]) -> str:
+        spec = [{"ResourceType": "security-group", "Tags": _tags(*tags)}]
+        group_id: str = root_ec2.create_security_group(
+            GroupName=name, Description="d", VpcId=aws_network.vpc_id, TagSpecifications=spec
+        )["GroupId"]
+        return group_id
+
+    upstream = "a" + "1" * 31
+    ec2, elb, elbv2 = as_controller("ec2"), as_controller("elb"), as_controller("elbv2")
+    attempts: dict[str, Callable[[], Any]] = {
+        "another cluster's NLB": lambda: elbv2.delete_load_balancer(
+            LoadBalancerArn=nlb(upstream, (OTHER_TAG, "owned"), service)
+        ),
+        "an NLB without kubernetes.io/service-name": lambda: elbv2.delete_load_balancer(
+            LoadBalancerArn=nlb("a" + "2" * 31, (CLUSTER_TAG, "owned"))
+        ),
+        "a shared NLB": lambda: elbv2.delete_load_balancer(
+            LoadBalancerArn=nlb("a" + "3" * 31, (CLUSTER_TAG, "shared"), service)
+        ),
+        "an NLB not named as upstream names them": lambda: elbv2.delete_load_balancer(
+            LoadBalancerArn=nlb("web-nlb", (CLUSTER_TAG, "owned"), service)
+        ),
+        "another cluster's Classic ELB": lambda: elb.delete_load_balancer(
+            LoadBalancerName=clb(upstream, (OTHER_TAG, "owned"), service)
+        ),
+        "a Classic ELB without kubernetes.io/service-name": lambda: elb.delete_load_balancer(
+            LoadBalancerName=clb("a" + "2" * 31, (CLUSTER_TAG, "owned"))
+        ),
+        "a Classic ELB not named as upstream names them": lambda: elb.delete_load_balancer(
+            LoadBalancerName=clb("web-clb", (CLUSTER_TAG, "owned"), service)
+        ),
+        "another cluster's target group": lambda: elbv2.delete_target_group(
+            TargetGroupArn=target_group("k8s-default-web-other", (OTHER_TAG, "owned"), service)
+        ),
+        "a target group without kubernetes.io/service-name": lambda: elbv2.delete_target_group(
+            TargetGroupArn=target_group("k8s-default-web-noservice", (CLUSTER_TAG, "owned"))
+        ),
+        "another cluster's security group": lambda: ec2.delete_security_group(
+            GroupId=group("k8s-elb-other", (OTHER_TAG, "owned"))
+        ),
+        "a shared security group": lambda: ec2.delete_security_group(
+            GroupId=group("k8s-elb-shared", (CLUSTER_TAG, "shared"))
+        ),
+        "EKS's cluster security group": lambda: ec2.delete_security_group(
+            GroupId=group("eks-cluster-sg", (CLUSTER_TAG, "owned"), ("aws:eks:cluster-name", "test"))
+        ),
+        "rules of another cluster's group": lambda: ec2.revoke_security_group_ingress(
+            GroupId=group("other-nodes", (OTHER_TAG, "shared")),
+            IpPermissions=[{"IpProtocol": "-1", "IpRanges": [{"CidrIp": "10.0.0.0/16"}]}],
+        ),
+    }
+    not_denied = []
+    for what, attempt in attempts.items():
+        try:
+            attempt()
+            not_denied.append(what)
+        except ClientError as exc:
+            if error_code(exc) not in ("AccessDenied", "UnauthorizedOperation"):
+                not_denied.append(f"{what} ({error_code(exc)})")
+    assert not_denied == []
+    assert len(root_elbv2.describe_load_balancers()["LoadBalancers"]) == 4
+    assert len(root_elb.describe_load_balancers()["LoadBalancerDescriptions"]) == 3
+
+    # the upstream provider's own, of this cluster and a Service, are deleted
+    elbv2.delete_load_balancer(LoadBalancerArn=nlb("a" + "4" * 31, (CLUSTER_TAG, "owned"), service))
+    elb.delete_load_balancer(LoadBalancerName=clb("a" + "4" * 31, (CLUSTER_TAG, "owned"), service))
+    elbv2.delete_target_group(
+        TargetGroupArn=target_group("k8s-default-web-0123456789", (CLUSTER_TAG, "owned"), service)
+    )
+    ec2.delete_security_group(GroupId=group("k8s-elb-" + "a" + "4" * 31, (CLUSTER_TAG, "owned")))
+    assert len(root_elbv2.describe_load_balancers()["LoadBalancers"]) == 4
+    assert len(root_elb.describe_load_balancers()["LoadBalancerDescriptions"]) == 3
