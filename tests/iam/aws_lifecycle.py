@@ -22,7 +22,10 @@ chosen so that every statement of ``terraform/aws/policy.json`` is needed by at 
     and node rules are deleted (upstream-policy.json: ``DeleteLoadBalancer``, ``DeleteTargetGroup``,
     ``RevokeSecurityGroupIngress`` on the nodes' group), then it is deleted; the second is deleted while
     upstream's Classic ELB serves it (the Classic ``DeleteLoadBalancer``, the rule that let its group in,
-    and ``DeleteSecurityGroup`` of its ``k8s-elb-<name>`` group).
+    and ``DeleteSecurityGroup`` of its ``k8s-elb-<name>`` group);
+11. a Service the upstream provider served, its NLB taken over in place (``AddTags`` on what is not
+    ours yet: upstream-policy.json ``AdoptUpstreamLoadBalancers``), its NodePort changed (upstream's node
+    rule revoked and authorized again, the adopted target group deleted), then deleted.
 """
 
 from __future__ import annotations
@@ -242,3 +245,22 @@ def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProv
     ]
     assert service_resources() == [] and elbv2.describe_load_balancers()["LoadBalancers"] == []
     assert elbv2.describe_target_groups()["TargetGroups"] == []
+
+    # 11. the upstream provider's NLB taken over in place (tags added to what is not ours yet), then a
+    # NodePort change (a new target group, the adopted one deleted, upstream's node rule moved), deleted
+    adopted_uid = "00000000-0000-0000-0000-00000000000c"
+    nlb = make_upstream_nlb(network, namespace="default", name="adopted", uid=adopted_uid, ports=ports)
+    adopted = upstream_served(network, name="adopted", uid=adopted_uid, address=nlb.dns_name, replace=False)
+    status = provider.ensure_load_balancer(request=adopted)
+    assert status.ingress[0].hostname == nlb.dns_name
+    moved = dataclasses.replace(
+        adopted, ports=(ServicePort(name="http", protocol="TCP", port=80, node_port=31081),)
+    )
+    provider.ensure_load_balancer(request=moved)
+    assert upstream_rule_descriptions(network) == {
+        f"kubernetes.io/rule/nlb/client={nlb.name}",
+        "kubernetes.io/rule/nlb/mtu",
+    }
+    provider.ensure_load_balancer_deleted(request=moved)
+    assert not nlb_exists(nlb.name) and upstream_rule_descriptions(network) == set()
+    assert service_resources() == [] and elbv2.describe_target_groups()["TargetGroups"] == []

@@ -167,7 +167,8 @@ UPSTREAM_NAME = "a" + "?" * 31  # "a" + the Service's UID without dashes, cut to
 
 def test_the_upstream_statements_only_delete_and_revoke_what_is_not_ours_and_fenced_like_upstream() -> None:
     """upstream-policy.json reaches what the upstream provider built, never this controller's own: each
-    statement requires ``ccm-lb/resource`` to be absent, and may only delete or revoke, on upstream's
+    statement requires ``ccm-lb/resource`` to be absent, and may only delete, revoke or (to take an NLB
+    over) add tags that keep this cluster's ``owned``, on upstream's
     shapes: load balancers named ``a`` + 31 characters and target groups ``k8s-*``, tagged with this
     cluster's ``owned`` and a ``kubernetes.io/service-name``; ``k8s-elb-*`` groups tagged ``owned`` (not
     EKS's cluster security group, which has ``aws:eks:cluster-name``); rules on the cluster's groups."""
@@ -191,6 +192,18 @@ def test_the_upstream_statements_only_delete_and_revoke_what_is_not_ours_and_fen
                 "arn:${partition}:elasticloadbalancing:*:*:targetgroup/k8s-*",
             ],
             {"Null": {"aws:ResourceTag/kubernetes.io/service-name": "false"}, "StringEquals": owned},
+        ),
+        "AdoptUpstreamLoadBalancers": (
+            ["elasticloadbalancing:AddTags"],
+            [
+                f"arn:${{partition}}:elasticloadbalancing:*:*:loadbalancer/net/{UPSTREAM_NAME}/*",
+                f"arn:${{partition}}:elasticloadbalancing:*:*:listener/net/{UPSTREAM_NAME}/*",
+                "arn:${partition}:elasticloadbalancing:*:*:targetgroup/k8s-*",
+            ],
+            {
+                "Null": {"aws:ResourceTag/kubernetes.io/service-name": "false"},
+                "StringEquals": {**owned, "aws:RequestTag/kubernetes.io/cluster/${cluster_name}": "owned"},
+            },
         ),
     }
     statements = {s["Sid"]: s for s in _upstream_template_statements()}

@@ -5,9 +5,9 @@ Each shape is upstream's, read in cloud-provider-aws (``pkg/providers/v1``):
 
 * names: ``"a" + UID without dashes`` cut to 32 (k8s.io/cloud-provider ``DefaultLoadBalancerName``);
   target groups ``k8s-<ns:8>-<name:8>-<hash:10>`` (``aws_loadbalancer.go``, ``buildTargetGroupName``);
-* tags on the load balancer and its target groups: ``kubernetes.io/cluster/<id>=owned`` and
-  ``kubernetes.io/service-name=<ns>/<name>`` (``aws.go``, ``buildTags``; ``createListenerV2`` passes
-  them to ``ensureTargetGroup``);
+* tags on the load balancer, its listeners and target groups: ``kubernetes.io/cluster/<id>=owned`` and
+  ``kubernetes.io/service-name=<ns>/<name>`` (``aws.go``, ``buildTags``; ``createListenerV2`` tags the
+  listener with them and passes them to ``ensureTargetGroup``);
 * an NLB has no security group (the default ``NLBSecurityGroupMode``); its node rules are on the
   nodes' group: client traffic on the NodePort from the source ranges, described
   ``kubernetes.io/rule/nlb/client=<name>``, health checks from the VPC's subnets
@@ -83,6 +83,7 @@ def make_upstream_nlb(
             Protocol="TCP",
             Port=port,
             DefaultActions=[{"Type": "forward", "TargetGroupArn": tg}],
+            Tags=_tags(key),
         )
     client_rule = f"kubernetes.io/rule/nlb/client={lb_name}"
     ec2.authorize_security_group_ingress(

@@ -10,7 +10,8 @@ of instance targets on the port's NodePort. Adoption:
    (:class:`~ccm.cloudprovider.ForeignLoadBalancer`, saying why) what cannot be taken over in place:
    tags that do not name this cluster and Service, security groups (upstream's ``Managed`` mode), a
    scheme other than the Service's (AWS cannot change it in place);
-2. tags each target group a listener uses with this Service's tags: one that matches the stack's target
+2. tags each target group a listener uses with this Service's tags (and each listener, as the stack's
+   own listeners are tagged): one that matches the stack's target
    group for that port (same NodePort and protocol, instance targets) also gets ``ccm-lb/adopted-as``
    (it keeps upstream's name and stays behind its listener, so no listener changes and no target's
    health starts over); any other is tagged as a leftover, so the ensure deletes it once its listener
@@ -93,6 +94,10 @@ class Adoption:
                 }
             elbv2.add_tags(ResourceArns=[tg_arn], Tags=tag_list(new_tags.items()))
             actual.target_groups.append(Found(arn=tg_arn, tags=new_tags))
+        for listener in listeners:  # tagged like the stack's own, so they are managed as ours
+            wanted_listener = next((x for x in stack.listeners if x.port == int(listener["Port"])), None)
+            wanted = dict((wanted_listener or stack.load_balancer).tags)
+            elbv2.add_tags(ResourceArns=[listener["ListenerArn"]], Tags=tag_list(wanted.items()))
         lb_tags = {**dict(stack.load_balancer.tags), model.ADOPTED_FROM_TAG: model.ADOPTED_FROM}
         elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(lb_tags.items()))
         actual.load_balancer = Found(arn=arn, tags={**tags, **lb_tags})

@@ -148,8 +148,11 @@ class ForeignLoadBalancers:
         return None
 
     def _target_groups(self, lb_arn: str) -> list[str]:
-        described = self.ctx.clients.elbv2.describe_target_groups(LoadBalancerArn=lb_arn)["TargetGroups"]
-        return [tg["TargetGroupArn"] for tg in described]
+        """The NLB's target groups; none is an empty answer (or ``TargetGroupNotFound`` from moto)."""
+        with suppress_codes("TargetGroupNotFound"):
+            described = self.ctx.clients.elbv2.describe_target_groups(LoadBalancerArn=lb_arn)["TargetGroups"]
+            return [tg["TargetGroupArn"] for tg in described]
+        return []
 
     def _clb_security_groups(self, name: str) -> list[str]:
         """The Classic ELB's own group, found by upstream's name (also once the ELB is gone), if owned."""
