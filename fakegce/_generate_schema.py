@@ -21,7 +21,33 @@ ROOTS = (
     "InstanceGroupsAddInstancesRequest",
     "InstanceGroupsRemoveInstancesRequest",
     "InstanceGroupsListInstancesRequest",
+    "TargetPool",
+    "TargetPoolsAddInstanceRequest",
+    "TargetPoolsRemoveInstanceRequest",
 )
+# Messages the client has no type for: the legacy ``HttpHealthCheck`` of target pools
+# (google-cloud-compute has no httpHealthChecks client, reference/gcp-provider.md §0). Its fields as the
+# Compute REST reference lists them (compute/docs/reference/rest/v1/httpHealthChecks, "JSON
+# representation"); recorded real traffic (k8s-config-connector computehttphealthcheck
+# _http_old_controller.log) shows the same names, and answers with ``proxyHeader`` besides.
+HAND_WRITTEN: dict[str, dict[str, tuple[str, bool, tuple[str, ...]]]] = {
+    "HttpHealthCheck": {
+        "checkIntervalSec": ("int32", False, ()),
+        "creationTimestamp": ("string", False, ()),
+        "description": ("string", False, ()),
+        "healthyThreshold": ("int32", False, ()),
+        "host": ("string", False, ()),
+        "id": ("uint64", False, ()),
+        "kind": ("string", False, ()),
+        "name": ("string", False, ()),
+        "port": ("int32", False, ()),
+        "proxyHeader": ("string", False, ()),
+        "requestPath": ("string", False, ()),
+        "selfLink": ("string", False, ()),
+        "timeoutSec": ("int32", False, ()),
+        "unhealthyThreshold": ("int32", False, ()),
+    },
+}
 
 
 def _camel(name: str) -> str:
@@ -44,7 +70,7 @@ def main() -> None:
         F.TYPE_FLOAT: "double",
         F.TYPE_BYTES: "string",
     }
-    out: dict[str, dict[str, tuple[str, bool, tuple[str, ...]]]] = {}
+    out: dict[str, dict[str, tuple[str, bool, tuple[str, ...]]]] = dict(HAND_WRITTEN)
     queue = list(ROOTS)
     while queue:
         name = queue.pop()

@@ -55,7 +55,7 @@ OUTPUT_ONLY = frozenset(
     }
 )
 _REF_RE = re.compile(
-    r"^(?:https?://[^/]+/compute/(?:v1|beta|alpha)/)?(?:projects/(?P<project>[^/]+)/)?"
+    r"^(?:https?://[^/]+/compute/(?:v1|beta|alpha)/)?/?(?:projects/(?P<project>[^/]+)/)?"
     r"(?P<scope>global|regions/[^/]+|zones/[^/]+)/(?P<collection>[A-Za-z]+)/(?P<name>[^/]+)$"
 )
 _FW_PROTOCOLS = ("tcp", "udp", "icmp", "esp", "ah", "sctp", "ipip", "all")
@@ -177,7 +177,20 @@ SUPPORTED = {
     "InstanceGroup": Supported(
         frozenset({"name", "description", "network", "subnetwork", "namedPorts", "fingerprint"})
     ),
+    # failoverRatio, backupPool and securityPolicy are not modelled: refused
+    "TargetPool": Supported(
+        frozenset({"name", "description", "healthChecks", "instances", "sessionAffinity"})
+    ),
+    "HttpHealthCheck": Supported(
+        frozenset({"name", "description", "host", "requestPath", "port", "checkIntervalSec", "timeoutSec"})
+        | {"healthyThreshold", "unhealthyThreshold"},
+        OUTPUT_ONLY | {"proxyHeader"},
+    ),
 }
+# A target pool's session affinity: "must be one of NONE, CLIENT_IP, CLIENT_IP_PROTO" (Compute REST
+# reference, targetPools resource, field sessionAffinity); the other SessionAffinity values are backend
+# services'.
+_TARGET_POOL_AFFINITIES = ("NONE", "CLIENT_IP", "CLIENT_IP_PROTO")
 
 
 def timestamp() -> str:
@@ -227,6 +240,8 @@ class Compute:
                 "instances",
                 "networks",
                 "subnetworks",
+                "targetPools",
+                "httpHealthChecks",
             )
         }
         self.members: dict[str, list[str]] = {}  # instance group path -> instance selfLinks
@@ -657,7 +672,7 @@ class Compute:
                 "resource.ipVersion", body["ipVersion"], "Only IPV4 is modelled by fakegce."
             )
         if body.get("target"):
-            raise err.not_found(str(body["target"]))  # target pools / instances are not modelled
+            return self._insert_target_pool_rule(body, scope, name, rel, scheme)
         if not body.get("backendService"):
             raise err.invalid_field("resource.target", "", "A target or a backend service must be specified.")
         if scheme not in PASSTHROUGH:
@@ -770,6 +785,76 @@ class Compute:
                         )
             else:
                 ip = self.allocate_internal(subnet)
+        resource["IPAddress"] = ip
+
+        def apply() -> str:
+            if address is not None:
+                address.update(status="IN_USE", users=[*address.get("users", ()), resource["selfLink"]])
+                resource["_address"] = address["selfLink"].removeprefix(GOOGLE)
+            self.store["forwardingRules"][rel] = resource
+            return str(resource["id"])
+
+        return Mutation("insert", rel, scope, apply)
+
+    def _insert_target_pool_rule(
+        self, body: dict[str, Any], scope: str, name: str, rel: str, scheme: str
+    ) -> Mutation:
+        """An external passthrough rule whose target is a target pool (the upstream provider's LB).
+
+        The Compute REST reference (forwardingRules, field ``target``; "Using target pools"): a target
+        pool serves an EXTERNAL regional rule of protocol TCP or UDP, in its region, with a ``portRange``
+        (or every port). Only target pools are modelled as targets; target instances are refused.
+        """
+        pool = self.resolve(body["target"], "targetPools", "resource.target")
+        self.used.add("compute.targetPools.use")
+        if body.get("backendService"):
+            raise err.invalid_field(
+                "resource.backendService",
+                body["backendService"],
+                "A target and a backend service exclude each other.",
+            )
+        if pool["region"] != self.scope_link(scope):
+            raise err.invalid_field("resource.target", body["target"], "Must be in the same region.")
+        if scheme != "EXTERNAL":
+            raise err.invalid_field(
+                "resource.loadBalancingScheme", scheme, "A target pool serves EXTERNAL forwarding rules only."
+            )
+        protocol = body.get("IPProtocol") or "TCP"
+        if protocol not in ("TCP", "UDP"):
+            raise err.invalid_field("resource.IPProtocol", protocol, "A target pool serves TCP or UDP.")
+        for key in ("network", "subnetwork", "allowGlobalAccess", "ports", "allPorts", "sourceIpRanges"):
+            if body.get(key):
+                raise err.invalid_field(f"resource.{key}", body[key], "Not modelled for a target-pool rule.")
+        tier = body.get("networkTier") or "PREMIUM"
+        if tier not in ("PREMIUM", "STANDARD"):
+            raise err.invalid_field("resource.networkTier", tier, "Must be PREMIUM or STANDARD.")
+        resource: dict[str, Any] = {
+            "kind": "compute#forwardingRule",
+            "id": self.new_id(),
+            "creationTimestamp": timestamp(),
+            "name": name,
+            **described(body),
+            "region": self.scope_link(scope),
+            "IPProtocol": protocol,
+            "target": pool["selfLink"],
+            "loadBalancingScheme": scheme,
+            "networkTier": tier,
+            "selfLink": self.link(rel),
+            "fingerprint": new_fingerprint(),
+            "labelFingerprint": label_fingerprint({}),  # labels are ignored at insert, as for any rule
+            "_address": None,
+        }
+        port_range = body.get("portRange") or "1-65535"
+        first, last = check_port_range(port_range, "resource.portRange")
+        resource["portRange"] = f"{first}-{last}"
+        ip = body.get("IPAddress") or ""
+        address: dict[str, Any] | None = None
+        if ip:
+            address = self._reserved_address(ip, scope, "EXTERNAL")
+            if address["networkTier"] != tier:
+                raise err.invalid_field("resource.networkTier", tier, "Must match the tier of its address.")
+        else:
+            ip = self.allocate_external()
         resource["IPAddress"] = ip
 
         def apply() -> str:
@@ -1183,9 +1268,21 @@ class Compute:
         return Mutation("delete", rel, scope, apply)
 
     def user_of(self, link: str) -> str | None:
-        """The first resource referencing ``link`` (forwarding rule → backend service → HC / group)."""
+        """The first resource referencing ``link`` (forwarding rule → backend service or target pool →
+        health check / group).
+
+        A target pool used by a forwarding rule, and a legacy health check used by a target pool, are
+        refused deletion like the others: upstream deletes the rule first because "the forwarding rule
+        must be deleted before either the target pool can", and expects the shared node health check's
+        delete to fail while "any other target pool is using it" (cloud-provider-gcp
+        gce_loadbalancer_external.go, ensureExternalLoadBalancerDeleted and
+        DeleteExternalTargetPoolAndChecks, which treat the refusal as isInUsedByError).
+        """
         for rel, rule in self.store["forwardingRules"].items():
-            if rule.get("backendService") == link:
+            if link in (rule.get("backendService"), rule.get("target")):
+                return rel
+        for rel, pool in self.store["targetPools"].items():
+            if link in pool.get("healthChecks", ()):
                 return rel
         for rel, service in self.store["backendServices"].items():
             if link in service.get("healthChecks", ()) or any(
@@ -1414,6 +1511,143 @@ class Compute:
         keep = parse_filter(request.query.get("filter", ""))
         items = [item for item in items if keep(item)]
         return self.page(items, request.query, "compute#instanceGroupsListInstances", self.link(rel))
+
+    # --- legacy HTTP health checks and target pools (the upstream provider's external LB) ---------------
+
+    def build_http_health_check(
+        self, body: dict[str, Any], scope: str, name: str, existing: dict[str, Any] | None
+    ) -> Any:
+        """A legacy ``global/httpHealthChecks`` check, the only kind a target pool accepts.
+
+        Defaults and shape from the Compute REST reference (httpHealthChecks: port 80, requestPath "/",
+        checkIntervalSec 5, timeoutSec 5, healthyThreshold 2, unhealthyThreshold 2) and recorded real
+        traffic (k8s-config-connector computehttphealthcheck/_http_old_controller.log: insert and update
+        answer an Operation, a GET answers ``kind: compute#httpHealthCheck`` with ``proxyHeader: NONE``
+        and no ``host`` when none was given; update is a PUT of the whole resource).
+        """
+        interval = int_field(body, "checkIntervalSec", 5, 1, 300)
+        timeout = int_field(body, "timeoutSec", 5, 1, 300)
+        if timeout > interval:
+            raise err.invalid_field(
+                "resource.timeoutSec", timeout, "timeoutSec must be less than or equal to checkIntervalSec."
+            )
+        path = body.get("requestPath") or "/"
+        if not str(path).startswith("/"):
+            raise err.invalid_field("resource.requestPath", path, "Must start with '/'.")
+        rel = self.rel(scope, "httpHealthChecks", name)
+        resource: dict[str, Any] = {
+            "kind": "compute#httpHealthCheck",
+            "id": existing["id"] if existing else self.new_id(),
+            "creationTimestamp": existing["creationTimestamp"] if existing else timestamp(),
+            "name": name,
+            **described(body),
+            "port": int_field(body, "port", 80, 1, 65535),
+            "requestPath": path,
+            "checkIntervalSec": interval,
+            "timeoutSec": timeout,
+            "healthyThreshold": int_field(body, "healthyThreshold", 2, 1, 10),
+            "unhealthyThreshold": int_field(body, "unhealthyThreshold", 2, 1, 10),
+            "proxyHeader": "NONE",
+            "selfLink": self.link(rel),
+        }
+        if body.get("host"):
+            resource["host"] = body["host"]
+        return resource
+
+    def build_target_pool(
+        self, body: dict[str, Any], scope: str, name: str, existing: dict[str, Any] | None
+    ) -> Any:
+        """A target pool (Compute REST reference, targetPools): at most one health check, and only a
+        legacy HttpHealthCheck ("Only legacy HttpHealthChecks are supported. Only one health check may
+        be specified."); instances of the region's zones; sessionAffinity NONE by default. Instances
+        may be named by a path with a leading slash, as upstream does (cloud-provider-gcp
+        gce_loadbalancer_external.go ``makeComparableHostPath``: ``/zones/Z/instances/N``); GCE answers
+        with full URLs."""
+        checks = body.get("healthChecks") or []
+        if len(checks) > 1:
+            raise err.invalid_field(
+                "resource.healthChecks", ",".join(checks), "Only one health check may be specified."
+            )
+        check_links = []
+        for i, ref in enumerate(checks):
+            check = self.resolve(ref, "httpHealthChecks", f"resource.healthChecks[{i}]")
+            self.used.add("compute.httpHealthChecks.useReadOnly")
+            check_links.append(check["selfLink"])
+        affinity = body.get("sessionAffinity") or "NONE"
+        if affinity not in _TARGET_POOL_AFFINITIES:
+            raise err.invalid_field(
+                "resource.sessionAffinity", affinity, f"A target pool takes one of {_TARGET_POOL_AFFINITIES}."
+            )
+        instances = self._pool_instances(body.get("instances") or [], "resource.instances")
+        rel = self.rel(scope, "targetPools", name)
+        resource: dict[str, Any] = {
+            "kind": "compute#targetPool",
+            "id": self.new_id(),
+            "creationTimestamp": timestamp(),
+            "name": name,
+            **described(body),
+            "region": self.scope_link(scope),
+            "sessionAffinity": affinity,
+            "selfLink": self.link(rel),
+        }
+        if check_links:
+            resource["healthChecks"] = check_links
+        if instances:
+            resource["instances"] = instances
+        return resource
+
+    def _pool_instances(self, refs: list[Any], where: str) -> list[str]:
+        links: list[str] = []
+        for i, ref in enumerate(refs):
+            instance = self.resolve(ref, "instances", f"{where}[{i}]")
+            if instance["zone"].rsplit("/", 1)[-1] not in self.zones:
+                raise err.invalid_field(f"{where}[{i}]", ref, "The instance must be in the pool's region.")
+            if instance["selfLink"] in links:
+                raise err.invalid_field(f"{where}[{i}]", ref, "Duplicate instance.")
+            self.used.add("compute.instances.use")
+            links.append(instance["selfLink"])
+        return links
+
+    def _pool(self, request: Request) -> tuple[str, str, dict[str, Any]]:
+        scope = self.check_region(request.params["region"])
+        rel = self.rel(scope, "targetPools", request.params["targetPool"])
+        return scope, rel, self.find("targetPools", rel)
+
+    def add_pool_instance(self, request: Request) -> Mutation:
+        """targetPools.addInstance (``{"instances": [{"instance": URL}]}``). An instance that is already
+        a member is left as it is: no recording or reference says GCE refuses it (unverified)."""
+        scope, rel, pool = self._pool(request)
+        check_message("TargetPoolsAddInstanceRequest", request.body)
+        refs = [r.get("instance") for r in request.body.get("instances") or []]
+        if not refs:
+            raise err.required("resource.instances")
+        links = self._pool_instances(refs, "resource.instances")
+
+        def apply() -> str:
+            members = list(pool.get("instances", ()))
+            members.extend(link for link in links if link not in members)
+            pool["instances"] = members
+            return str(pool["id"])
+
+        return Mutation("addInstance", rel, scope, apply)
+
+    def remove_pool_instance(self, request: Request) -> Mutation:
+        """targetPools.removeInstance; removing a non-member changes nothing (unverified, as above)."""
+        scope, rel, pool = self._pool(request)
+        check_message("TargetPoolsRemoveInstanceRequest", request.body)
+        refs = [r.get("instance") for r in request.body.get("instances") or []]
+        if not refs:
+            raise err.required("resource.instances")
+        links = self._pool_instances(refs, "resource.instances")
+
+        def apply() -> str:
+            members = [m for m in pool.get("instances", ()) if m not in links]
+            pool.pop("instances", None)
+            if members:
+                pool["instances"] = members
+            return str(pool["id"])
+
+        return Mutation("removeInstance", rel, scope, apply)
 
     # --- regions and zones ------------------------------------------------------------------------
 

@@ -76,6 +76,7 @@ def _routes(c: Compute) -> list[Route]:
     z = "zones/{zone}"
     bs, hc = c.build_backend_service, c.build_health_check
     fw, ig = c.build_firewall, c.build_instance_group
+    tp, hhc = c.build_target_pool, c.build_http_health_check
     # Permissions: the Compute REST reference's "IAM Permissions" of each method (terraform/gcp/README.md
     # names the page per permission). A body field that references another resource adds that
     # resource's ``use`` permission: recorded by the handler, declared in ``conditional``.
@@ -129,6 +130,7 @@ def _routes(c: Compute) -> list[Route]:
                 "compute.networks.use",
                 "compute.addresses.use",
                 "compute.addresses.useInternal",
+                "compute.targetPools.use",
             ),
         ),
         Route(
@@ -275,6 +277,86 @@ def _routes(c: Compute) -> list[Route]:
             "global/healthChecks/{healthCheck}",
             ("compute.healthChecks.delete",),
             dele("healthChecks", "health check", "healthCheck"),
+            mutation=True,
+        ),
+        # target pools and legacy HTTP health checks: the upstream provider's external load balancer
+        # (permissions: the Compute REST reference's IAM block of each method, as above)
+        Route(
+            "POST",
+            f"{r}/targetPools",
+            ("compute.targetPools.create",),
+            ins("targetPools", "TargetPool", tp),
+            mutation=True,
+            body=True,
+            conditional=("compute.httpHealthChecks.useReadOnly", "compute.instances.use"),
+        ),
+        Route(
+            "GET",
+            f"{r}/targetPools",
+            ("compute.targetPools.list",),
+            lst("targetPools", "compute#targetPoolList"),
+            list_call=True,
+        ),
+        Route("GET", f"{r}/targetPools/{{targetPool}}", ("compute.targetPools.get",), get("targetPools")),
+        Route(
+            "DELETE",
+            f"{r}/targetPools/{{targetPool}}",
+            ("compute.targetPools.delete",),
+            dele("targetPools", "target pool", "targetPool"),
+            mutation=True,
+        ),
+        Route(
+            "POST",
+            f"{r}/targetPools/{{targetPool}}/addInstance",
+            ("compute.targetPools.addInstance",),
+            c.add_pool_instance,
+            mutation=True,
+            body=True,
+            conditional=("compute.instances.use",),
+        ),
+        Route(
+            "POST",
+            f"{r}/targetPools/{{targetPool}}/removeInstance",
+            ("compute.targetPools.removeInstance",),
+            c.remove_pool_instance,
+            mutation=True,
+            body=True,
+            conditional=("compute.instances.use",),
+        ),
+        Route(
+            "POST",
+            "global/httpHealthChecks",
+            ("compute.httpHealthChecks.create",),
+            ins("httpHealthChecks", "HttpHealthCheck", hhc),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "GET",
+            "global/httpHealthChecks",
+            ("compute.httpHealthChecks.list",),
+            lst("httpHealthChecks", "compute#httpHealthCheckList"),
+            list_call=True,
+        ),
+        Route(
+            "GET",
+            "global/httpHealthChecks/{httpHealthCheck}",
+            ("compute.httpHealthChecks.get",),
+            get("httpHealthChecks"),
+        ),
+        Route(
+            "PUT",
+            "global/httpHealthChecks/{httpHealthCheck}",
+            ("compute.httpHealthChecks.update",),
+            upd("httpHealthChecks", "HttpHealthCheck", hhc, "httpHealthCheck"),
+            mutation=True,
+            body=True,
+        ),
+        Route(
+            "DELETE",
+            "global/httpHealthChecks/{httpHealthCheck}",
+            ("compute.httpHealthChecks.delete",),
+            dele("httpHealthChecks", "http health check", "httpHealthCheck"),
             mutation=True,
         ),
         # firewalls

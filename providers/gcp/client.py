@@ -9,20 +9,27 @@
 * 429 and 503 (and 500) are retried with exponential backoff; the library retries neither.
 * ``calls`` counts API requests by operation (what the budgets count), and
   ``cloudprovider_gce_api_requests_total{operation}`` exports them.
+* The legacy ``global/httpHealthChecks`` of the upstream provider's target pools have no client in
+  google-cloud-compute (reference/gcp-provider.md §0): :class:`LegacyHttpHealthChecks` reads and deletes
+  them over REST, on the same endpoint and with the same credentials as the clients.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import google.auth
 from google.api_core import exceptions as gexc
 from google.api_core import retry as gretry
 from google.api_core.client_options import ClientOptions
 from google.auth.credentials import AnonymousCredentials, Credentials
+from google.auth.transport.requests import AuthorizedSession
 from google.cloud import compute_v1
 from prometheus_client import Counter
 
@@ -41,6 +48,68 @@ THROTTLES = Counter(
 RETRYABLE = (gexc.TooManyRequests, gexc.ServiceUnavailable, gexc.InternalServerError)
 OPERATION_TIMEOUT = 600.0
 READ_VERBS = frozenset({"get", "list", "listInstances", "wait"})
+DEFAULT_ENDPOINT = "https://compute.googleapis.com"
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+REST_TIMEOUT = 60.0
+
+
+@dataclass
+class DeleteHttpHealthCheckRequest:
+    """``httpHealthChecks.delete``; ``request_id`` makes a retried delete apply once (set by ``mutate``)."""
+
+    project: str
+    http_health_check: str
+    request_id: str = ""
+
+
+class LegacyHttpHealthChecks:
+    """``global/httpHealthChecks`` over REST (get and delete only: what replacing upstream's LB needs).
+
+    The endpoint is the clients' (``api-endpoint``, ``https://`` when it names no scheme, as
+    google-cloud-compute does); the credentials are the clients': anonymous, given, or Application
+    Default Credentials, looked up on first use. Errors are google-api-core's exceptions, as the
+    clients raise them.
+    """
+
+    def __init__(self, *, api_endpoint: str, credentials: Credentials | None) -> None:
+        endpoint = api_endpoint or DEFAULT_ENDPOINT
+        if "://" not in endpoint:
+            endpoint = f"https://{endpoint}"
+        self.base = endpoint.rstrip("/") + "/compute/v1"
+        self._credentials = credentials
+        self._session: AuthorizedSession | None = None
+        self._lock = threading.Lock()
+
+    def _http(self) -> AuthorizedSession:
+        with self._lock:
+            if self._session is None:
+                credentials = self._credentials
+                if credentials is None:
+                    credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+                self._session = AuthorizedSession(credentials)  # type: ignore[no-untyped-call]
+            return self._session
+
+    def _url(self, project: str, name: str) -> str:
+        return f"{self.base}/projects/{project}/global/httpHealthChecks/{name}"
+
+    def _send(self, method: str, url: str, **kwargs: Any) -> Any:
+        response = self._http().request(method, url, timeout=REST_TIMEOUT, **kwargs)  # type: ignore[no-untyped-call]
+        if response.status_code >= 400:
+            raise gexc.from_http_response(response)  # type: ignore[no-untyped-call]
+        return response
+
+    def get(self, *, project: str, http_health_check: str) -> dict[str, Any]:
+        """The check as GCE answers it (a JSON object: ``name``, ``port``, ``description``…)."""
+        result: dict[str, Any] = self._send("GET", self._url(project, http_health_check)).json()
+        return result
+
+    def delete_unary(self, *, request: DeleteHttpHealthCheckRequest) -> compute_v1.Operation:
+        params = {"requestId": request.request_id} if request.request_id else {}
+        response = self._send("DELETE", self._url(request.project, request.http_health_check), params=params)
+        operation: compute_v1.Operation = compute_v1.Operation.from_json(
+            response.text, ignore_unknown_fields=True
+        )
+        return operation
 
 
 class OperationFailed(RuntimeError):
@@ -80,6 +149,10 @@ class GCEClients(CallCounter):
         self.instance_groups = compute_v1.InstanceGroupsClient(**kwargs)
         self.addresses = compute_v1.AddressesClient(**kwargs)
         self.regions = compute_v1.RegionsClient(**kwargs)
+        # the upstream provider's parts, read (and deleted when a Service asks to replace them)
+        self.target_pools = compute_v1.TargetPoolsClient(**kwargs)
+        self.global_health_checks = compute_v1.HealthChecksClient(**kwargs)
+        self.http_health_checks = LegacyHttpHealthChecks(api_endpoint=api_endpoint, credentials=credentials)
         self.region_operations = compute_v1.RegionOperationsClient(**kwargs)
         self.global_operations = compute_v1.GlobalOperationsClient(**kwargs)
         self.zone_operations = compute_v1.ZoneOperationsClient(**kwargs)

@@ -45,6 +45,9 @@ from providers.gcp.urls import Urls
 logger = logging.getLogger(__name__)
 
 
+UNREAD: Any = object()  # ``ensure``'s rule argument when the caller has not read the forwarding rule
+
+
 @dataclass(frozen=True)
 class Ensured:
     """What :meth:`Deployer.ensure` did: the LB's IP, and a message per IP change the user did not ask for."""
@@ -278,15 +281,18 @@ class Deployer:
             return bool(labels.get(model.SCOPE_LABEL, "") == self.scope_label)
         return bool(owned_description(rule, self.cid, scope=self.scope))
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
+    def ensure(self, *, key: str, uid: str, stack: model.Stack, rule: Any = UNREAD) -> Ensured:
         """Make GCE match ``stack``; returns the load balancer's IP address and what the user must know.
+
+        ``rule`` is the forwarding rule as the caller has just read it (``None``: absent), which saves
+        reading it again; by default it is read here.
 
         After a failure the cluster-wide cache (instance groups, shared health check and firewall) is
         forgotten: another instance of the cluster (another ``--load-balancer-class``) may have deleted
         the shared parts with its last load balancer, and the retry must read and recreate them.
         """
         try:
-            return self._ensure(key=key, uid=uid, stack=stack)
+            return self._ensure(key=key, uid=uid, stack=stack, rule=rule)
         except InvalidSpec:
             raise  # the user's mistake, found before anything shared was used
         except Exception:
@@ -295,11 +301,12 @@ class Deployer:
             self.instance_groups.forget()
             raise
 
-    def _ensure(self, *, key: str, uid: str, stack: model.Stack) -> Ensured:
+    def _ensure(self, *, key: str, uid: str, stack: model.Stack, rule: Any) -> Ensured:
         refused = self.instance_groups.sync(instances=stack.instances)
         want_hash = stack.spec_hash()
         fr = stack.forwarding_rule
-        rule = self.get_forwarding_rule(fr.name)
+        if rule is UNREAD:
+            rule = self.get_forwarding_rule(fr.name)
         if rule is not None and dict(rule.labels).get(model.SPEC_HASH_LABEL) == want_hash:
             return Ensured(ip=str(rule.I_p_address), refused_nodes=refused)
 
@@ -593,15 +600,19 @@ class Deployer:
 
     # -- delete -------------------------------------------------------------------------------------
 
-    def delete(self, *, lb_name: str) -> None:
-        """Delete every part of one LB that this cluster owns; shared parts only when unused."""
-        self._delete_forwarding_rule(lb_name)
+    def delete(self, *, lb_name: str) -> str:
+        """Delete every part of one LB that this cluster owns; shared parts only when unused.
+
+        Returns the IP of the forwarding rule it deleted ('' when there was none).
+        """
+        ip = self._delete_forwarding_rule(lb_name)
         self._delete_addresses_of(lb_name)
         self._delete_backend_service(lb_name)
         self._delete_if_owned("firewalls", builder.traffic_firewall_name(lb_name=lb_name))
         self._delete_if_owned("regionHealthChecks", builder.health_check_name(lb_name=lb_name))
         self._delete_if_owned("firewalls", builder.health_check_firewall_name(lb_name=lb_name))
         self._delete_shared_if_unused()
+        return ip
 
     def _delete_shared_if_unused(self) -> None:
         """The cluster's shared parts go with the last LB that uses them.
@@ -625,9 +636,11 @@ class Deployer:
             self._state.shared_health_check = self._state.shared_firewall = False
         self.instance_groups.delete_unused(zones)
 
-    def _delete_forwarding_rule(self, name: str) -> None:
-        if self.get_forwarding_rule(name) is None:
-            return
+    def _delete_forwarding_rule(self, name: str) -> str:
+        """Delete our rule; returns its IP ('' when there was none)."""
+        rule = self.get_forwarding_rule(name)
+        if rule is None:
+            return ""
         with contextlib.suppress(gexc.NotFound):
             self.c.mutate(
                 "forwardingRules.delete",
@@ -637,6 +650,7 @@ class Deployer:
                 ),
                 scope="region",
             )
+        return str(rule.I_p_address)
 
     def _delete_backend_service(self, name: str) -> None:
         self._delete_if_owned("regionBackendServices", name)

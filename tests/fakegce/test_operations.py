@@ -115,7 +115,7 @@ def test_injected_500_is_an_internal_server_error(gce: Gce) -> None:
 
 def test_fault_injection_refuses_an_unknown_template(fake: FakeCompute) -> None:
     with pytest.raises(ValueError, match="no route"):
-        fake.fail("POST", "regions/{region}/targetPools", 503)
+        fake.fail("POST", "regions/{region}/targetInstances", 503)
     with pytest.raises(ValueError, match="no mutating route"):
         fake.fail_operation("GET", "global/firewalls", 400, "x")
 
@@ -230,7 +230,7 @@ def test_every_route_has_its_iam_permissions_and_multi_permission_calls_list_all
     assert PERMISSIONS[("POST", "zones/{zone}/instanceGroups/{instanceGroup}/listInstances")] == (
         "compute.instanceGroups.get",  # the REST page's IAM block (iam-dataset crawl), not .list
     )
-    assert set(PERMISSIONS) == set(FakeCompute().routes()) and len(PERMISSIONS) == 54
+    assert set(PERMISSIONS) == set(FakeCompute().routes()) and len(PERMISSIONS) == 65
     assert all(PERMISSIONS.values())
     names = [p for needed in (*PERMISSIONS.values(), *CONDITIONAL_PERMISSIONS.values()) for p in needed]
     assert all(p.startswith("compute.") and p.count(".") == 2 for p in names)

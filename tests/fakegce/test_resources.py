@@ -727,9 +727,135 @@ def test_a_known_field_the_fake_does_not_model_is_refused_rather_than_ignored(fa
 
 
 def test_unknown_paths_are_404_and_wrong_methods_405(fake: FakeCompute) -> None:
-    assert raw(fake, "GET", f"regions/{REGION}/targetPools")[0] == 404
-    assert raw(fake, "GET", "global/httpHealthChecks/x")[0] == 404
+    assert raw(fake, "GET", f"regions/{REGION}/targetInstances")[0] == 404
+    assert raw(fake, "GET", "global/httpsHealthChecks/x")[0] == 404
+    assert raw(fake, "PATCH", "global/httpHealthChecks/x", {})[0] == 405  # the recorded update is a PUT
     assert raw(fake, "PUT", f"regions/{REGION}/forwardingRules/x", {})[0] == 405
     assert raw(fake, "GET", "regions/europe-west1/forwardingRules")[0] == 404
     status, body = raw(fake, "GET", f"regions/{REGION}/forwardingRules?bogus=1")
     assert (status, 'Unknown name "bogus"' in body["error"]["message"]) == (400, True)
+
+
+# --- target pools and legacy HTTP health checks (the upstream provider's external LB) ---------------
+
+
+def _legacy_check(fake: FakeCompute, gce: Gce, name: str = "legacy", **fields: Any) -> dict[str, Any]:
+    status, op = raw(fake, "POST", "global/httpHealthChecks", {"name": name, **fields})
+    assert status == 200, op
+    gce.wait(compute_v1.Operation.from_json(json.dumps(op), ignore_unknown_fields=True))
+    status, check = raw(fake, "GET", f"global/httpHealthChecks/{name}")
+    assert status == 200
+    return dict(check)
+
+
+def _pool(gce: Gce, name: str = "pool", **fields: Any) -> Any:
+    pool = compute_v1.TargetPool(name=name, **fields)
+    return gce.wait(gce.target_pools.insert_unary(project=PROJECT, region=REGION, target_pool_resource=pool))
+
+
+def test_a_legacy_health_check_answers_with_gces_defaults_and_is_replaced_by_a_put(
+    fake: FakeCompute, gce: Gce
+) -> None:
+    check = _legacy_check(fake, gce, description="d")
+    assert check["kind"] == "compute#httpHealthCheck"
+    assert (check["port"], check["requestPath"], check["checkIntervalSec"], check["timeoutSec"]) == (
+        80,
+        "/",
+        5,
+        5,
+    )
+    assert (check["healthyThreshold"], check["unhealthyThreshold"], check["proxyHeader"]) == (2, 2, "NONE")
+    assert "host" not in check and check["selfLink"] == f"{GOOGLE}global/httpHealthChecks/legacy"
+    status, op = raw(fake, "PUT", "global/httpHealthChecks/legacy", {**check, "port": 10256})
+    assert (status, op["operationType"]) == (200, "update")
+    assert raw(fake, "GET", "global/httpHealthChecks/legacy")[1]["port"] == 10256
+    status, body = raw(fake, "POST", "global/httpHealthChecks", {"name": "bad", "type": "HTTP"})
+    assert (status, 'Unknown name "type"' in body["error"]["message"]) == (400, True)  # not a HealthCheck
+
+
+def test_a_target_pool_takes_one_legacy_check_and_instances_named_as_upstream_names_them(
+    fake: FakeCompute, gce: Gce
+) -> None:
+    check = _legacy_check(fake, gce)
+    _pool(
+        gce,
+        health_checks=[check["selfLink"]],
+        instances=[f"/zones/{ZONE}/instances/node-a-1"],
+        session_affinity="CLIENT_IP",
+    )
+    pool = gce.target_pools.get(project=PROJECT, region=REGION, target_pool="pool")
+    assert list(pool.instances) == [f"{GOOGLE}zones/{ZONE}/instances/node-a-1"]
+    assert (pool.session_affinity, list(pool.health_checks)) == ("CLIENT_IP", [check["selfLink"]])
+    gce.health_check("new-style")
+    with pytest.raises(exceptions.BadRequest):  # a new-style health check is not a legacy one
+        _pool(gce, "other", health_checks=[f"regions/{REGION}/healthChecks/new-style"])
+    with pytest.raises(exceptions.BadRequest):
+        _pool(gce, "other", session_affinity="CLIENT_IP_PORT_PROTO")
+
+
+def test_instances_are_added_to_and_removed_from_a_target_pool(gce: Gce) -> None:
+    _pool(gce)
+    ref = compute_v1.InstanceReference(instance=f"zones/{ZONE}/instances/node-a-2")
+    gce.wait(
+        gce.target_pools.add_instance_unary(
+            project=PROJECT,
+            region=REGION,
+            target_pool="pool",
+            target_pools_add_instance_request_resource=compute_v1.TargetPoolsAddInstanceRequest(
+                instances=[ref]
+            ),
+        )
+    )
+    pool = gce.target_pools.get(project=PROJECT, region=REGION, target_pool="pool")
+    assert list(pool.instances) == [f"{GOOGLE}zones/{ZONE}/instances/node-a-2"]
+    gce.wait(
+        gce.target_pools.remove_instance_unary(
+            project=PROJECT,
+            region=REGION,
+            target_pool="pool",
+            target_pools_remove_instance_request_resource=compute_v1.TargetPoolsRemoveInstanceRequest(
+                instances=[ref]
+            ),
+        )
+    )
+    assert list(gce.target_pools.get(project=PROJECT, region=REGION, target_pool="pool").instances) == []
+
+
+def test_a_forwarding_rule_targets_a_target_pool_and_deletes_refuse_what_is_in_use(
+    fake: FakeCompute, gce: Gce
+) -> None:
+    check = _legacy_check(fake, gce)
+    _pool(gce, health_checks=[check["selfLink"]])
+    rule = compute_v1.ForwardingRule(
+        name="lb",
+        I_p_protocol="TCP",
+        port_range="80-443",
+        target=f"{GOOGLE}regions/{REGION}/targetPools/pool",
+    )
+    gce.forwarding_rule(rule)
+    got = gce.forwarding_rules.get(project=PROJECT, region=REGION, forwarding_rule="lb")
+    assert (got.load_balancing_scheme, got.port_range, got.target) == (
+        "EXTERNAL",
+        "80-443",
+        f"{GOOGLE}regions/{REGION}/targetPools/pool",
+    )
+    with pytest.raises(exceptions.BadRequest) as pool_in_use:
+        gce.target_pools.delete_unary(project=PROJECT, region=REGION, target_pool="pool")
+    assert reason(pool_in_use.value) == "resourceInUseByAnotherResource"
+    assert "being used by" in str(pool_in_use.value)
+    status, body = raw(fake, "DELETE", "global/httpHealthChecks/legacy")
+    assert (status, body["error"]["errors"][0]["reason"]) == (400, "resourceInUseByAnotherResource")
+    gce.wait(gce.forwarding_rules.delete_unary(project=PROJECT, region=REGION, forwarding_rule="lb"))
+    gce.wait(gce.target_pools.delete_unary(project=PROJECT, region=REGION, target_pool="pool"))
+    assert raw(fake, "DELETE", "global/httpHealthChecks/legacy")[0] == 200
+    assert fake.resources("httpHealthChecks") == [] and fake.resources("targetPools") == []
+    with pytest.raises(exceptions.BadRequest):  # a target pool serves EXTERNAL rules only
+        _pool(gce, "again")
+        gce.forwarding_rule(
+            compute_v1.ForwardingRule(
+                name="ilb",
+                load_balancing_scheme="INTERNAL",
+                target=f"regions/{REGION}/targetPools/again",
+                ports=["80"],
+            )
+        )

@@ -38,6 +38,8 @@ class Gce:
     zones: Any
     networks: Any
     subnetworks: Any
+    target_pools: Any
+    global_health_checks: Any
 
     @classmethod
     def connect(cls, fake: FakeCompute) -> Gce:
@@ -61,6 +63,8 @@ class Gce:
             zones=compute_v1.ZonesClient(**options),
             networks=compute_v1.NetworksClient(**options),
             subnetworks=compute_v1.SubnetworksClient(**options),
+            target_pools=compute_v1.TargetPoolsClient(**options),
+            global_health_checks=compute_v1.HealthChecksClient(**options),
         )
 
     def wait(self, operation: Any, max_waits: int = 20) -> Any:
