@@ -85,7 +85,7 @@ class Deployer:
         self.targets = Targets(self.ctx, clock=clock)
         self.foreign = ForeignLoadBalancers(self.ctx, self.discovery)
         self.adoption = Adoption(self.ctx)
-        self.node_rules = NodeRules(self.ctx)
+        self.node_rules = NodeRules(self.ctx, self.discovery)
         self.sweep = Sweep(
             discovery=self.discovery,
             load_balancers=self.load_balancers,
@@ -93,6 +93,7 @@ class Deployer:
             security_groups=self.security_groups,
             orphan_grace=orphan_grace,
             targets_match=self._targets_match,
+            node_rules=self.node_rules,
         )
         self._stacks: dict[str, StackCache] = {}
 

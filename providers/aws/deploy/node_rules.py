@@ -18,6 +18,7 @@ from providers.aws import model
 from providers.aws.build.node_rules import NLB_CLIENT_RULE, NLB_HEALTH_RULE, NLB_MTU_RULE
 from providers.aws.client import suppress_codes
 from providers.aws.deploy.context import Context
+from providers.aws.deploy.discovery import Discovery
 
 logger = logging.getLogger(__name__)
 
@@ -25,8 +26,9 @@ Key = tuple[str, int, int, str, str]  # protocol, from, to, CIDR, description
 
 
 class NodeRules:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, discovery: Discovery) -> None:
         self.ctx = ctx
+        self.discovery = discovery
 
     def ensure(self, *, lb_name: str, rules: Sequence[model.Rule], groups: Sequence[str]) -> None:
         """Make each of ``groups`` hold exactly ``rules`` among the rules of NLB ``lb_name``."""
@@ -48,6 +50,29 @@ class NodeRules:
                     group["GroupId"],
                     len(grant),
                     len(revoke),
+                )
+
+    def forget(self, *, lb_name: str) -> None:
+        """Revoke NLB ``lb_name``'s rules from the cluster's security groups (those with its tag key in
+        the cluster's VPC, where upstream writes them): its load balancer is gone."""
+        if self.ctx.config.disable_security_group_ingress:
+            return
+        vpc = self.discovery.cluster_info().vpc_id
+        described = self.ctx.clients.ec2.describe_security_groups(
+            Filters=[
+                {"Name": "vpc-id", "Values": [vpc]},
+                {"Name": "tag-key", "Values": [self.ctx.cluster_tag]},
+            ]
+        )["SecurityGroups"]
+        for group in described:
+            _grant, revoke = plan(lb_name=lb_name, want=(), have=group.get("IpPermissions", []))
+            if revoke:
+                with suppress_codes("InvalidPermission.NotFound"):
+                    self.ctx.clients.ec2.revoke_security_group_ingress(
+                        GroupId=group["GroupId"], IpPermissions=revoke
+                    )
+                logger.info(
+                    "%s: revoked its %d rules from node group %s", lb_name, len(revoke), group["GroupId"]
                 )
 
 

@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from providers.aws import model
 from providers.aws.deploy.discovery import Discovery
 from providers.aws.deploy.load_balancer import LoadBalancers
-from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, Found
+from providers.aws.deploy.node_rules import NodeRules
+from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, Found, lb_name
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
 from providers.aws.deploy.target_groups import TargetGroups
 from providers.common.orphans import OrphanClock
@@ -39,6 +40,7 @@ class Sweep:
         security_groups: FrontendSecurityGroups,
         orphan_grace: float,
         targets_match: Callable[[str, Mapping[str, str], model.Stack], bool] | None = None,
+        node_rules: NodeRules | None = None,
     ) -> None:
         self.discovery = discovery
         self.load_balancers = load_balancers
@@ -47,6 +49,7 @@ class Sweep:
         self.orphans = OrphanClock(grace=orphan_grace)
         # (key, resource id → target group ARN, stack) → whether the target groups hold the stack's targets
         self.targets_match = targets_match
+        self.node_rules = node_rules
         self._lock = threading.Lock()  # one sweep at a time
 
     def drifted(
@@ -132,6 +135,9 @@ class Sweep:
         """Delete one orphan; whether it is gone (a security group still attached is not)."""
         if item.resource_id == model.RESOURCE_LOAD_BALANCER:
             self.load_balancers.delete(item.arn, keep_protection=True)
+            if item.tags.get(model.ADOPTED_FROM_TAG) and self.node_rules is not None:
+                # taken over from the upstream provider: its CIDR rules on the nodes' groups go with it
+                self.node_rules.forget(lb_name=lb_name(item.arn))
             return True
         if item.resource_id.startswith(model.TARGET_GROUP_PREFIX):
             self.target_groups.delete(item.arn)

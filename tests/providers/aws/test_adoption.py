@@ -227,3 +227,16 @@ def test_a_service_whose_upstream_nlb_is_gone_gets_a_load_balancer_of_its_own(
         .describe_load_balancers()["LoadBalancers"][0]["LoadBalancerName"]
         .startswith("k8s-")
     )
+
+
+def test_the_orphan_sweep_of_an_adopted_nlb_takes_upstreams_node_rules_with_it(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    """A Service deleted while no controller ran (no finalizer left to run the delete): the sweep
+    finds its adopted NLB by its tags and deletes it, and with it the CIDR rules only it needed."""
+    provider.ensure_load_balancer(request=_served(make_request, upstream))
+
+    provider.drifted_load_balancers(requests=[], live_uids=frozenset())  # orphan grace 0: due now
+
+    assert not nlb_exists(upstream.name)
+    assert upstream_rule_descriptions(network) == set()
