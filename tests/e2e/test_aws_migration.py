@@ -8,9 +8,6 @@ the Services carry what upstream leaves on them: the address in status and the c
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from typing import Any
 
 import pytest
@@ -19,7 +16,7 @@ from kubernetes import client
 from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION
 from ccm.envtest.controlplane import ControlPlane
 from tests.support import kube
-from tests.support.aws import CLUSTER, Network, ccm_flags, register_node, seed_network, service_resources
+from tests.support.aws import Network, ccm_flags, ccm_migrate, register_node, seed_network, service_resources
 from tests.support.ccm_run import CcmProcesses
 from tests.support.upstream_aws import Upstream, clb_exists, make_upstream_clb, make_upstream_nlb, nlb_exists
 
@@ -50,26 +47,6 @@ def _served_by_upstream(
     return upstream
 
 
-def _migrate(control_plane: ControlPlane, *flags: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ccm.cli",
-            "migrate",
-            "--cloud-provider=aws",
-            f"--kubeconfig={control_plane.kubeconfig}",
-            f"--cluster-name={CLUSTER}",
-            *flags,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ),
-        check=False,
-    )
-
-
 def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replaces_what_was_asked(
     kube_api: client.ApiClient,
     namespace: str,
@@ -87,7 +64,7 @@ def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replace
     kube.create_service(kube_api, namespace, "fresh")
 
     # 1. the review: JSON for a script, a table for a person; nothing changes
-    reviewed = _migrate(control_plane, "-o", "json")
+    reviewed = ccm_migrate(control_plane, "-o", "json")
     assert reviewed.returncode == 0, reviewed.stderr
     rows = {
         r["service"].split("/", 1)[1]: r
@@ -102,11 +79,11 @@ def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replace
     }
     assert rows["web"]["foreign"][0] == {"kind": "NLB", "name": web.name, "detail": web.dns_name}
     assert rows["old"]["foreign"][0]["kind"] == "Classic ELB"
-    table = _migrate(control_plane)
+    table = ccm_migrate(control_plane)
     assert table.returncode == 0, table.stderr
     assert f"{namespace}/old" in table.stdout and old.dns_name in table.stdout
     assert "would change address" in table.stdout
-    applying = _migrate(control_plane, "--dry-run=false")
+    applying = ccm_migrate(control_plane, "--dry-run=false")
     assert applying.returncode == 2 and "only reviews" in applying.stderr
     assert service_resources() == [] and nlb_exists(web.name) and clb_exists(legacy.name)
 

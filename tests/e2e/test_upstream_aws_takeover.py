@@ -9,8 +9,6 @@ against our model of it (``tests/support/upstream_aws.py`` is that model; this t
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +20,7 @@ from kubernetes import client
 from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION
 from ccm.envtest.controlplane import ControlPlane
 from tests.support import kube
-from tests.support.aws import CLUSTER, Network, ccm_flags, register_node, seed_network
+from tests.support.aws import CLUSTER, Network, ccm_flags, ccm_migrate, register_node, seed_network
 from tests.support.ccm_run import CcmProcesses
 from tests.support.upstream_aws import clb_exists, nlb_exists, upstream_name
 from tests.support.upstream_ccm import UpstreamCcm, corrected_moto, upstream_binary
@@ -57,23 +55,7 @@ def _node_group_sources(network: Network) -> set[str]:
 
 
 def _migrate(control_plane: ControlPlane) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ccm.cli",
-            "migrate",
-            "--cloud-provider=aws",
-            f"--kubeconfig={control_plane.kubeconfig}",
-            f"--cluster-name={CLUSTER}",
-            "-o",
-            "json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = ccm_migrate(control_plane, "-o", "json")
     assert done.returncode == 0, done.stderr
     report: dict[str, Any] = json.loads(done.stdout)
     return report

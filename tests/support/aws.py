@@ -8,6 +8,8 @@ the tests run ``ccm run --cloud-provider=aws`` on the account (``ccm_run`` fixtu
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -208,3 +210,23 @@ def crash_after(provider: AWSProvider, n: int) -> list[str]:
 
     provider.clients.register("after-call.*.*", after)
     return seen
+
+
+def ccm_migrate(control_plane: ControlPlane, *flags: str) -> subprocess.CompletedProcess[str]:
+    """``ccm migrate --cloud-provider=aws`` on the moto account (the environment's), as a process."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccm.cli",
+            "migrate",
+            "--cloud-provider=aws",
+            f"--kubeconfig={control_plane.kubeconfig}",
+            f"--cluster-name={CLUSTER}",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
