@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 
 from ccm.cloudprovider import ForeignPart, LoadBalancerRequest
 from providers.aws import model
+from providers.aws.build.names import upstream_load_balancer_name
 from providers.aws.client import error_code, suppress_codes
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.discovery import Discovery
@@ -90,7 +91,7 @@ class ForeignLoadBalancers:
         """
         if not claimed_hostname(request):
             return None
-        name = upstream_name(request.uid)
+        name = upstream_load_balancer_name(request.uid)
         stack = self._nlb(name, key=request.key) or self._clb(name, key=request.key)
         if stack is None:
             return None
@@ -239,11 +240,6 @@ class ForeignLoadBalancers:
 # -- pure ------------------------------------------------------------------------------------------------
 
 
-def upstream_name(uid: str) -> str:
-    """Upstream's load balancer name for a Service UID (``DefaultLoadBalancerName``)."""
-    return ("a" + uid).replace("-", "")[:32]
-
-
 def claimed_hostname(request: LoadBalancerRequest) -> str:
     """The Service's status hostname that upstream's load balancer name starts, or ''.
 
@@ -251,7 +247,7 @@ def claimed_hostname(request: LoadBalancerRequest) -> str:
     ``<name>-<id>.<region>.elb.amazonaws.com``, an internal Classic ELB's ``internal-<name>-…``
     (moto leaves the ``-<id>`` out of a Classic ELB's: ``<name>.<region>.elb.amazonaws.com``).
     """
-    name = upstream_name(request.uid).lower()
+    name = upstream_load_balancer_name(request.uid).lower()
     for address in request.status_addresses:
         host = address.lower().removeprefix("internal-")
         if host.startswith((f"{name}-", f"{name}.")):
