@@ -16,7 +16,14 @@ from kubernetes import client
 from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION
 from ccm.envtest.controlplane import ControlPlane
 from tests.support import kube
-from tests.support.aws import Network, ccm_flags, ccm_migrate, register_node, seed_network, service_resources
+from tests.support.aws import (
+    Network,
+    ccm_flags,
+    ccm_migrate,
+    register_node,
+    seed_network,
+    service_resources,
+)
 from tests.support.ccm_run import CcmProcesses
 from tests.support.upstream_aws import Upstream, clb_exists, make_upstream_clb, make_upstream_nlb, nlb_exists
 
@@ -53,9 +60,9 @@ def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replace
     network: Network,
     control_plane: ControlPlane,
     ccm_run: CcmProcesses,
+    node_names: list[str],
 ) -> None:
-    for instance in network.instances:
-        register_node(kube_api, instance)
+    node_names.extend(register_node(kube_api, instance) for instance in network.instances)
     web = _served_by_upstream(kube_api, namespace, "web", network, kind="nlb")
     old = _served_by_upstream(kube_api, namespace, "old", network, kind="clb")
     legacy = _served_by_upstream(

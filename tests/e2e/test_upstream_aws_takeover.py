@@ -68,6 +68,7 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
     namespace: str,
     control_plane: ControlPlane,
     ccm_run: CcmProcesses,
+    node_names: list[str],
 ) -> None:
     network = seed_network(instances=2)
     # upstream uses only instances tagged with the cluster tag (a real cluster's nodes are)
@@ -75,8 +76,7 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
         Resources=[iid for iid, _ in network.instances],
         Tags=[{"Key": f"kubernetes.io/cluster/{CLUSTER}", "Value": "owned"}],
     )
-    for instance in network.instances:
-        register_node(kube_api, instance)
+    node_names.extend(register_node(kube_api, instance) for instance in network.instances)
     nlb_uid = kube.create_service(kube_api, namespace, "web", annotations=NLB_TYPE)["metadata"]["uid"]
     clb_uid = kube.create_service(kube_api, namespace, "legacy")["metadata"]["uid"]
 
@@ -148,7 +148,7 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
             }
         ],
     )["Instances"][0]["InstanceId"]
-    register_node(kube_api, (added, "us-east-1a"))
+    node_names.append(register_node(kube_api, (added, "us-east-1a")))
     elbv2 = boto3.client("elbv2")
 
     def registered_everywhere() -> bool:

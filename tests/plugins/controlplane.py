@@ -67,3 +67,14 @@ def namespace(kube_api: client.ApiClient) -> Iterator[str]:
 def unprivileged_kubeconfig(control_plane: ControlPlane) -> Path:
     """A client-certificate identity in no group: RBAC allows it nothing until a test binds it."""
     return control_plane.user_kubeconfig(user="unprivileged-user")
+
+
+@pytest.fixture
+def node_names(kube_api: client.ApiClient) -> Iterator[list[str]]:
+    """Names of the Nodes a test registers (it appends them); deleted afterwards, so that no later
+    test's controller on the session's apiserver meets them."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(kube_api).delete_node(name)
