@@ -16,6 +16,9 @@
   ``ccm-lb-scope`` label or ``ccm-lb/scope`` description key, absent for the default instance); the
   cluster's shared parts (instance groups, node health check and its firewall) belong to no scope and
   are deleted only when GCE says nothing uses them.
+* A takeover of the upstream provider's load balancer (:class:`Takeover`) is a rebuild on the same IP
+  whose old rule is upstream's: the IP is reserved, everything but the rule is built, upstream's rule is
+  deleted, ours is created on the IP, upstream's remaining parts go, then the reservation is released.
 * Every mutation waits for its operation, carries a request id, and treats 409 "already exists" on
   create as "read it back and reconcile", so a crash between two calls converges on the next try.
 """
@@ -26,7 +29,7 @@ import contextlib
 import dataclasses
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,6 +58,22 @@ class Ensured:
     ip: str
     ip_changes: tuple[str, ...] = ()
     refused_nodes: tuple[str, ...] = ()  # a message per node GCE would not put in the instance group
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """The upstream provider's load balancer that :meth:`Deployer.ensure` takes over, keeping its IP.
+
+    ``rule`` is upstream's forwarding rule as just read (None once it is gone: a takeover that stopped
+    after deleting it, whose IP our reservation holds). ``delete_rule`` deletes it, right before ours is
+    created (GCE cannot repoint a rule from a target pool to a backend service, nor give two rules one
+    IP and port); ``finish`` deletes upstream's remaining parts once our rule and firewalls exist and
+    before the reservation is released. Both are idempotent.
+    """
+
+    rule: Any
+    delete_rule: Callable[[], None]
+    finish: Callable[[], None]
 
 
 @dataclass(frozen=True)
@@ -281,18 +300,21 @@ class Deployer:
             return bool(labels.get(model.SCOPE_LABEL, "") == self.scope_label)
         return bool(owned_description(rule, self.cid, scope=self.scope))
 
-    def ensure(self, *, key: str, uid: str, stack: model.Stack, rule: Any = UNREAD) -> Ensured:
+    def ensure(
+        self, *, key: str, uid: str, stack: model.Stack, rule: Any = UNREAD, takeover: Takeover | None = None
+    ) -> Ensured:
         """Make GCE match ``stack``; returns the load balancer's IP address and what the user must know.
 
         ``rule`` is the forwarding rule as the caller has just read it (``None``: absent), which saves
-        reading it again; by default it is read here.
+        reading it again; by default it is read here. ``takeover``: upstream's load balancer whose IP
+        the new rule keeps (see :class:`Takeover`).
 
         After a failure the cluster-wide cache (instance groups, shared health check and firewall) is
         forgotten: another instance of the cluster (another ``--load-balancer-class``) may have deleted
         the shared parts with its last load balancer, and the retry must read and recreate them.
         """
         try:
-            return self._ensure(key=key, uid=uid, stack=stack, rule=rule)
+            return self._ensure(key=key, uid=uid, stack=stack, rule=rule, takeover=takeover)
         except InvalidSpec:
             raise  # the user's mistake, found before anything shared was used
         except Exception:
@@ -301,7 +323,9 @@ class Deployer:
             self.instance_groups.forget()
             raise
 
-    def _ensure(self, *, key: str, uid: str, stack: model.Stack, rule: Any) -> Ensured:
+    def _ensure(
+        self, *, key: str, uid: str, stack: model.Stack, rule: Any, takeover: Takeover | None = None
+    ) -> Ensured:
         refused = self.instance_groups.sync(instances=stack.instances)
         want_hash = stack.spec_hash()
         fr = stack.forwarding_rule
@@ -320,6 +344,10 @@ class Deployer:
         if hold is not None and not owned_description(hold, self.cid):
             hold = None  # someone else's address with our name: neither used nor released
         keep_ip, old_ip, why_new = "", "", ""
+        if takeover is not None and takeover.rule is not None and rule is not None:
+            # ours on another IP (a replacement the Service no longer asks for): it keeps upstream's
+            self._delete_forwarding_rule(fr.name)
+            rule = None
         if rule is not None:
             diffs = rebuild.differences(rule, fr)
             if rebuild.patchable(diffs):
@@ -335,6 +363,12 @@ class Deployer:
                 if "scheme" in diffs:
                     self._delete_backend_service(stack.backend_service.name)
                 rule = None
+        elif takeover is not None and takeover.rule is not None:
+            # Upstream's rule serves the IP: promote it to our reservation (None: already reserved, by the
+            # user, and then never ours to release) before anything of upstream's is touched.
+            keep_ip = str(takeover.rule.I_p_address)
+            if hold is None:
+                hold = self._hold_ip(takeover.rule, fr, key=key, uid=uid)
         try:
             self._ensure_backend_service(stack, key=key, uid=uid)
         except gexc.BadRequest as exc:
@@ -342,6 +376,8 @@ class Deployer:
                 raise
             self._ensure_backend_service(stack, key=key, uid=uid)
             refused = self.instance_groups.refused_notices(stack.instances)
+        if rule is None and takeover is not None and takeover.rule is not None:
+            takeover.delete_rule()  # from here until ours exists, the IP serves nothing
         if rule is None:
             if hold is not None and not fr.ip_address:
                 if rebuild.hold_fits(hold, fr):
@@ -362,7 +398,11 @@ class Deployer:
                 own = _with_destination(fw, ip) if fw.name == traffic else fw
                 self._ensure_firewall(own, service=key, uid=uid)
         self._delete_stale_health_check(stack)
-        if hold is not None:  # the new rule has the IP now, and keeps it as its (ephemeral) IP
+        if takeover is not None:
+            takeover.finish()
+        if hold is not None and hold.address != fr.ip_address:
+            # the new rule has the IP now, and keeps it as its (ephemeral) IP; a reservation of the IP the
+            # Service asks for (spec.loadBalancerIP) stays, and goes with the Service
             self._release_hold(fr.name)
         if dict(rule.labels).get(model.SPEC_HASH_LABEL) != want_hash:
             # All our labels at once (GCE dropped any given at insert), keeping labels others added.

@@ -36,11 +36,12 @@ status that no load balancer of ours serves.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from google.api_core import exceptions as gexc
@@ -133,9 +134,16 @@ class UpstreamLoadBalancer:
     address: str
     scheme: str  # EXTERNAL | INTERNAL
     parts: tuple[Part, ...]
+    network_tier: str = ""  # the rule's (external)
+    target_pool: bool = False  # the rule's target is a target pool (upstream's external LB)
+    rule: Any = field(default=None, compare=False, repr=False)  # upstream's rule as read (None: gone)
 
     def foreign_parts(self) -> tuple[ForeignPart, ...]:
         return tuple(part.public() for part in self.parts)
+
+    def without(self, *kinds: str) -> UpstreamLoadBalancer:
+        """The same load balancer without the parts of ``kinds`` (already deleted by the takeover)."""
+        return dataclasses.replace(self, parts=tuple(p for p in self.parts if p.kind not in kinds))
 
 
 @dataclass(frozen=True)
@@ -198,7 +206,42 @@ class Upstream:
             parts += self._internal(name, request.key, _last(str(rule.backend_service)))
         else:
             parts += self._firewalls(name, request.key, internal=False)
-        return UpstreamLoadBalancer(name=name, address=ip, scheme=scheme, parts=tuple(parts))
+        return UpstreamLoadBalancer(
+            name=name,
+            address=ip,
+            scheme=scheme,
+            parts=tuple(parts),
+            network_tier=str(rule.network_tier or "PREMIUM") if scheme == "EXTERNAL" else "",
+            target_pool=bool(rule.target and "/targetPools/" in str(rule.target)),
+            rule=rule,
+        )
+
+    def remains(self, *, request: LoadBalancerRequest) -> UpstreamLoadBalancer | None:
+        """What is left of upstream's external load balancer of the Service once its forwarding rule is
+        gone (a takeover that stopped between deleting upstream's rule and deleting its last part), or
+        None when nothing is left.
+
+        Each part is read by upstream's name, as :meth:`find` reads it, so that a part whose holder was
+        deleted first (the firewalls, once the target pool is gone) is still found. Costs five GETs when
+        nothing is left; the provider asks only while its own forwarding rule is not complete yet.
+        """
+        name = load_balancer_name(uid=request.uid)
+        parts = self._address(name, request.key)
+        pool = self._read(
+            "targetPools.get",
+            self.c.target_pools.get,
+            project=self.project,
+            region=self.region,
+            target_pool=name,
+        )
+        if pool is not None:
+            parts += self._external(name, request.key, name)
+        else:
+            parts += self._firewalls(name, request.key, internal=False)
+            parts += self._legacy_health_check(name, name=name, key=request.key)
+        if not parts:
+            return None
+        return UpstreamLoadBalancer(name=name, address="", scheme="EXTERNAL", parts=tuple(parts))
 
     def _read(self, operation: str, fn: Any, /, **kwargs: Any) -> Any | None:
         try:
@@ -478,6 +521,32 @@ class Upstream:
                 return False
             raise
         return True
+
+
+def taken_over_message(*, ip: str, removal: Removal, reserved_by_user: bool) -> str:
+    """The Warning event of a takeover: the IP kept, the interruption, what of upstream's went or stayed."""
+    deleted = ", ".join(f"{p.label} {p.name}" for p in removal.deleted) or "nothing"
+    held = (
+        "it stays reserved as the Service asks"
+        if reserved_by_user
+        else "it was reserved meanwhile and released once this controller's rule held it"
+    )
+    text = (
+        f"the load balancer of the upstream cloud provider was taken over and the Service keeps its IP {ip} "
+        f"({held}). {INTERRUPTION} Deleted: {deleted}"
+    )
+    if removal.kept:
+        kept = ", ".join(f"{p.label} {p.name}" for p in removal.kept)
+        text += f"; kept, as other load balancers still use them: {kept}"
+    return text
+
+
+INTERRUPTION = (
+    "New connections to the IP were refused between the deletion of upstream's forwarding rule and the "
+    "creation of this controller's (usually a few seconds, two GCE operations): GCE cannot repoint a "
+    "forwarding rule from a target pool to a backend service, nor let two rules share an IP and port, "
+    "and connections open at that moment may be reset."
+)
 
 
 def replaced_message(*, old: str, new: str, removal: Removal) -> str:

@@ -6,15 +6,21 @@ bulk drift check lists the cluster's forwarding rules once and deletes orphaned 
 a grace period.
 
 A Service whose status address is served by the load balancer the upstream cloud provider built
-(:mod:`providers.gcp.foreign`) keeps it: ``ensure`` and ``update`` raise :class:`ForeignLoadBalancer`
-before changing anything, unless the Service asks for a new address (:data:`REPLACE_FOREIGN_ANNOTATION`);
-then ours is built and upstream's per-Service parts are deleted once it is complete. Upstream's load
-balancer is looked for only when the Service has an IP in its status that no load balancer of ours
-serves, so a Service without a status address costs no extra call, and a Service of ours none either.
+(:mod:`providers.gcp.foreign`) keeps it: an external target-pool load balancer is taken over on the same
+IP (the IP is reserved, our backend service is built, upstream's rule is deleted and ours created on
+the IP, upstream's other parts deleted, the reservation released; a Warning ``LoadBalancerTakenOver``
+names the short interruption between the two rules). What GCE cannot keep the IP for (another scheme or
+tier, another ``loadBalancerIP``, upstream's internal load balancers for now) is refused with
+:class:`ForeignLoadBalancer` before anything changes. A Service that asks for a new address
+(:data:`REPLACE_FOREIGN_ANNOTATION`) gets ours on a new IP, and upstream's per-Service parts are deleted
+once it is complete. Upstream's load balancer is looked for only when the Service has an IP in its
+status that no load balancer of ours serves, so a Service without a status address costs no extra call,
+and a Service of ours none either.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -24,6 +30,7 @@ from typing import Any
 from ccm.cloudprovider import (
     DEFAULT_ORPHAN_GRACE_SECONDS,
     ForeignLoadBalancer,
+    ImplementedElsewhere,
     IngressPoint,
     InvalidSpec,
     LoadBalancerRequest,
@@ -39,14 +46,23 @@ from providers.gcp import builder, model
 from providers.gcp.client import GCEClients
 from providers.gcp.config import GCEConfig, cluster_network
 from providers.gcp.config import load as load_config
-from providers.gcp.deployer import UNREAD, Deployer
-from providers.gcp.foreign import Upstream, UpstreamLoadBalancer, replaced_message, service_ips
+from providers.gcp.deployer import UNREAD, Deployer, Takeover
+from providers.gcp.foreign import (
+    INTERRUPTION,
+    Removal,
+    Upstream,
+    UpstreamLoadBalancer,
+    replaced_message,
+    service_ips,
+    taken_over_message,
+)
 
 logger = logging.getLogger(__name__)
 
 NODE_REFUSED = "LoadBalancerNodeRefused"  # a node GCE would not put in the LB's instance group
 IP_CHANGED = "LoadBalancerIPChanged"  # the Warning event of a change that could not keep the Service's IP
-FOREIGN_REPLACED = "ForeignLoadBalancerReplaced"  # the Service's new address, upstream's LB deleted
+FOREIGN_REPLACED = "LoadBalancerReplaced"  # the Service's new address, upstream's LB deleted (as on AWS)
+TAKEN_OVER = "LoadBalancerTakenOver"  # upstream's LB taken over on the same IP, with a short interruption
 
 
 class GCEProvider:
@@ -126,8 +142,10 @@ class GCEProvider:
             return None, rule  # the address is served by nothing: a new one, as for any new Service
         return found, rule
 
-    def _refuse(self, request: LoadBalancerRequest, found: UpstreamLoadBalancer) -> ForeignLoadBalancer:
-        refusal = ForeignLoadBalancer(address=found.address, parts=found.foreign_parts())
+    def _refuse(
+        self, request: LoadBalancerRequest, found: UpstreamLoadBalancer, reason: str = ""
+    ) -> ForeignLoadBalancer:
+        refusal = ForeignLoadBalancer(address=found.address, parts=found.foreign_parts(), reason=reason)
         with self._foreign_lock:
             self._refused[request.key] = refusal
             self._ours.discard(request.key)
@@ -141,18 +159,96 @@ class GCEProvider:
             else:
                 self._ours.discard(key)
 
+    @staticmethod
+    def _cannot_take_over(found: UpstreamLoadBalancer, stack: model.Stack) -> str:
+        """Why upstream's load balancer cannot be taken over on its IP ('' when it can)."""
+        fr = stack.forwarding_rule
+        if fr.scheme != found.scheme:
+            return (
+                f"the Service asks for an {fr.scheme.lower()} load balancer and upstream's is "
+                f"{found.scheme.lower()}; GCE cannot move an IP address between external and internal "
+                "load balancers"
+            )
+        if not found.target_pool:
+            return "only upstream's external (target-pool) load balancers are taken over so far"
+        if (fr.network_tier or "PREMIUM") != found.network_tier:
+            return (
+                f"the Service asks for network tier {fr.network_tier or 'PREMIUM'} and upstream's IP is "
+                f"{found.network_tier}; an external IP address belongs to one network tier"
+            )
+        if fr.ip_address and fr.ip_address != found.address:
+            return (
+                f"the Service asks for spec.loadBalancerIP {fr.ip_address}, not the IP upstream's rule serves"
+            )
+        return ""
+
+    def _takeover(
+        self, request: LoadBalancerRequest, stack: model.Stack, found: UpstreamLoadBalancer | None, rule: Any
+    ) -> tuple[Takeover | None, list[Removal]]:
+        """The takeover of ``found`` for the deployer, and the list its steps fill with what they deleted.
+
+        With ``found`` None, the takeover of a Service whose upstream rule an earlier, interrupted
+        takeover already deleted: asked only while our rule is not complete (no spec-hash label), for
+        an external Service with a status IP, so that upstream's remaining parts still go.
+        """
+        removals: list[Removal] = []
+        if found is None:
+            if rule is UNREAD or stack.forwarding_rule.scheme != "EXTERNAL":
+                return None, removals
+            if rule is not None and model.SPEC_HASH_LABEL in dict(rule.labels):
+                return None, removals  # ours is complete: any takeover of it finished
+
+            def finish_remains() -> None:
+                left = self.upstream.remains(request=request)
+                if left is not None:
+                    removals.append(self.upstream.delete(left))
+
+            return Takeover(rule=None, delete_rule=lambda: None, finish=finish_remains), removals
+        # Upstream's transient address (left by a sync of upstream's that stopped half-way) goes first:
+        # its rule keeps the IP as ephemeral, which ours then reserves under our name.
+        address = found.without("forwardingRules")
+        address = dataclasses.replace(address, parts=tuple(p for p in address.parts if p.kind == "addresses"))
+        if address.parts:
+            removals.append(self.upstream.delete(address))
+        rule_only = dataclasses.replace(found, parts=found.parts[:1])
+
+        def delete_rule() -> None:
+            removals.append(self.upstream.delete(rule_only))
+
+        def finish() -> None:
+            removals.append(self.upstream.delete(found.without("forwardingRules", "addresses")))
+
+        return Takeover(rule=found.rule, delete_rule=delete_rule, finish=finish), removals
+
     def ensure_load_balancer(self, *, request: LoadBalancerRequest) -> LoadBalancerStatus:
         stack = self._stack(request)
         replace = asks_replace_foreign(request.annotations)
         found, rule = self._foreign(request, stack)
+        taking = None
         if found is not None and not replace:
-            raise self._refuse(request, found)
-        ensured = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack, rule=rule)
+            why = self._cannot_take_over(found, stack)
+            if why:
+                raise self._refuse(request, found, why)
+            taking = found
+        takeover, removals = (None, []) if replace else self._takeover(request, stack, taking, rule)
+        ensured = self.deployer.ensure(
+            key=request.key, uid=request.uid, stack=stack, rule=rule, takeover=takeover
+        )
         events = tuple(ProviderEvent(reason=IP_CHANGED, message=message) for message in ensured.ip_changes)
         events += tuple(
             ProviderEvent(reason=NODE_REFUSED, message=message) for message in ensured.refused_nodes
         )
-        if found is not None:  # ours is complete: upstream's goes
+        if removals and (taking is not None or any(r.deleted for r in removals)):
+            removal = Removal(
+                deleted=tuple(p for r in removals for p in r.deleted),
+                kept=tuple(p for r in removals for p in r.kept),
+            )
+            message = taken_over_message(
+                ip=ensured.ip, removal=removal, reserved_by_user=bool(stack.forwarding_rule.ip_address)
+            )
+            logger.warning("%s: %s", request.key, message)
+            events += (ProviderEvent(reason=TAKEN_OVER, message=message),)
+        if found is not None and replace:  # ours is complete: upstream's goes
             removal = self.upstream.delete(found)
             message = replaced_message(old=found.address, new=ensured.ip, removal=removal)
             logger.warning("%s: %s", request.key, message)
@@ -200,16 +296,35 @@ class GCEProvider:
             replace = asks_replace_foreign(request.annotations)
         except InvalidSpec as exc:
             return MigrationPlan(action="invalid", address=address, address_changes=False, reason=str(exc))
+        except ImplementedElsewhere as exc:
+            return MigrationPlan(action="elsewhere", address=address, address_changes=False, reason=str(exc))
         rule = self.deployer.get_forwarding_rule(stack.forwarding_rule.name)
         if rule is not None and (not ips or str(rule.I_p_address) in ips):
             return MigrationPlan(action="keep", address=address, address_changes=False)
         found = self.upstream.find(request=request) if ips else None
         if found is not None and found.address in ips:
+            why = "" if replace else self._cannot_take_over(found, stack)
+            if replace or why:
+                return MigrationPlan(
+                    action="replace" if replace else "refuse",
+                    address=found.address,
+                    address_changes=replace,
+                    foreign=found.foreign_parts(),
+                    reason=why,
+                )
             return MigrationPlan(
-                action="replace" if replace else "refuse",
+                action="adopt",
                 address=found.address,
-                address_changes=replace,
+                address_changes=False,
                 foreign=found.foreign_parts(),
+                reason=(
+                    f"upstream's target pool load balancer is taken over and the Service keeps its IP "
+                    f"{found.address}: the IP is reserved, this controller's backend service, health check, "
+                    "instance groups and firewall rules are built, upstream's forwarding rule is deleted and "
+                    "this controller's created on the IP, then upstream's other parts listed here are "
+                    "deleted (shared ones only when nothing else uses them) and the reservation is released. "
+                    + INTERRUPTION
+                ),
             )
         wanted = stack.forwarding_rule.ip_address
         return MigrationPlan(

@@ -5,7 +5,9 @@ body references, to the IAM permissions GCE checks): external and internal load 
 ``externalTrafficPolicy: Local`` and ``Cluster``, reserved static IPs, ephemeral IPs kept across a
 rebuild (promoted and released), global access patched in place, nodes in two zones, a node
 added and removed, a controller restart, port, source-range, health-check and affinity changes,
-external → internal, the drift check, and deletion. Every mutation's operation stays RUNNING for one
+external → internal, the drift check, and deletion; and the upstream provider's load balancers (built
+by :mod:`tests.support.upstream_gce` before the count starts): one taken over on its IP, one replaced
+on request, and an internal one deleted while refused. Every mutation's operation stays RUNNING for one
 poll, as on GCE, so the operation reads are exercised too. The permissions the fake recorded must
 equal the role's.
 """
@@ -22,9 +24,16 @@ from typing import Any
 import hcl2
 import pytest
 
-from ccm.cloudprovider import LoadBalancerRequest, ServicePort
+from ccm.cloudprovider import (
+    REPLACE_FOREIGN_ANNOTATION,
+    ForeignLoadBalancer,
+    LoadBalancerRequest,
+    ServicePort,
+)
 from fakegce import CONDITIONAL_PERMISSIONS, PERMISSIONS, FakeCompute
+from tests.support.fakegce import Gce
 from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, lb_resources, new_provider, nodes
+from tests.support.upstream_gce import Built, UpstreamCloud
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLE_FILE = ROOT / "terraform" / "gcp" / "permissions.json"
@@ -67,6 +76,48 @@ def change(request: LoadBalancerRequest, **fields: Any) -> LoadBalancerRequest:
     if "annotations" in fields:
         fields["annotations"] = MappingProxyType(fields["annotations"])
     return dataclasses.replace(request, **fields)
+
+
+UPSTREAM_UIDS = {
+    "old-web": "a1000000-0000-0000-0000-000000000000",  # taken over
+    "old-api": "a2000000-0000-0000-0000-000000000000",  # replaced on request
+    "old-db": "a3000000-0000-0000-0000-000000000000",  # internal: refused, then deleted
+}
+
+
+def build_upstream(gce: FakeCompute) -> dict[str, Built]:
+    """Upstream's load balancers as a cluster moving off upstream's controller has them."""
+    cloud = UpstreamCloud(Gce.connect(gce))
+    instances = [(ZONES[i % 2], f"node-{i}") for i in range(3)]
+    built = {
+        name: cloud.external(key=f"default/{name}", uid=UPSTREAM_UIDS[name], ports=(80,), instances=instances)
+        for name in ("old-web", "old-api")
+    }
+    built["old-db"] = cloud.internal(key="default/old-db", uid=UPSTREAM_UIDS["old-db"])
+    return built
+
+
+def run_upstream(gce: FakeCompute, built: dict[str, Built]) -> None:
+    """Take over, replace, and delete while refused, each of upstream's load balancers."""
+    provider = new_provider(gce)
+    old_web = service("old-web", UPSTREAM_UIDS["old-web"], 80, status_addresses=(built["old-web"].ip,))
+    assert provider.ensure_load_balancer(request=old_web).ingress[0].ip == built["old-web"].ip
+    old_api = service(
+        "old-api",
+        UPSTREAM_UIDS["old-api"],
+        80,
+        status_addresses=(built["old-api"].ip,),
+        annotations={REPLACE_FOREIGN_ANNOTATION: "true"},
+    )
+    assert provider.ensure_load_balancer(request=old_api).ingress[0].ip != built["old-api"].ip
+    old_db = service(
+        "old-db", UPSTREAM_UIDS["old-db"], 80, status_addresses=(built["old-db"].ip,), annotations=INTERNAL
+    )
+    with pytest.raises(ForeignLoadBalancer):
+        provider.ensure_load_balancer(request=old_db)
+    for request in (old_web, old_api, old_db):
+        provider.ensure_load_balancer_deleted(request=request)
+    assert gce.resources("targetPools") == [] and gce.resources("httpHealthChecks") == []
 
 
 def run(gce: FakeCompute) -> None:
@@ -135,8 +186,11 @@ def lifecycle() -> Iterator[Lifecycle]:
             gce.seed_instance(ZONES[i % 2], f"node-{i}", tags=(NODE_TAG,), subnetwork="nodes")
         gce.seed_address("web-ip", EXTERNAL_IP)
         gce.seed_address("api-ip", INTERNAL_IP, "INTERNAL", subnetwork="nodes")
+        built = build_upstream(gce)
+        gce.reset_calls()  # upstream's calls are not the provider's
         gce.operations_stay_running(polls=1)
         run(gce)
+        run_upstream(gce, built)
         yield Lifecycle(gce.permissions_used(), gce.permissions_by_route(), lb_resources(gce))
 
 

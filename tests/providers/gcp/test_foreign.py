@@ -1,10 +1,12 @@
 """A Service the upstream GCP cloud provider built a load balancer for keeps its address until it asks.
 
 The cluster moved from upstream's cloud-controller-manager to this controller: its Services carry
-upstream's address in their status, served by upstream's target pool (or internal backend service). The
-provider refuses to build its own (:class:`ForeignLoadBalancer`) and changes nothing, unless the Service
-asks for a new address with ``ccm-lb.io/replace-foreign-load-balancer: "true"``; then it builds its own
-and deletes upstream's per-Service parts, and the cluster's shared ones only once nothing uses them.
+upstream's address in their status, served by upstream's target pool (or internal backend service).
+Upstream's external load balancer is taken over on its IP (``test_takeover.py``); what cannot keep the IP
+(another network tier, an internal load balancer for now) is refused (:class:`ForeignLoadBalancer`) and
+nothing changes, unless the Service asks for a new address with
+``ccm-lb.io/replace-foreign-load-balancer: "true"``; then it builds its own and deletes upstream's
+per-Service parts, and the cluster's shared ones only once nothing uses them.
 Upstream's resources are made by :mod:`tests.support.upstream_gce` exactly as upstream makes them.
 """
 
@@ -28,6 +30,7 @@ from tests.support.gcp import ZONES, RequestFactory, lb_resources, new_provider
 from tests.support.upstream_gce import Built, UpstreamCloud
 
 REPLACE = {REPLACE_FOREIGN_ANNOTATION: "true"}
+STANDARD = {"cloud.google.com/network-tier": "Standard"}  # upstream's IP is PREMIUM: not taken over
 INTERNAL = {"networking.gke.io/load-balancer-type": "Internal"}
 CID = "0123456789abcdef"
 NODES = ((ZONES[0], "node-0"), (ZONES[1], "node-1"), (ZONES[0], "node-2"))
@@ -67,10 +70,10 @@ UID_WEB = "6f1c2a9e-1111-4a2b-9c3d-0123456789ab"
 UID_API = "7a2d3b0f-2222-4b3c-8d4e-123456789abc"
 
 
-def test_a_service_served_by_upstreams_target_pool_is_refused_and_nothing_is_made_or_changed(
+def test_a_service_that_now_asks_for_another_tier_is_refused_with_the_reason_and_nothing_changes(
     provider: GCEProvider, gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
-    built, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
+    built, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB, annotations=STANDARD)
     assert built.name == "a6f1c2a9e11114a2b9c3d0123456789a"  # "a" + UID without dashes, 32 characters
     before = _everything(gce)
     with pytest.raises(ForeignLoadBalancer) as refused:
@@ -86,6 +89,7 @@ def test_a_service_served_by_upstreams_target_pool_is_refused_and_nothing_is_mad
         ("firewall rule", f"k8s-{CID}-node-http-hc"),
     }
     assert "replace-foreign-load-balancer" in str(refused.value)
+    assert "network tier STANDARD" in refused.value.reason and refused.value.reason in str(refused.value)
     assert provider.clients.mutations() == {}
     assert _everything(gce) == before  # upstream's load balancer is exactly as it was
     with pytest.raises(ForeignLoadBalancer):  # the node sync leaves it alone too, at no cost
@@ -98,7 +102,7 @@ def test_a_service_served_by_upstreams_target_pool_is_refused_and_nothing_is_mad
 def test_a_new_process_refuses_the_node_sync_of_a_service_upstream_serves_before_any_ensure(
     gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
-    _built, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
+    _built, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB, annotations=STANDARD)
     fresh = new_provider(gce)
     before = _everything(gce)
     with pytest.raises(ForeignLoadBalancer):
@@ -162,20 +166,19 @@ def test_an_annotation_value_other_than_true_or_false_is_an_invalid_spec_before_
     assert plan.action == "invalid" and REPLACE_FOREIGN_ANNOTATION in plan.reason
 
 
-def test_the_annotation_false_is_a_refusal(
+def test_the_annotation_false_is_the_default_a_takeover_that_keeps_the_ip(
     provider: GCEProvider, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
-    _built, request = _upstream_service(
+    built, request = _upstream_service(
         make_request, upstream, "web", uid=UID_WEB, annotations={REPLACE_FOREIGN_ANNOTATION: "false"}
     )
-    with pytest.raises(ForeignLoadBalancer):
-        provider.ensure_load_balancer(request=request)
+    assert provider.ensure_load_balancer(request=request).ingress[0].ip == built.ip
 
 
 def test_deleting_a_refused_service_deletes_upstreams_parts_and_keeps_what_another_pool_uses(
     provider: GCEProvider, gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
-    web, web_request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
+    web, web_request = _upstream_service(make_request, upstream, "web", uid=UID_WEB, annotations=STANDARD)
     api, _api_request = _upstream_service(make_request, upstream, "api", uid=UID_API)
     with pytest.raises(ForeignLoadBalancer):
         provider.ensure_load_balancer(request=web_request)
@@ -216,13 +219,19 @@ def test_a_service_served_by_upstreams_internal_load_balancer_is_refused(
     assert provider.clients.mutations() == {} and _everything(gce) == before
 
 
-def test_plan_migration_says_keep_refuse_replace_or_create_and_changes_nothing(
+def test_plan_migration_says_keep_adopt_refuse_replace_create_or_elsewhere_and_changes_nothing(
     provider: GCEProvider, gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
     built, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
-    refuse = provider.plan_migration(request=request)
+    adopt = provider.plan_migration(request=request)
+    assert (adopt.action, adopt.address, adopt.address_changes) == ("adopt", built.ip, False)
+    assert adopt.foreign[0].kind == "forwarding rule" and len(adopt.foreign) == 5
+    assert "taken over" in adopt.reason and "refused between the deletion" in adopt.reason
+    refuse = provider.plan_migration(request=dataclasses.replace(request, annotations=STANDARD))
     assert (refuse.action, refuse.address, refuse.address_changes) == ("refuse", built.ip, False)
-    assert refuse.foreign[0].kind == "forwarding rule" and len(refuse.foreign) == 5
+    assert "network tier" in refuse.reason and refuse.foreign == adopt.foreign
+    rbs = dataclasses.replace(request, annotations={"cloud.google.com/l4-rbs": "enabled"})
+    assert provider.plan_migration(request=rbs).action == "elsewhere"
     replacing = dataclasses.replace(request, annotations=REPLACE)
     replace = provider.plan_migration(request=replacing)
     assert (replace.action, replace.address_changes, replace.foreign) == ("replace", True, refuse.foreign)
