@@ -46,8 +46,11 @@ class Adoption:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
 
-    def adopt(self, *, key: str, uid: str, stack: model.Stack, address: str) -> ActualStack | None:
-        """Take the NLB ``stack.load_balancer.name`` over; its stack as now tagged, or None when no
+    def adopt(
+        self, *, key: str, uid: str, stack: model.Stack, address: str
+    ) -> tuple[ActualStack, bool] | None:
+        """Take the NLB ``stack.load_balancer.name`` over: its stack as now tagged, and whether this call
+        took it over (False: an earlier one did, and the tagging API does not list it yet); None when no
         load balancer of that name exists. Raises :class:`ForeignLoadBalancer` when one exists that
         cannot be taken over in place."""
         elbv2 = self.ctx.clients.elbv2
@@ -61,7 +64,7 @@ class Adoption:
         described = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
         tags = {t["Key"]: t["Value"] for t in (described[0]["Tags"] if described else [])}
         if self.ctx.owned_by(tags, uid=uid):  # adopted already; the tagging API does not list it yet
-            return self._already_adopted(arn=arn, tags=tags, uid=uid)
+            return self._already_adopted(arn=arn, tags=tags, uid=uid), False
         part = ForeignPart(kind="NLB", name=name, detail=lb.get("DNSName", ""))
         owned = tags.get(self.ctx.cluster_tag) == model.OWNED and tags.get(model.SERVICE_NAME_TAG) == key
         owner = f"{self.ctx.cluster_tag}=owned and {model.SERVICE_NAME_TAG}={key}"
@@ -102,7 +105,7 @@ class Adoption:
         elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(lb_tags.items()))
         actual.load_balancer = Found(arn=arn, tags={**tags, **lb_tags})
         logger.info("%s: took over the upstream provider's NLB %s (%s)", key, name, lb.get("DNSName", ""))
-        return actual
+        return actual, True
 
     def _already_adopted(self, *, arn: str, tags: dict[str, str], uid: str) -> ActualStack:
         """The stack of an NLB adopted earlier, read by its listeners' target groups and their tags."""

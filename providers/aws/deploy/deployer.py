@@ -39,6 +39,7 @@ from providers.aws.deploy.node_rules import NodeRules
 from providers.aws.deploy.parts import (
     LB_TYPE,
     SG_TYPE,
+    TAKEN_OVER,
     TG_TYPE,
     ActualStack,
     Deployed,
@@ -128,15 +129,24 @@ class Deployer:
         release (which tagged at creation) proves less.
         """
         actual = self.discovery.actual(uid)
+        took_over = False
         if stack.adopted and actual.load_balancer is None:  # before anything is made: it may refuse
             adopted = self.adoption.adopt(key=key, uid=uid, stack=stack, address=address)
             if adopted is None:
                 raise NothingToAdopt(stack.load_balancer.name)
-            actual = adopted
+            actual, took_over = adopted
         backend_sg = self.backend.ensure(instance_ids=stack.targets)
         actual.prefer(stack.load_balancer.name)
         cache = self._stacks.setdefault(key, StackCache())
         cache.notices = []
+        if took_over:
+            cache.notices.append(
+                (
+                    TAKEN_OVER,
+                    f"took over the upstream provider's NLB {stack.load_balancer.name} ({address}) in place: "
+                    "the address, listeners and target groups stay, and no connection is interrupted",
+                )
+            )
         desired_hash = stack.spec_hash()
         lb = actual.load_balancer
         if (

@@ -17,6 +17,7 @@ SG_TYPE = "ec2:security-group"
 # Reasons of the Warning events the deployer asks for (:class:`Deployed` ``notices``).
 NOT_APPLIED = "LoadBalancerChangeNotApplied"  # a change the Service asked for that AWS cannot make in place
 ADDRESS_CHANGED = "LoadBalancerIPChanged"  # the Service's address changed (as the GCP provider says it)
+TAKEN_OVER = "LoadBalancerTakenOver"  # the upstream provider's load balancer is now the Service's (as GCP)
 
 
 @dataclass
