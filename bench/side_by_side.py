@@ -699,7 +699,9 @@ class Side:
             after, held = self.moto.read(), 0.0
             converge = fixed
         else:
-            after, held = self.quiet(since=t0, condition=condition)
+            # the quiet window starts when the action is done (for ``restart``: once the new process is
+            # healthy), never before: a controller slow to make its first call must not end the phase
+            after, held = self.quiet(since=time.time(), condition=condition)
             converge = max(held, after.last if after.last > t0 else t0) - t0
         cpu = proc_stats(self.ctl.pid).cpu_seconds - (cpu0 if self.ctl.pid == pid0 else 0.0)
         phase = Phase(
