@@ -19,7 +19,7 @@ import logging
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
@@ -44,7 +44,6 @@ class Row:
     service: str  # namespace/name
     uid: str
     plan: MigrationPlan
-    annotations: dict[str, str] = field(default_factory=dict)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,9 +101,7 @@ def plan_rows(
                 address_changes=False,
                 reason=f"{type(exc).__name__}: {exc}",
             )
-        rows.append(
-            Row(service=request.key, uid=request.uid, plan=plan, annotations=dict(request.annotations))
-        )
+        rows.append(Row(service=request.key, uid=request.uid, plan=plan))
     return sorted(rows, key=lambda r: r.service)
 
 

@@ -135,8 +135,8 @@ class AWSProvider:
                     key=request.key, uid=request.uid, stack=stack, address=claimed
                 )
                 return self._status(stack, deployed.dns_name, deployed.notices)
-            except NothingToAdopt:
-                foreign = self._foreign(request, stack=stack, parts=False)
+            except NothingToAdopt:  # no NLB of upstream's name: a Classic ELB, or nothing any more
+                foreign = self.deployer.foreign.find(request=request, parts=False, classic_only=True)
                 if foreign is not None:
                     raise ForeignLoadBalancer(
                         address=claimed, parts=foreign.parts(), reason=not_adopted(foreign)

@@ -235,7 +235,7 @@ class Upstream:
             target_pool=name,
         )
         if pool is not None:
-            parts += self._external(name, request.key, name)
+            parts += self._external(name, request.key, name, pool=pool)
         else:
             parts += self._firewalls(name, request.key, internal=False)
             parts += self._legacy_health_check(name, name=name, key=request.key)
@@ -257,15 +257,17 @@ class Upstream:
             return []
         return [Part(kind="addresses", name=name, label="address", detail=str(address.address))]
 
-    def _external(self, name: str, key: str, pool_name: str) -> list[Part]:
+    def _external(self, name: str, key: str, pool_name: str, *, pool: Any = None) -> list[Part]:
+        """The target pool's parts; ``pool`` when the caller has just read it (else it is read here)."""
         parts: list[Part] = []
-        pool = self._read(
-            "targetPools.get",
-            self.c.target_pools.get,
-            project=self.project,
-            region=self.region,
-            target_pool=pool_name,
-        )
+        if pool is None:
+            pool = self._read(
+                "targetPools.get",
+                self.c.target_pools.get,
+                project=self.project,
+                region=self.region,
+                target_pool=pool_name,
+            )
         checks: list[str] = []
         if pool is not None:
             if pool_name != name or marker(pool.description).get(SERVICE_KEY) != key:

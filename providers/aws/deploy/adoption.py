@@ -30,8 +30,8 @@ from typing import Any
 
 from ccm.cloudprovider import ForeignLoadBalancer, ForeignPart
 from providers.aws import model
-from providers.aws.client import suppress_codes
 from providers.aws.deploy.context import Context
+from providers.aws.deploy.foreign import ForeignLoadBalancers
 from providers.aws.deploy.load_balancer import SCHEME_DEFAULT
 from providers.aws.deploy.parts import ActualStack, Found, chunks, tag_list
 
@@ -43,8 +43,9 @@ LEFTOVER_PREFIX = (
 
 
 class Adoption:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, foreign: ForeignLoadBalancers) -> None:
         self.ctx = ctx
+        self.foreign = foreign  # reads upstream's load balancer and its tags
 
     def adopt(
         self, *, key: str, uid: str, stack: model.Stack, address: str
@@ -55,20 +56,15 @@ class Adoption:
         cannot be taken over in place."""
         elbv2 = self.ctx.clients.elbv2
         name = stack.load_balancer.name
-        lb: dict[str, Any] | None = None
-        with suppress_codes("LoadBalancerNotFound"):
-            lb = next(iter(elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]), None)
-        if lb is None:
+        found = self.foreign.nlb(name, key=key)
+        if found is None:
             return None
-        arn = lb["LoadBalancerArn"]
-        described = elbv2.describe_tags(ResourceArns=[arn])["TagDescriptions"]
-        tags = {t["Key"]: t["Value"] for t in (described[0]["Tags"] if described else [])}
+        lb, arn, tags = found.described, found.arn, found.tags
         if self.ctx.owned_by(tags, uid=uid):  # adopted already; the tagging API does not list it yet
             return self._already_adopted(arn=arn, tags=tags, uid=uid), False
-        part = ForeignPart(kind="NLB", name=name, detail=lb.get("DNSName", ""))
-        owned = tags.get(self.ctx.cluster_tag) == model.OWNED and tags.get(model.SERVICE_NAME_TAG) == key
+        part = ForeignPart(kind="NLB", name=name, detail=found.dns_name)
         owner = f"{self.ctx.cluster_tag}=owned and {model.SERVICE_NAME_TAG}={key}"
-        reason = refusal(lb=lb, owned=owned, owner=owner, scheme=stack.load_balancer.scheme)
+        reason = refusal(lb=lb, owned=found.owned, owner=owner, scheme=stack.load_balancer.scheme)
         if reason:
             raise ForeignLoadBalancer(address=address, parts=[part], reason=reason)
         listeners = elbv2.describe_listeners(LoadBalancerArn=arn)["Listeners"]
@@ -104,7 +100,7 @@ class Adoption:
         lb_tags = {**dict(stack.load_balancer.tags), model.ADOPTED_FROM_TAG: model.ADOPTED_FROM}
         elbv2.add_tags(ResourceArns=[arn], Tags=tag_list(lb_tags.items()))
         actual.load_balancer = Found(arn=arn, tags={**tags, **lb_tags})
-        logger.info("%s: took over the upstream provider's NLB %s (%s)", key, name, lb.get("DNSName", ""))
+        logger.info("%s: took over the upstream provider's NLB %s (%s)", key, name, found.dns_name)
         return actual, True
 
     def _already_adopted(self, *, arn: str, tags: dict[str, str], uid: str) -> ActualStack:

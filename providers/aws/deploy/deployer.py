@@ -85,7 +85,7 @@ class Deployer:
         self.listeners = Listeners(self.ctx)
         self.targets = Targets(self.ctx, clock=clock)
         self.foreign = ForeignLoadBalancers(self.ctx, self.discovery)
-        self.adoption = Adoption(self.ctx)
+        self.adoption = Adoption(self.ctx, self.foreign)
         self.node_rules = NodeRules(self.ctx, self.discovery)
         self.sweep = Sweep(
             discovery=self.discovery,

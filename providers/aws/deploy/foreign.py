@@ -81,18 +81,24 @@ class ForeignLoadBalancers:
         self.discovery = discovery
 
     def find(
-        self, *, request: LoadBalancerRequest, parts: bool, instance_ids: Sequence[str] = ()
+        self,
+        *,
+        request: LoadBalancerRequest,
+        parts: bool,
+        instance_ids: Sequence[str] = (),
+        classic_only: bool = False,
     ) -> ForeignStack | None:
         """Upstream's load balancer serving the Service's status hostname, or None.
 
         Without ``parts``, only the load balancer and its tags (two calls: what a refusal needs);
         with them, everything a delete would remove (node rules on the groups tagged with the
-        cluster tag and on the groups of ``instance_ids``). Reads only.
+        cluster tag and on the groups of ``instance_ids``). ``classic_only``: the caller knows there is
+        no NLB of that name. Reads only.
         """
         if not claimed_hostname(request):
             return None
         name = upstream_load_balancer_name(request.uid)
-        stack = self._nlb(name, key=request.key) or self._clb(name, key=request.key)
+        stack = (None if classic_only else self.nlb(name, key=request.key)) or self.clb(name, key=request.key)
         if stack is None:
             return None
         if parts and stack.owned:
@@ -117,7 +123,8 @@ class ForeignLoadBalancers:
     def _owned(self, tags: Mapping[str, str], *, key: str) -> bool:
         return tags.get(self.ctx.cluster_tag) == model.OWNED and tags.get(model.SERVICE_NAME_TAG) == key
 
-    def _nlb(self, name: str, *, key: str) -> ForeignStack | None:
+    def nlb(self, name: str, *, key: str) -> ForeignStack | None:
+        """The NLB ``name`` with its tags; ``owned`` when they name this cluster and the Service ``key``."""
         elbv2 = self.ctx.clients.elbv2
         with suppress_codes("LoadBalancerNotFound"):
             for lb in elbv2.describe_load_balancers(Names=[name])["LoadBalancers"]:
@@ -134,7 +141,8 @@ class ForeignLoadBalancers:
                 )
         return None
 
-    def _clb(self, name: str, *, key: str) -> ForeignStack | None:
+    def clb(self, name: str, *, key: str) -> ForeignStack | None:
+        """The Classic ELB ``name`` with its tags, as :meth:`nlb`."""
         elb = self.ctx.clients.elb
         with suppress_codes("LoadBalancerNotFound", "AccessPointNotFound"):
             for lb in elb.describe_load_balancers(LoadBalancerNames=[name])["LoadBalancerDescriptions"]:
