@@ -95,8 +95,7 @@ class LoadBalancers:
         address_type_changes = described.get("IpAddressType", "ipv4") != spec.ip_address_type
         if address_type_changes and spec.ip_address_type == "ipv4":  # before subnets that may lack IPv6
             elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
-        if not stack.adopted:  # an adopted NLB keeps the subnets (and addresses) upstream gave it
-            self._set_subnets(arn=existing.arn, spec=spec, described=described, cache=cache)
+        self._set_subnets(arn=existing.arn, spec=spec, described=described, cache=cache, keep=stack.adopted)
         if address_type_changes and spec.ip_address_type != "ipv4":  # after the subnets it needs
             elbv2.set_ip_address_type(LoadBalancerArn=existing.arn, IpAddressType=spec.ip_address_type)
         have = {
@@ -172,14 +171,35 @@ class LoadBalancers:
             actual.replaced.append(existing)
 
     def _set_subnets(
-        self, *, arn: str, spec: model.LoadBalancer, described: Mapping[str, Any], cache: StackCache
+        self,
+        *,
+        arn: str,
+        spec: model.LoadBalancer,
+        described: Mapping[str, Any],
+        cache: StackCache,
+        keep: bool = False,
     ) -> None:
+        """Move the NLB to the spec's subnets; ``keep`` (an NLB taken over from the upstream provider, whose
+        subnets stay as upstream made them): say what would have changed instead."""
         az_of = {s.subnet_id: s.availability_zone for s in self.discovery.cluster_info().subnets}
         plan = subnet_plan(
             want=spec.subnet_mappings, zones=described.get("AvailabilityZones", []), az_of=az_of
         )
         for message in plan.not_applied:
             cache.notices.append((NOT_APPLIED, message))
+        if keep:
+            if plan.calls:
+                have = sorted(str(z.get("SubnetId")) for z in described.get("AvailabilityZones", []))
+                want = sorted(m.subnet_id for m in spec.subnet_mappings)
+                cache.notices.append(
+                    (
+                        NOT_APPLIED,
+                        f"the NLB taken over from the upstream provider keeps its subnets {', '.join(have)}; "
+                        f"the Service's would be {', '.join(want)}. To move it, annotate the Service "
+                        'ccm-lb.io/replace-foreign-load-balancer: "true" (a new NLB, a new address)',
+                    )
+                )
+            return
         for mappings in plan.calls:
             self.ctx.clients.elbv2.set_subnets(LoadBalancerArn=arn, SubnetMappings=mappings)
 

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ccm.cloudprovider import ForeignLoadBalancer, ServicePort
+from ccm.cloudprovider import ForeignLoadBalancer, InvalidSpec, ServicePort
 from providers.aws import annotations as ann
 from providers.aws.provider import AWSProvider
 from tests.support.aws import Crash, Network, RequestFactory, add_instance, crash_after, new_provider, owned
@@ -242,3 +242,32 @@ def test_the_orphan_sweep_of_an_adopted_nlb_takes_upstreams_node_rules_with_it(
 
     assert not nlb_exists(upstream.name)
     assert upstream_rule_descriptions(network) == set()
+
+
+def test_subnets_an_adopted_nlb_cannot_move_to_are_said_not_ignored(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    """The subnets annotation names one subnet; the adopted NLB keeps upstream's two and says so."""
+    one = sorted(network.subnets.values())[0]
+    request = _served(make_request, upstream, annotations={ann.SUBNETS: one})
+
+    status = provider.ensure_load_balancer(request=request)
+
+    said = [e.message for e in status.events if e.reason == "LoadBalancerChangeNotApplied"]
+    assert len(said) == 1 and "keeps its subnets" in said[0] and one in said[0]
+    zones = boto3.client("elbv2").describe_load_balancers(Names=[upstream.name])["LoadBalancers"][0][
+        "AvailabilityZones"
+    ]
+    assert len(zones) == 2
+
+
+def test_security_groups_asked_of_an_adopted_nlb_are_refused_with_the_annotation_named(
+    provider: AWSProvider, make_request: RequestFactory, network: Network, upstream: Upstream
+) -> None:
+    request = _served(make_request, upstream, annotations={ann.SECURITY_GROUPS: network.node_sg})
+
+    with pytest.raises(InvalidSpec) as invalid:
+        provider.ensure_load_balancer(request=request)
+
+    assert ann.SECURITY_GROUPS in str(invalid.value) and "cannot add security groups" in str(invalid.value)
+    assert "ccm-lb/service-uid" not in _tags(upstream.arn)
