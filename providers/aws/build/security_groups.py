@@ -29,20 +29,40 @@ def byo_security_groups(annotations: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(groups))
 
 
+# the IP protocols a listener's protocol takes through the frontend group: NLB (TCP, TLS, UDP, TCP_UDP) and
+# Classic ELB (TCP, SSL, HTTP, HTTPS) listeners
+_IP_PROTOCOLS = {
+    "TCP": ("tcp",),
+    "TLS": ("tcp",),
+    "SSL": ("tcp",),
+    "HTTP": ("tcp",),
+    "HTTPS": ("tcp",),
+    "UDP": ("udp",),
+    "TCP_UDP": ("tcp", "udp"),
+}
+
+
 def frontend_rules(listeners: Sequence[Listener], ranges: Sequence[str]) -> tuple[Rule, ...]:
-    """Each listener port from each source range, plus path-MTU discovery ICMP from each range."""
+    """Each NLB listener port from each source range, plus path-MTU discovery ICMP from each range."""
+    return listener_rules([(listener.port, listener.protocol) for listener in listeners], ranges)
+
+
+def listener_rules(ports: Sequence[tuple[int, str]], ranges: Sequence[str]) -> tuple[Rule, ...]:
+    """The frontend group's rules for listeners given as ``(port, protocol)``: each port from each source
+    range, plus ICMP "fragmentation needed" (IPv4 type 3 code 4; ICMPv6 type 2, packet too big) from
+    each range for path-MTU discovery, as upstream's Classic ELB group has (aws.go
+    ``createSecurityGroupRules``)."""
     rules: list[Rule] = []
-    for listener in listeners:
-        protocols = {"TCP": ("tcp",), "TLS": ("tcp",), "UDP": ("udp",), "TCP_UDP": ("tcp", "udp")}
-        for protocol in protocols[listener.protocol]:
+    for port, protocol in ports:
+        for ip_protocol in _IP_PROTOCOLS[protocol]:
             for cidr in ranges:
                 rules.append(
                     Rule(
-                        protocol=protocol,
-                        from_port=listener.port,
-                        to_port=listener.port,
+                        protocol=ip_protocol,
+                        from_port=port,
+                        to_port=port,
                         cidr=cidr,
-                        description=f"listener {listener.port}/{listener.protocol}",
+                        description=f"listener {port}/{protocol}",
                     )
                 )
     for cidr in ranges:
