@@ -63,17 +63,14 @@ def check_type(annotations: Mapping[str, str], *, default: str = "nlb") -> None:
     raise ann.invalid(key=ann.TYPE, value=annotations[ann.TYPE], reason="unknown load balancer type")
 
 
-def refuse_other_kind(*, annotations: Mapping[str, str], keys: Sequence[str], kind: str, hint: str) -> None:
+def refuse_other_kind(
+    *, annotations: Mapping[str, str], keys: Sequence[str], reason: str, accepted: str
+) -> None:
     """InvalidSpec for the first of ``keys`` (settings only the other kind of load balancer has) that the
-    Service sets; ``kind`` names that other kind, ``hint`` how to ask for it."""
+    Service sets, rather than ignoring it."""
     for key in keys:
         if ann.text(annotations=annotations, key=key) is not None:
-            raise ann.invalid(
-                key=key,
-                value=annotations[key],
-                reason=f"a {kind} setting; {hint}",
-                accepted=f"no {key.removeprefix(ann.PREFIX)} annotation, or a {kind}",
-            )
+            raise ann.invalid(key=key, value=annotations[key], reason=reason, accepted=accepted)
 
 
 def check_spec(request: LoadBalancerRequest) -> None:

@@ -18,15 +18,27 @@ from providers.aws.model import (
 
 
 def byo_security_groups(annotations: Mapping[str, str]) -> tuple[str, ...]:
-    groups = ann.parse_list(annotations=annotations, key=ann.SECURITY_GROUPS) or ()
+    """``aws-load-balancer-security-groups``: the user's groups, replacing the managed frontend group."""
+    return _security_group_ids(annotations, key=ann.SECURITY_GROUPS)
+
+
+def extra_security_groups(annotations: Mapping[str, str]) -> tuple[str, ...]:
+    """``aws-load-balancer-extra-security-groups`` (Classic ELBs): groups added to the others."""
+    return _security_group_ids(annotations, key=ann.EXTRA_SECURITY_GROUPS)
+
+
+def _security_group_ids(annotations: Mapping[str, str], *, key: str) -> tuple[str, ...]:
+    """Security-group IDs listed in annotation ``key``, in order, once each."""
+    groups = ann.parse_list(annotations=annotations, key=key) or ()
     bad = next((g for g in groups if not SG_ID.fullmatch(g)), None)
     if bad is not None:
-        raise ann.invalid(
-            key=ann.SECURITY_GROUPS,
-            value=annotations[ann.SECURITY_GROUPS],
-            reason=f"{bad!r} is not a security group ID",
-        )
+        raise ann.invalid(key=key, value=annotations[key], reason=f"{bad!r} is not a security group ID")
     return tuple(dict.fromkeys(groups))
+
+
+def frontend_description(*, service_key: str, cluster_id: str) -> str:
+    """The managed frontend group's description (≤ 255 characters; AWS cannot change it later)."""
+    return f"Frontend of the load balancer of Service {service_key} (cluster {cluster_id})"[:255]
 
 
 # the IP protocols a listener's protocol takes through the frontend group: NLB (TCP, TLS, UDP, TCP_UDP) and

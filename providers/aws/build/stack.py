@@ -28,7 +28,7 @@ from providers.aws.build.names import (
 )
 from providers.aws.build.node_rules import sg_less_node_rules
 from providers.aws.build.ports import check_spec, check_type, group_ports, refuse_other_kind
-from providers.aws.build.security_groups import byo_security_groups, frontend_rules
+from providers.aws.build.security_groups import byo_security_groups, frontend_description, frontend_rules
 from providers.aws.build.subnets import build_subnet_mappings, choose_subnets, wants_internal
 from providers.aws.build.tags import additional_tags, resource_tags
 from providers.aws.build.targets import target_instances
@@ -66,8 +66,8 @@ def build_stack(
     refuse_other_kind(
         annotations=annotations,
         keys=ann.CLASSIC_ONLY,
-        kind="Classic ELB",
-        hint=f"set {ann.TYPE}: classic",
+        reason=f"a Classic ELB setting; set {ann.TYPE}: classic",
+        accepted="no such annotation on an NLB (or a Classic ELB)",
     )
     cluster_id = config.cluster_id or request.cluster_name
 
@@ -202,9 +202,7 @@ def build_stack(
             name=frontend_security_group_name(
                 cluster_name=cluster_id, namespace=request.namespace, name=request.name, uid=request.uid
             ),
-            description=f"Frontend of the load balancer of Service {request.key} (cluster {cluster_id})"[
-                :255
-            ],
+            description=frontend_description(service_key=request.key, cluster_id=cluster_id),
             rules=frontend_rules(listeners, ranges),
             tags=tags(RESOURCE_FRONTEND_SG),
         )
