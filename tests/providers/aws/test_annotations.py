@@ -117,8 +117,10 @@ def test_the_proxy_protocol_mapping_is_documented() -> None:
     assert "proxy_protocol_v2.enabled=true" in ann.lookup(key=ann.PROXY_PROTOCOL).description
 
 
-def test_the_builder_reads_only_registered_annotations() -> None:
-    source = "\n".join(f.read_text() for f in sorted((Path(ann.__file__).parent / "build").glob("*.py")))
+def test_the_builders_read_only_registered_annotations() -> None:
+    package = Path(ann.__file__).parent
+    files = sorted([*(package / "build").glob("*.py"), *(package / "classic").glob("*.py")])
+    source = "\n".join(f.read_text() for f in files)
     used = set(re.findall(r"\bann\.([A-Z][A-Z0-9_]+)\b", source))
     keys = {name for name in used if isinstance(getattr(ann, name), str)} - {"PREFIX"}
 
