@@ -54,7 +54,7 @@ def check_type(annotations: Mapping[str, str], *, default: str = "nlb") -> None:
             value=annotations.get(ann.TYPE, ""),
             reason=(
                 "the Service asks for a Classic ELB (by this annotation, or by the cloud config's "
-                "DefaultLoadBalancerType), which the NLB builder does not build"
+                "DefaultLoadBalancerType): Classic ELBs are not supported by the NLB builder"
             ),
             accepted="nlb for an NLB; classic, clb or elb are built as Classic ELBs",
         )
