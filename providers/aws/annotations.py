@@ -173,8 +173,11 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
             "Which load balancer to build: `nlb`, or a Classic ELB for `classic`, `clb` or `elb` (any case). "
             "`external` and `nlb-ip` are left to the AWS Load Balancer Controller (this controller skips "
             "the Service). Unlike upstream, an unset type gives an NLB unless the cloud config's "
-            "`DefaultLoadBalancerType` is `classic`. Annotations marked *NLB only* are refused on a "
-            "Classic ELB, those marked *Classic ELB only* on an NLB."
+            "`DefaultLoadBalancerType` is `classic`; a Service without it that already has a load balancer "
+            "keeps its kind (the status hostname tells: upstream's rule, `.elb.amazonaws.com` is a Classic "
+            "ELB). The type of a load balancer cannot change in place. Annotations marked *NLB only* on a "
+            "Classic ELB, and *Classic ELB only* on an NLB, are named in an `UnsupportedAnnotation` "
+            "warning."
         ),
         accepted="nlb, classic (or clb, elb), external or nlb-ip",
         default="[Global] DefaultLoadBalancerType (nlb)",
@@ -441,7 +444,7 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=CONNECTION_DRAINING_ENABLED,
         description=(
-            "Classic ELB only: attribute `ConnectionDraining.Enabled`. Refused on an NLB (use "
+            "Classic ELB only: attribute `ConnectionDraining.Enabled`. Not applied on an NLB (use "
             "target-group-attributes deregistration_delay.timeout_seconds)."
         ),
         accepted=_BOOL_VALUES,
@@ -450,7 +453,7 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=CONNECTION_DRAINING_TIMEOUT,
         description=(
-            "Classic ELB only: attribute `ConnectionDraining.Timeout`. Refused on an NLB (use "
+            "Classic ELB only: attribute `ConnectionDraining.Timeout`. Not applied on an NLB (use "
             "target-group-attributes deregistration_delay.timeout_seconds)."
         ),
         accepted=_range(DRAINING_TIMEOUT_RANGE, " (seconds)"),
@@ -474,7 +477,7 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=ACCESS_LOG_EMIT_INTERVAL,
         description=(
-            "Classic ELB only: attribute `AccessLog.EmitInterval`, in minutes. Refused on an NLB (NLBs "
+            "Classic ELB only: attribute `AccessLog.EmitInterval`, in minutes. Not applied on an NLB (NLBs "
             "deliver logs every 5 minutes)."
         ),
         accepted=" or ".join(ACCESS_LOG_EMIT_INTERVALS),
@@ -508,13 +511,23 @@ def lookup(*, key: str) -> _Annotation:
     return BY_KEY[key]
 
 
-def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
+def unsupported(*, annotations: Mapping[str, str], classic: bool = False) -> tuple[str, ...]:
     """Keys with our prefix that the provider does not implement: unknown to the registry (typos,
-    settings only the AWS Load Balancer Controller builds) or declared ignored.
+    settings only the AWS Load Balancer Controller builds) or declared ignored; and those only the
+    other kind of load balancer has (:data:`NLB_ONLY` on a Classic ELB, :data:`CLASSIC_ONLY` on an
+    NLB), which upstream ignores on the other kind, so a Service that carries them keeps working.
 
     The builder does not act on them; the controller names them in an ``UnsupportedAnnotation`` event.
     """
-    return _TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,))
+    other_kind = NLB_ONLY if classic else CLASSIC_ONLY
+    return tuple(
+        sorted(
+            {
+                *_TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,)),
+                *(key for key in other_kind if key in annotations),
+            }
+        )
+    )
 
 
 # -- the docs table -----------------------------------------------------------------------------------

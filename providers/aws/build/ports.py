@@ -4,7 +4,7 @@ its ports grouped into listeners (a TCP and a UDP port of one number share a TCP
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ccm.cloudprovider import ImplementedElsewhere, InvalidSpec, LoadBalancerRequest
@@ -31,46 +31,23 @@ def implemented_elsewhere(annotations: Mapping[str, str]) -> bool:
     return ann.text(annotations=annotations, key=ann.TYPE) in ELSEWHERE_TYPES
 
 
-def is_classic_type(*, annotations: Mapping[str, str], default: str) -> bool:
-    """Whether the Service asks for a Classic ELB: ``aws-load-balancer-type`` ``classic``, ``clb`` or
-    ``elb`` (any case), or no type and ``default`` (the cloud config's DefaultLoadBalancerType) is
-    ``classic``. Upstream builds a Classic ELB for every type but ``nlb`` (aws_loadbalancer.go ``isNLB``);
-    here an unknown type is an error (:func:`check_type`), not a Classic ELB."""
-    value = ann.text(annotations=annotations, key=ann.TYPE)
-    if value is None:
-        return default == "classic"
-    return value.lower() in CLASSIC_TYPES
-
-
-def check_type(annotations: Mapping[str, str], *, default: str = "nlb") -> None:
-    """For the NLB builder: the Service must ask for an NLB (ImplementedElsewhere for the AWS Load
-    Balancer Controller's types, InvalidSpec otherwise)."""
+def check_type(annotations: Mapping[str, str]) -> None:
+    """For the NLB builder: ImplementedElsewhere for the AWS Load Balancer Controller's types, and
+    InvalidSpec for a type that is not ``nlb``. Whether a Service without the annotation gets an NLB is
+    the provider's choice (:func:`providers.aws.kind.wants_classic`), not this builder's."""
     value = ann.text(annotations=annotations, key=ann.TYPE)
     if value is not None and value in ELSEWHERE_TYPES:
         raise ImplementedElsewhere(f"{ann.TYPE}={value}: left to the AWS Load Balancer Controller")
-    if is_classic_type(annotations=annotations, default=default):
-        raise ann.invalid(
-            key=ann.TYPE,
-            value=annotations.get(ann.TYPE, ""),
-            reason=(
-                "the Service asks for a Classic ELB (by this annotation, or by the cloud config's "
-                "DefaultLoadBalancerType): Classic ELBs are not supported by the NLB builder"
-            ),
-            accepted="nlb for an NLB; classic, clb or elb are built as Classic ELBs",
-        )
     if value is None or value == "nlb":
         return
+    if value.lower() in CLASSIC_TYPES:
+        raise ann.invalid(
+            key=ann.TYPE,
+            value=annotations[ann.TYPE],
+            reason="the Service asks for a Classic ELB: Classic ELBs are not supported by the NLB builder",
+            accepted="nlb for an NLB; classic, clb or elb are built as Classic ELBs",
+        )
     raise ann.invalid(key=ann.TYPE, value=annotations[ann.TYPE], reason="unknown load balancer type")
-
-
-def refuse_other_kind(
-    *, annotations: Mapping[str, str], keys: Sequence[str], reason: str, accepted: str
-) -> None:
-    """InvalidSpec for the first of ``keys`` (settings only the other kind of load balancer has) that the
-    Service sets, rather than ignoring it."""
-    for key in keys:
-        if ann.text(annotations=annotations, key=key) is not None:
-            raise ann.invalid(key=key, value=annotations[key], reason=reason, accepted=accepted)
 
 
 def check_spec(request: LoadBalancerRequest) -> None:

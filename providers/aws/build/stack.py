@@ -27,7 +27,7 @@ from providers.aws.build.names import (
     upstream_load_balancer_name,
 )
 from providers.aws.build.node_rules import sg_less_node_rules
-from providers.aws.build.ports import check_spec, check_type, group_ports, refuse_other_kind
+from providers.aws.build.ports import check_spec, check_type, group_ports
 from providers.aws.build.security_groups import byo_security_groups, frontend_description, frontend_rules
 from providers.aws.build.subnets import build_subnet_mappings, choose_subnets, wants_internal
 from providers.aws.build.tags import additional_tags, resource_tags
@@ -61,14 +61,8 @@ def build_stack(
     :class:`InvalidSpec` for anything that cannot be built, before the caller creates anything.
     """
     annotations = request.annotations
-    check_type(annotations, default=config.default_load_balancer_type)
+    check_type(annotations)
     check_spec(request)
-    refuse_other_kind(
-        annotations=annotations,
-        keys=ann.CLASSIC_ONLY,
-        reason=f"a Classic ELB setting; set {ann.TYPE}: classic",
-        accepted="no such annotation on an NLB (or a Classic ELB)",
-    )
     cluster_id = config.cluster_id or request.cluster_name
 
     ports = group_ports(request)

@@ -20,13 +20,13 @@ from collections.abc import Mapping
 
 from ccm.cloudprovider import ImplementedElsewhere, LoadBalancerRequest, source_ranges
 from providers.aws import annotations as ann
-from providers.aws.build.common import ELSEWHERE_TYPES, SCHEME_INTERNAL, SCHEME_INTERNET_FACING
+from providers.aws import kind
+from providers.aws.build.common import CLASSIC_TYPES, ELSEWHERE_TYPES, SCHEME_INTERNAL, SCHEME_INTERNET_FACING
 from providers.aws.build.names import (
     frontend_security_group_name,
     load_balancer_name,
     upstream_load_balancer_name,
 )
-from providers.aws.build.ports import is_classic_type, refuse_other_kind
 from providers.aws.build.security_groups import (
     byo_security_groups,
     extra_security_groups,
@@ -49,14 +49,12 @@ UPSTREAM_SG_PREFIX = "k8s-elb-"  # upstream aws.go buildELBSecurityGroupList: "k
 
 
 def wants_classic(*, annotations: Mapping[str, str], config: AWSConfig) -> bool:
-    """Whether the Service gets a Classic ELB: ``aws-load-balancer-type`` ``classic``, ``clb`` or ``elb``
-    (any case), or no type while the cloud config's ``DefaultLoadBalancerType`` is ``classic``.
-
-    False for ``nlb``, for no type with the default ``nlb``, and for ``external``/``nlb-ip`` (the AWS
-    Load Balancer Controller's). Upstream gives every Service without ``nlb`` a Classic ELB
-    (aws_loadbalancer.go ``isNLB``); ours defaults to NLBs.
-    """
-    return is_classic_type(annotations=annotations, default=config.default_load_balancer_type)
+    """Whether a Service without a load balancer yet gets a Classic ELB: ``aws-load-balancer-type``
+    ``classic``, ``clb`` or ``elb`` (any case), or no type while the cloud config's
+    ``DefaultLoadBalancerType`` is ``classic``. Upstream gives every Service without ``nlb`` a Classic
+    ELB (aws_loadbalancer.go ``isNLB``); ours defaults to NLBs. The provider's full rule, which also
+    keeps a served Service's kind, is :func:`providers.aws.kind.wants_classic`."""
+    return kind.wants_classic(annotations=annotations, config=config)
 
 
 def build_classic_stack(
@@ -71,14 +69,8 @@ def build_classic_stack(
     Service that asks for an NLB or cannot be built as a Classic ELB.
     """
     annotations = request.annotations
-    _check_type(annotations, config)
+    _check_type(annotations)
     check_classic_spec(request)
-    refuse_other_kind(
-        annotations=annotations,
-        keys=ann.NLB_ONLY,
-        reason="NLB only: a Classic ELB has no such setting",
-        accepted=f"no such annotation on a Classic ELB, or {ann.TYPE}: nlb",
-    )
     cluster_id = config.cluster_id or request.cluster_name
 
     listeners, ssl_policy = build_listeners(request)
@@ -159,17 +151,18 @@ def build_classic_stack(
     )
 
 
-def _check_type(annotations: Mapping[str, str], config: AWSConfig) -> None:
+def _check_type(annotations: Mapping[str, str]) -> None:
+    """ImplementedElsewhere for the AWS Load Balancer Controller's types; InvalidSpec for ``nlb`` or an
+    unknown type. Whether a Service without the annotation gets a Classic ELB is the provider's choice
+    (:func:`providers.aws.kind.wants_classic`)."""
     value = ann.text(annotations=annotations, key=ann.TYPE)
-    if value is not None and value in ELSEWHERE_TYPES:
+    if value is None or value.lower() in CLASSIC_TYPES:
+        return
+    if value in ELSEWHERE_TYPES:
         raise ImplementedElsewhere(f"{ann.TYPE}={value}: left to the AWS Load Balancer Controller")
-    if not wants_classic(annotations=annotations, config=config):
-        raise ann.invalid(
-            key=ann.TYPE,
-            value=annotations.get(ann.TYPE, ""),
-            reason=(
-                "the Service does not ask for a Classic ELB (the cloud config's DefaultLoadBalancerType is "
-                f"{config.default_load_balancer_type!r}), and the Classic ELB builder builds nothing else"
-            ),
-            accepted="classic, clb or elb for a Classic ELB; nlb is built as an NLB",
-        )
+    raise ann.invalid(
+        key=ann.TYPE,
+        value=annotations[ann.TYPE],
+        reason="the Service does not ask for a Classic ELB, and the Classic ELB builder builds nothing else",
+        accepted="classic, clb or elb for a Classic ELB; nlb is built as an NLB",
+    )

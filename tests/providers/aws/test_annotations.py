@@ -95,7 +95,7 @@ def test_the_classic_elb_only_annotations_are_honoured_and_say_so() -> None:
         entry = ann.lookup(key=key)
         assert entry.support == ann.HONOURED
         assert "Classic ELB only" in entry.description
-        assert "Refused on an NLB" in entry.description
+        assert "on an NLB" in entry.description
 
 
 def test_the_nlb_only_annotations_say_so() -> None:
@@ -134,7 +134,8 @@ def test_unsupported_lists_unknown_keys_with_our_prefix_only() -> None:
     annotations = {
         ann.PREFIX + "healthcheck-intervall": "10",  # a typo
         ann.PREFIX + "nlb-target-type": "ip",  # the AWS Load Balancer Controller's only
-        ann.CONNECTION_DRAINING_ENABLED: "true",  # Classic ELB only: honoured there, refused on NLBs
+        ann.CONNECTION_DRAINING_ENABLED: "true",  # Classic ELB only: honoured there, not on NLBs
+        ann.EIP_ALLOCATIONS: "eipalloc-0a",  # NLB only
         ann.SCHEME: "internal",
         ann.HEALTHCHECK_INTERVAL: "10",
         "example.com/other": "x",
@@ -142,6 +143,12 @@ def test_unsupported_lists_unknown_keys_with_our_prefix_only() -> None:
     }
 
     assert ann.unsupported(annotations=annotations) == (
+        ann.CONNECTION_DRAINING_ENABLED,
+        ann.PREFIX + "healthcheck-intervall",
+        ann.PREFIX + "nlb-target-type",
+    )
+    assert ann.unsupported(annotations=annotations, classic=True) == (
+        ann.EIP_ALLOCATIONS,
         ann.PREFIX + "healthcheck-intervall",
         ann.PREFIX + "nlb-target-type",
     )

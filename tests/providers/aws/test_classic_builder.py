@@ -155,11 +155,10 @@ def test_services_of_the_aws_load_balancer_controller_are_implemented_elsewhere(
         build(annotations={ann.TYPE: "external"})
 
 
-@pytest.mark.parametrize("annotations", [{ann.TYPE: "nlb"}, {}])
-def test_the_classic_builder_refuses_a_service_that_asks_for_an_nlb(annotations: dict[str, str]) -> None:
+def test_the_classic_builder_refuses_a_service_that_asks_for_an_nlb() -> None:
     with pytest.raises(InvalidSpec) as caught:
         build_classic_stack(
-            request=make_request(annotations=annotations), config=AWSConfig(), cluster=NETWORK
+            request=make_request(annotations={ann.TYPE: "nlb"}), config=AWSConfig(), cluster=NETWORK
         )
 
     assert caught.value.field == ann.TYPE
@@ -698,23 +697,21 @@ REFUSED: list[tuple[str, dict[str, Any], str, str, str]] = [
         "agrees",
     ),
 ]
-NLB_ONLY_CASES: list[tuple[str, dict[str, Any], str, str, str]] = [
-    (
-        f"NLB only: {key.removeprefix(ann.PREFIX)}",
-        {"annotations": {key: value}},
-        key,
-        value,
-        f"{ann.TYPE}: nlb",
-    )
+
+
+def test_nlb_only_annotations_on_a_classic_elb_change_nothing_and_are_left_to_the_warning() -> None:
+    """Upstream ignores them on a Classic ELB, so a Service it served keeps working; the provider names
+    them in an UnsupportedAnnotation warning (ann.unsupported(classic=True))."""
+    plain = build(annotations={})
     for key, value in (
         (ann.EIP_ALLOCATIONS, "eipalloc-0a,eipalloc-0b"),
         (ann.PRIVATE_IPV4_ADDRESSES, "10.0.64.10,10.0.80.10"),
         (ann.TARGET_GROUP_ATTRIBUTES, "preserve_client_ip.enabled=false"),
         (ann.ATTRIBUTES, "deletion_protection.enabled=true"),
         (ann.HEALTHCHECK_SUCCESS_CODES, "200"),
-    )
-]
-REFUSED += NLB_ONLY_CASES
+    ):
+        assert build(annotations={key: value}).spec_hash() == plain.spec_hash(), key
+        assert ann.unsupported(annotations={key: value}, classic=True) == (key,)
 
 
 @pytest.mark.parametrize(
@@ -730,13 +727,6 @@ def test_what_a_classic_elb_cannot_be_is_an_invalid_spec_naming_field_value_and_
     assert error.field == field
     assert bad in str(error)
     assert accepted in error.accepted or accepted in error.reason
-
-
-def test_an_nlb_only_annotation_is_refused_saying_nlb_only() -> None:
-    with pytest.raises(InvalidSpec) as caught:
-        build(annotations={ann.EIP_ALLOCATIONS: "eipalloc-0a"})
-
-    assert "NLB only" in str(caught.value)
 
 
 def test_a_classed_instance_tags_its_scope_on_the_elb_and_its_group() -> None:
