@@ -25,7 +25,7 @@ from ccm.cloudprovider import (
     build_failure_is_expected,
 )
 from providers.aws import annotations as ann
-from providers.aws import builder, model
+from providers.aws import builder, kind, model
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.config import load as load_config
@@ -177,11 +177,20 @@ class AWSProvider:
             f"({REPLACE_ANNOTATION_HINT}); deleted the upstream provider's {gone}",
         )
 
-    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
-        """``aws-load-balancer-*`` keys this provider does not implement (:class:`AnnotationChecker`)."""
+    def unsupported_annotations(
+        self, *, annotations: Mapping[str, str], status_addresses: Sequence[str] = ()
+    ) -> tuple[str, ...]:
+        """``aws-load-balancer-*`` keys this provider does not implement, and those of the other kind of
+        load balancer than the Service's (:class:`AnnotationChecker`)."""
         if builder.implemented_elsewhere(annotations):
             return ()  # the AWS Load Balancer Controller's Service: its annotations are its own
-        return ann.unsupported(annotations=annotations)
+        classic = kind.wants_classic(
+            annotations=annotations,
+            config=self.config,
+            status_addresses=status_addresses,
+            replacing=asks_replace_foreign(annotations),
+        )
+        return ann.unsupported(annotations=annotations, classic=classic)
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request, adopted=self._adopts(request))
