@@ -97,6 +97,7 @@ class FrontendSecurityGroups:
             ec2.delete_tags(Resources=[existing.sg_id], Tags=[{"Key": k} for k in stale])
         if changed:
             ec2.create_tags(Resources=[existing.sg_id], Tags=tag_list(changed))
+        existing.tags = {**{k: v for k, v in existing.tags.items() if k not in stale}, **dict(changed)}
 
     def _authorize(self, sg_id: str, rules: Iterable[model.Rule]) -> None:
         perms = [permission(r) for r in rules]
