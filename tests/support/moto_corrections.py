@@ -25,6 +25,16 @@ clients are in ``tests/providers/aws/aws_behaviour.py``.
   (an internal error) for an instance port that was not among the listeners at ``CreateLoadBalancer``;
   AWS takes "the port on which the EC2 instance is listening" (Classic ELB API reference,
   SetLoadBalancerPoliciesForBackendServer), a listener added later included.
+* **The DNS name of a Classic ELB.** AWS names a Classic ELB ``<name>-<digits>.<region>.elb.amazonaws.com``
+  (``internal-`` first for an internal one; the CreateLoadBalancer example of the Classic ELB API
+  reference, ``my-loadbalancer-1234567890.us-west-2.elb.amazonaws.com``,
+  https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html);
+  moto leaves the ``-<digits>`` and ``internal-`` out and always says ``us-east-1``. Here the digits come
+  from a hash of the name (as in ``bench/moto_corrected.py``).
+* **Tags per Classic ELB.** moto refuses an eleventh tag (moto/elb/models.py, ``LoadBalancer.add_tag``);
+  AWS allows 50 ("Tag your Classic Load Balancer", Tag restrictions: "Maximum number of tags per
+  resource—50", https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/add-remove-tags.html).
+  A Service's Classic ELB carries about seven of ours plus the user's ``additional-resource-tags``.
 * **DNS names of NLBs.** moto names every ELBv2 load balancer ``<name>-1.<region>.elb.amazonaws.com``,
   the Classic ELB pattern, which upstream (and this provider) read as a Classic ELB by the suffix
   ``.elb.amazonaws.com``. AWS names an NLB ``<name>-<16 hex>.elb.<region>.amazonaws.com``; here the 16
@@ -40,10 +50,12 @@ clients are in ``tests/providers/aws/aws_behaviour.py``.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
 LB_TYPE = "elasticloadbalancing:loadbalancer"
+MAX_CLASSIC_TAGS = 50
 _done = False
 
 
@@ -64,7 +76,8 @@ def correct_moto() -> None:
 
 def _correct_classic() -> None:
     from moto.core.resource_tagging import TaggedResource
-    from moto.elb.models import ELBBackend, FakeBackend, FakeHealthCheck, FakeListener
+    from moto.elb.exceptions import TooManyTagsError
+    from moto.elb.models import ELBBackend, FakeBackend, FakeHealthCheck, FakeListener, LoadBalancer
 
     def iter_tagged_resources(self: Any) -> Iterator[Any]:
         for elb in self.load_balancers.values():
@@ -90,6 +103,9 @@ def _correct_classic() -> None:
         ports = kwargs.get("ports") if "ports" in kwargs else args[2]
         keep_instance_protocols(balancer, list(ports or []))
         first = balancer.listeners[0] if balancer.listeners else None
+        digits = int(hashlib.sha256(balancer.name.encode()).hexdigest()[:8], 16) % 10**10
+        prefix = "internal-" if balancer.scheme == "internal" else ""
+        balancer.dns_name = f"{prefix}{balancer.name}-{digits}.{self.region_name}.elb.amazonaws.com"
         if balancer.health_check is None and first is not None:
             balancer.health_check = FakeHealthCheck(
                 timeout="5",
@@ -114,6 +130,12 @@ def _correct_classic() -> None:
             balancer.backends.append(FakeBackend(instance_port=str(instance_port)))
         return set_backend_policies(self, load_balancer_name, instance_port, policies)
 
+    def add_tag(self: Any, key: str, value: str) -> None:
+        if len(self.tags) >= MAX_CLASSIC_TAGS and key not in self.tags:
+            raise TooManyTagsError()
+        self.tags[key] = value
+
+    setattr(LoadBalancer, "add_tag", add_tag)  # noqa: B010
     setattr(ELBBackend, "iter_tagged_resources", iter_tagged_resources)  # noqa: B010
     setattr(ELBBackend, "create_load_balancer", create_clb)  # noqa: B010
     setattr(ELBBackend, "create_load_balancer_listeners", create_clb_listeners)  # noqa: B010

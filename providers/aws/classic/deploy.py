@@ -135,16 +135,16 @@ class ClassicDeployer:
                 self._sync_instances(key=key, known=known, want=frozenset(stack.targets))
                 return Deployed(dns_name=known.dns_name, lb_arn=current.arn)
 
-        if frontend is None:
-            frontend = self.security_groups.ensure_group(spec=stack.frontend_security_group, actual=actual)
-        sg_ids = security_group_ids(frontend=frontend, stack=stack, backend=backend_sg)
         have_tags = dict(current.tags) if current is not None else {}
         if live is None:
             live = self._describe(stack.name)
             if live is not None and current is None:  # not listed (yet): ours only if its tags say so
                 have_tags = self._tags(stack.name)
-                if not self.ctx.owned_by(have_tags, uid=uid):
+                if not self.ctx.owned_by(have_tags, uid=uid):  # before anything is made or changed
                     raise self.ctx.not_owned(f"Classic ELB {stack.name}")
+        if frontend is None:
+            frontend = self.security_groups.ensure_group(spec=stack.frontend_security_group, actual=actual)
+        sg_ids = security_group_ids(frontend=frontend, stack=stack, backend=backend_sg)
         created = live is None
         if live is None:
             live = self.writes.create(stack=stack, sg_ids=sg_ids)
@@ -302,8 +302,9 @@ class ClassicDeployer:
                     drifted.add(key)
         return frozenset(drifted)
 
-    def delete_orphan(self, item: Found) -> bool:
-        """Delete an orphaned Classic ELB (the sweep confirmed it exists and is this scope's)."""
+    def delete_found(self, item: Found) -> bool:
+        """Delete a listed Classic ELB of this scope (an orphan the sweep confirmed, or one the NLB
+        delete path met); whether it is gone."""
         self._delete_load_balancer(classic_name(item.arn))
         return True
 

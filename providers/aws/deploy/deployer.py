@@ -260,6 +260,8 @@ class Deployer:
         for lb in (actual.load_balancer, *actual.replaced):
             if lb is not None:
                 self.load_balancers.delete(lb.arn, keep_protection=keep_protection)
+        for clb in actual.classic:  # a Classic ELB of the Service (its type changed meanwhile) goes too
+            self.classic.delete_found(clb)
         for tg in actual.target_groups:
             self.target_groups.delete(tg.arn)
         for sg in actual.security_groups:

@@ -45,7 +45,7 @@ class ClassicSweep(Protocol):
         self, *, stacks: ClassicStacks, by_uid: Mapping[str, Sequence[Found]], full: bool
     ) -> frozenset[str]: ...
 
-    def delete_orphan(self, item: Found) -> bool: ...
+    def delete_found(self, item: Found) -> bool: ...
 
 
 class Sweep:
@@ -162,7 +162,7 @@ class Sweep:
     def _delete(self, item: Found) -> bool:
         """Delete one orphan; whether it is gone (a security group still attached is not)."""
         if is_classic_arn(item.arn):
-            return self.classic.delete_orphan(item) if self.classic is not None else False
+            return self.classic.delete_found(item) if self.classic is not None else False
         if item.resource_id == model.RESOURCE_LOAD_BALANCER:
             self.load_balancers.delete(item.arn, keep_protection=True)
             if item.tags.get(model.ADOPTED_FROM_TAG) and self.node_rules is not None:

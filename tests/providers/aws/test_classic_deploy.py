@@ -26,6 +26,7 @@ from providers.aws.classic.model import (
 )
 from providers.aws.deploy.parts import ADDRESS_CHANGED, TAKEN_OVER, AdoptionRefused, NothingToAdopt
 from providers.aws.provider import AWSProvider
+from providers.common.errors import NotOwned
 from tests.support.aws import (
     MUTATING,
     Crash,
@@ -598,3 +599,44 @@ def test_the_sweep_deletes_an_orphaned_classic_elb_and_never_a_live_services(
         for r in service_resources()
         if ":loadbalancer/" in r["ResourceARN"]
     } == {live_stack.name}
+
+
+def test_a_classic_elb_of_the_services_name_that_is_not_ours_is_never_changed(
+    provider: AWSProvider, network: Network, stack: ClassicStack
+) -> None:
+    boto3.client("elb").create_load_balancer(
+        LoadBalancerName=stack.name,
+        Listeners=[
+            {"Protocol": "TCP", "LoadBalancerPort": 80, "InstanceProtocol": "TCP", "InstancePort": 30080}
+        ],
+        Subnets=list(stack.subnets),
+    )
+    _warm(provider, network)
+    with pytest.raises(NotOwned):
+        _ensure(provider, stack)
+    assert _writes(provider) == {}
+    assert tags(stack.name) == {} and instances(stack.name) == []
+    _classic(provider).delete(key=KEY, uid=UID, name=stack.name)
+    assert classic_names() == [stack.name]
+
+
+def test_the_classic_deployers_own_drift_check_is_the_same_single_listing(
+    provider: AWSProvider, network: Network, stack: ClassicStack
+) -> None:
+    _ensure(provider, stack)
+    provider.clients.reset_counts()
+    classic = _classic(provider)
+    assert (
+        classic.drifted(stacks={KEY: (UID, stack)}, live_uids=frozenset({UID}), full=False, now=0.0)
+        == frozenset()
+    )
+    assert provider.clients.snapshot() == {"GetResources": 1}
+
+
+def test_the_nlb_delete_path_also_deletes_the_services_classic_elb(
+    provider: AWSProvider, network: Network, stack: ClassicStack
+) -> None:
+    _ensure(provider, stack)
+    provider.deployer.delete(key=KEY, uid=UID)
+    assert classic_names() == []
+    assert boto3.client("elbv2").describe_load_balancers()["LoadBalancers"] == []
