@@ -48,7 +48,9 @@ def test_creating_two_tcp_ports_on_three_nodes_takes_at_most_eleven_calls(
     assert calls.get("AddTags") == 1
     assert calls.get("CreateLoadBalancer") == 1 and calls.get("CreateTargetGroup") == 2
     assert calls.get("CreateListener") == 2 and calls.get("RegisterTargets") == 2
-    assert status.ingress[0].hostname.endswith(".elb.amazonaws.com")
+    assert status.ingress[0].hostname.endswith(
+        ".elb.us-east-1.amazonaws.com"
+    )  # an NLB's, not a Classic ELB's
     elbv2 = boto3.client("elbv2")
     lbs = [
         lb
