@@ -310,6 +310,11 @@ class ClassicDeployer:
 
     # -- reading ------------------------------------------------------------------------------------
 
+    def dns_names(self, names: Sequence[str]) -> dict[str, str]:
+        """The DNS names of the Classic ELBs of ``names`` that exist (one DescribeLoadBalancers each: a
+        Service has one, two for a moment while its scheme changes)."""
+        return {name: live.dns_name for name in dict.fromkeys(names) if (live := self._describe(name))}
+
     def _describe(self, name: str) -> LiveClassic | None:
         with suppress_codes(*NOT_FOUND):
             for d in self.ctx.clients.elb.describe_load_balancers(LoadBalancerNames=[name])[

@@ -196,7 +196,9 @@ def test_delete_of_a_service_with_an_address_the_listing_does_not_show_looks_it_
 ) -> None:
     """Told of an address but not listed (tagging API lag, or already gone): one call per name
     (two schemes, two target groups), one DescribeSecurityGroups; DescribeTags only for hits."""
-    request = dataclasses.replace(make_request(), status_addresses=("gone.elb.amazonaws.com",))
+    request = dataclasses.replace(
+        make_request(), status_addresses=("gone-0123456789abcdef.elb.us-east-1.amazonaws.com",)
+    )
     provider.ensure_load_balancer_deleted(request=request)
     calls = provider.clients.snapshot()
     assert calls.pop("GetResources") == 1
