@@ -360,10 +360,13 @@ class AnnotationChecker(Protocol):
     ``service.beta.kubernetes.io/aws-load-balancer-*``), never annotations meant for other
     controllers. The controller names them in a Warning ``UnsupportedAnnotation`` event and in the
     ``LoadBalancerSynced`` condition, once per change of the set, so nothing a user writes for the
-    load balancer is ignored silently.
+    load balancer is ignored silently. ``status_addresses`` are the Service's status addresses (what
+    serves it decides, on AWS, whether settings of one kind of load balancer apply).
     """
 
-    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]: ...
+    def unsupported_annotations(
+        self, *, annotations: Mapping[str, str], status_addresses: Sequence[str] = ()
+    ) -> tuple[str, ...]: ...
 
 
 ProviderFactory = Callable[..., LoadBalancer]

@@ -607,8 +607,10 @@ class ServiceController:
     def _unsupported_annotations(self, service: Obj) -> tuple[str, ...]:
         if not isinstance(self.provider, AnnotationChecker):
             return ()
+        ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or ()
         return self.provider.unsupported_annotations(
-            annotations=predicates.meta(service).get("annotations") or {}
+            annotations=predicates.meta(service).get("annotations") or {},
+            status_addresses=tuple(str(p.get("hostname") or p.get("ip") or "") for p in ingress),
         )
 
     def _condition(self, service: Obj, *, ok: bool, reason: str, message: str) -> dict[str, Any] | None:

@@ -75,6 +75,16 @@ HEALTHY_THRESHOLD_RANGE: Final = (2, 10)
 INTERVAL_RANGE: Final = (5, 300)
 TIMEOUT_RANGE: Final = (2, 120)
 BACKEND_PROTOCOLS: Final = ("tcp", "ssl", "http", "https")
+LOAD_BALANCER_TYPES: Final = ("nlb", "classic", "clb", "elb", "external", "nlb-ip")
+
+# Classic ELBs (botocore elb/2012-06-01/service-2.json: HealthCheckInterval 5-300, HealthCheckTimeout
+# 2-60, HealthyThreshold and UnhealthyThreshold 2-10; the Classic ELB guide: idle timeout 1 to 4,000 s,
+# draining timeout 1 to 3,600 s, access logs every 5 or 60 minutes)
+CLASSIC_HEALTHCHECK_PROTOCOLS: Final = ("TCP", "SSL", "HTTP", "HTTPS")
+CLASSIC_TIMEOUT_RANGE: Final = (2, 60)
+CLASSIC_IDLE_TIMEOUT_RANGE: Final = (1, 4000)
+DRAINING_TIMEOUT_RANGE: Final = (1, 3600)
+ACCESS_LOG_EMIT_INTERVALS: Final = ("5", "60")
 
 _BOOL_VALUES: Final = "true or false"
 _TRUE: Final = frozenset({"1", "t", "T", "true", "TRUE", "True"})  # Go's strconv.ParseBool, as upstream
@@ -160,12 +170,17 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=TYPE,
         description=(
-            "Which load balancer to build. `external` and `nlb-ip` are left to the AWS Load Balancer "
-            "Controller (this controller skips the Service). Classic ELBs are not supported: unlike "
-            "upstream, an unset type gives an NLB."
+            "Which load balancer to build: `nlb`, or a Classic ELB for `classic`, `clb` or `elb` (any case). "
+            "`external` and `nlb-ip` are left to the AWS Load Balancer Controller (this controller skips "
+            "the Service). Unlike upstream, an unset type gives an NLB unless the cloud config's "
+            "`DefaultLoadBalancerType` is `classic`; a Service without it that already has a load balancer "
+            "keeps its kind (the status hostname tells: upstream's rule, `.elb.amazonaws.com` is a Classic "
+            "ELB). The type of a load balancer cannot change in place. Annotations marked *NLB only* on a "
+            "Classic ELB, and *Classic ELB only* on an NLB, are named in an `UnsupportedAnnotation` "
+            "warning."
         ),
-        accepted="nlb, external or nlb-ip (unset means nlb)",
-        default="nlb",
+        accepted="nlb, classic (or clb, elb), external or nlb-ip",
+        default="[Global] DefaultLoadBalancerType (nlb)",
     ),
     Annotation(
         key=INTERNAL,
@@ -203,8 +218,9 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=EIP_ALLOCATIONS,
         description=(
-            "Elastic IP allocations for an internet-facing NLB, one per subnet; the n-th allocation goes "
-            "to the n-th subnet (annotation order, or discovered subnets sorted by availability zone)."
+            "NLB only. Elastic IP allocations for an internet-facing NLB, one per subnet; the n-th "
+            "allocation goes to the n-th subnet (annotation order, or discovered subnets sorted by "
+            "availability zone)."
         ),
         accepted="comma-separated eipalloc-... IDs, as many as subnets",
         default="AWS-assigned addresses",
@@ -212,8 +228,8 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=PRIVATE_IPV4_ADDRESSES,
         description=(
-            "Static private IPv4 addresses for an internal NLB, one per subnet; each address goes to the "
-            "subnet whose CIDR contains it."
+            "NLB only. Static private IPv4 addresses for an internal NLB, one per subnet; each address "
+            "goes to the subnet whose CIDR contains it."
         ),
         accepted="comma-separated IPv4 addresses, one inside each subnet's CIDR",
         default="AWS-assigned addresses",
@@ -221,18 +237,20 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=SECURITY_GROUPS,
         description=(
-            "Bring-your-own security groups attached to the NLB instead of the managed frontend group. "
-            "They are never modified or deleted."
+            "Bring-your-own security groups attached to the load balancer (NLB or Classic ELB) instead "
+            "of the managed frontend group. They are never modified or deleted."
         ),
         accepted="comma-separated sg-... IDs",
         default="a managed frontend security group",
     ),
     Annotation(
         key=EXTRA_SECURITY_GROUPS,
-        description="Classic ELB only; rejected (use security-groups for NLBs).",
-        accepted="not supported for NLBs; remove it or use security-groups",
+        description=(
+            "Classic ELB only: security groups attached besides the managed frontend group (or the "
+            "security-groups ones), never modified or deleted. Refused on an NLB (use security-groups)."
+        ),
+        accepted="comma-separated sg-... IDs",
         default="none",
-        support=REJECTED,
     ),
     Annotation(
         key=SOURCE_RANGES,
@@ -245,7 +263,10 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
     Annotation(
         key=SSL_CERT,
-        description="ACM or IAM certificate ARN; the ports chosen by ssl-ports get TLS listeners (TCP only).",
+        description=(
+            "ACM or IAM certificate ARN; the ports chosen by ssl-ports get TLS listeners on an NLB (TCP "
+            "only), SSL or HTTPS listeners on a Classic ELB (see backend-protocol)."
+        ),
         accepted=(
             "arn:aws:acm:<region>:<account>:certificate/<id> or "
             "arn:aws:iam::<account>:server-certificate/<name>"
@@ -263,7 +284,10 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
     Annotation(
         key=SSL_NEGOTIATION_POLICY,
-        description="The TLS listeners' security policy (`SslPolicy`).",
+        description=(
+            "The TLS listeners' security policy (`SslPolicy`); on a Classic ELB, the predefined policy "
+            "of its SSL and HTTPS listeners."
+        ),
         accepted="an ELB security policy name, e.g. ELBSecurityPolicy-TLS13-1-2-2021-06",
         default="AWS default",
     ),
@@ -271,7 +295,10 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
         key=BACKEND_PROTOCOL,
         description=(
             "`ssl` with ssl-cert makes the target groups of TLS listeners speak TLS to the nodes. "
-            "`http`/`https` are Classic ELB values and mean `tcp` here, as upstream."
+            "On an NLB `http`/`https` mean `tcp`, as upstream. On a Classic ELB, as upstream: the ports "
+            "with the certificate get HTTPS→HTTPS (`https`), HTTPS→HTTP (`http`), SSL→SSL (`ssl`) or "
+            "SSL→TCP (`tcp`, the default) listeners, the other ports HTTP→HTTP with `http` and TCP→TCP "
+            "otherwise; `https` and `ssl` make the default health check SSL."
         ),
         accepted=", ".join(BACKEND_PROTOCOLS),
         default="tcp",
@@ -288,36 +315,40 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=CROSS_ZONE,
         description=(
-            "NLB attribute `load_balancing.cross_zone.enabled`; set only when the annotation is present."
+            "NLB attribute `load_balancing.cross_zone.enabled`, set only when the annotation is present; "
+            "Classic ELB attribute `CrossZoneLoadBalancing`."
         ),
         accepted=_BOOL_VALUES,
         default="AWS default (false)",
     ),
     Annotation(
         key=ACCESS_LOG_ENABLED,
-        description="NLB attribute `access_logs.s3.enabled`; true needs access-log-s3-bucket-name.",
+        description=(
+            "NLB attribute `access_logs.s3.enabled`, Classic ELB `AccessLog.Enabled`; true needs "
+            "access-log-s3-bucket-name."
+        ),
         accepted=_BOOL_VALUES,
         default="AWS default (false)",
     ),
     Annotation(
         key=ACCESS_LOG_BUCKET,
-        description="NLB attribute `access_logs.s3.bucket`.",
+        description="NLB attribute `access_logs.s3.bucket`, Classic ELB `AccessLog.S3BucketName`.",
         accepted="an S3 bucket name",
         default="none",
     ),
     Annotation(
         key=ACCESS_LOG_PREFIX,
-        description="NLB attribute `access_logs.s3.prefix`.",
+        description="NLB attribute `access_logs.s3.prefix`, Classic ELB `AccessLog.S3BucketPrefix`.",
         accepted="an S3 key prefix",
         default="none",
     ),
     Annotation(
         key=ATTRIBUTES,
         description=(
-            "NLB attributes, as the AWS Load Balancer Controller reads them. Removing one restores AWS's "
-            "default. A key also set by cross-zone-load-balancing-enabled or access-log-* must agree "
-            "with it. With `deletion_protection.enabled=true` the NLB is not deleted with the Service "
-            "(the delete fails, saying so) until the key is removed or set to false."
+            "NLB only. NLB attributes, as the AWS Load Balancer Controller reads them. Removing one "
+            "restores AWS's default. A key also set by cross-zone-load-balancing-enabled or access-log-* "
+            "must agree with it. With `deletion_protection.enabled=true` the NLB is not deleted with the "
+            "Service (the delete fails, saying so) until the key is removed or set to false."
         ),
         accepted="k=v,... with keys "
         + ", ".join(
@@ -328,7 +359,7 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
     Annotation(
         key=TARGET_GROUP_ATTRIBUTES,
-        description="Attributes set on every target group. Removing one restores AWS's default.",
+        description="NLB only. Attributes set on every target group. Removing one restores AWS's default.",
         accepted="k=v,... with keys "
         + ", ".join(f"{k} ({v})" for k, v in TARGET_GROUP_ATTRIBUTE_VALUES.items()),
         default="AWS defaults",
@@ -336,23 +367,29 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=PROXY_PROTOCOL,
         description=(
-            "Upstream's Classic ELB annotation; `*` maps to `proxy_protocol_v2.enabled=true` on every "
-            "target group."
+            "`*`: on a Classic ELB, upstream's ProxyProtocol policy `k8s-proxyprotocol-enabled` on every "
+            "instance port; on an NLB, `proxy_protocol_v2.enabled=true` on every target group."
         ),
         accepted="*",
         default="off",
     ),
     Annotation(
         key=HEALTHCHECK_PROTOCOL,
-        description="Target-group health-check protocol.",
-        accepted=", ".join(HEALTHCHECK_PROTOCOLS),
-        default="TCP (externalTrafficPolicy Cluster); HTTP (Local, or the Shared probe mode)",
+        description="Health-check protocol (SSL on Classic ELBs only).",
+        accepted=", ".join(HEALTHCHECK_PROTOCOLS) + " (Classic ELB: also SSL)",
+        default=(
+            "TCP (externalTrafficPolicy Cluster; Classic ELB: SSL with backend-protocol https or ssl); "
+            "HTTP (Local, or the Shared probe mode)"
+        ),
     ),
     Annotation(
         key=HEALTHCHECK_PORT,
         description="Health-check port.",
         accepted="traffic-port or a port from 1 to 65535",
-        default="traffic-port (Cluster); spec.healthCheckNodePort (Local); the shared probe port (Shared)",
+        default=(
+            "traffic-port (Cluster; Classic ELB: the first port's NodePort); spec.healthCheckNodePort "
+            "(Local); the shared probe port (Shared)"
+        ),
     ),
     Annotation(
         key=HEALTHCHECK_PATH,
@@ -364,13 +401,13 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
         key=HEALTHCHECK_HEALTHY_THRESHOLD,
         description="Consecutive successes before a target is healthy.",
         accepted=_range(HEALTHY_THRESHOLD_RANGE),
-        default="3 (Cluster); 2 (Local, Shared)",
+        default="3 (Cluster); 2 (Local, Shared); Classic ELB: 2",
     ),
     Annotation(
         key=HEALTHCHECK_UNHEALTHY_THRESHOLD,
         description="Consecutive failures before a target is unhealthy.",
         accepted=_range(HEALTHY_THRESHOLD_RANGE),
-        default="3 (Cluster); 2 (Local, Shared)",
+        default="3 (Cluster); 2 (Local, Shared); Classic ELB: 6",
     ),
     Annotation(
         key=HEALTHCHECK_INTERVAL,
@@ -381,13 +418,18 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     Annotation(
         key=HEALTHCHECK_TIMEOUT,
         description="Health-check timeout. Unlike upstream (cloud-provider-aws#822) it is sent to AWS.",
-        accepted=_range(TIMEOUT_RANGE, " (seconds)"),
-        default="10 for TCP checks, 6 for HTTP(S) checks",
+        accepted=(
+            _range(TIMEOUT_RANGE, " (seconds)")
+            + f"; Classic ELB: {CLASSIC_TIMEOUT_RANGE[0]} to {CLASSIC_TIMEOUT_RANGE[1]}, "
+            "less than the interval"
+        ),
+        default="10 for TCP checks, 6 for HTTP(S) checks; Classic ELB: 5",
     ),
     Annotation(
         key=HEALTHCHECK_SUCCESS_CODES,
         description=(
-            "HTTP codes a healthy target answers (the target group's matcher), HTTP and HTTPS checks only; "
+            "NLB only. HTTP codes a healthy target answers (the target group's matcher), HTTP and HTTPS "
+            "checks only; "
             "with a TCP check it is an error."
         ),
         accepted="a code from 200 to 599, a range 200-399, or a comma-separated list of codes",
@@ -401,42 +443,66 @@ REGISTRY: Final[tuple[Annotation, ...]] = (
     ),
     Annotation(
         key=CONNECTION_DRAINING_ENABLED,
-        description="Classic ELB only; accepted and ignored.",
-        accepted="anything",
-        default="-",
-        support=IGNORED,
+        description=(
+            "Classic ELB only: attribute `ConnectionDraining.Enabled`. Not applied on an NLB (use "
+            "target-group-attributes deregistration_delay.timeout_seconds)."
+        ),
+        accepted=_BOOL_VALUES,
+        default="false",
     ),
     Annotation(
         key=CONNECTION_DRAINING_TIMEOUT,
         description=(
-            "Classic ELB only; accepted and ignored (use target-group-attributes "
-            "deregistration_delay.timeout_seconds)."
+            "Classic ELB only: attribute `ConnectionDraining.Timeout`. Not applied on an NLB (use "
+            "target-group-attributes deregistration_delay.timeout_seconds)."
         ),
-        accepted="anything",
-        default="-",
-        support=IGNORED,
+        accepted=_range(DRAINING_TIMEOUT_RANGE, " (seconds)"),
+        default="300",
     ),
     Annotation(
         key=CONNECTION_IDLE_TIMEOUT,
         description=(
-            "Upstream's Classic ELB idle timeout, applied to the NLB's TCP listeners as the listener "
+            "Upstream's Classic ELB idle timeout (attribute `ConnectionSettings.IdleTimeout`); on an NLB "
+            "applied to its TCP listeners as the listener "
             "attribute `tcp.idle_timeout.seconds` (configurable on NLBs since September 2024). AWS fixes "
             "the idle timeout of TLS (350 s) and UDP (120 s) listeners; a Service with no TCP listener "
             "is refused."
         ),
-        accepted=_range(TCP_IDLE_TIMEOUT_RANGE, " (seconds)"),
-        default="350 (AWS default)",
+        accepted=(
+            _range(TCP_IDLE_TIMEOUT_RANGE, " (seconds)")
+            + f"; Classic ELB: {CLASSIC_IDLE_TIMEOUT_RANGE[0]} to {CLASSIC_IDLE_TIMEOUT_RANGE[1]}"
+        ),
+        default="350 (AWS default); Classic ELB: 60",
     ),
     Annotation(
         key=ACCESS_LOG_EMIT_INTERVAL,
-        description="Classic ELB only; accepted and ignored (NLBs deliver logs every 5 minutes).",
-        accepted="anything",
-        default="-",
-        support=IGNORED,
+        description=(
+            "Classic ELB only: attribute `AccessLog.EmitInterval`, in minutes. Not applied on an NLB (NLBs "
+            "deliver logs every 5 minutes)."
+        ),
+        accepted=" or ".join(ACCESS_LOG_EMIT_INTERVALS),
+        default="60",
     ),
 )
 
 _TABLE: Final = Registry(REGISTRY)
+
+# What only one kind of load balancer can do: the other kind's builder refuses these keys, naming the
+# kind that can (upstream refuses extra-security-groups on NLBs and target-group-attributes on Classic
+# ELBs, aws_validations.go ``validateServiceAnnotations``, and ignores the others).
+CLASSIC_ONLY: Final = (
+    EXTRA_SECURITY_GROUPS,
+    CONNECTION_DRAINING_ENABLED,
+    CONNECTION_DRAINING_TIMEOUT,
+    ACCESS_LOG_EMIT_INTERVAL,
+)
+NLB_ONLY: Final = (
+    EIP_ALLOCATIONS,
+    PRIVATE_IPV4_ADDRESSES,
+    TARGET_GROUP_ATTRIBUTES,
+    ATTRIBUTES,
+    HEALTHCHECK_SUCCESS_CODES,
+)
 BY_KEY: Final[Mapping[str, _Annotation]] = _TABLE.by_key
 
 
@@ -445,13 +511,23 @@ def lookup(*, key: str) -> _Annotation:
     return BY_KEY[key]
 
 
-def unsupported(*, annotations: Mapping[str, str]) -> tuple[str, ...]:
+def unsupported(*, annotations: Mapping[str, str], classic: bool = False) -> tuple[str, ...]:
     """Keys with our prefix that the provider does not implement: unknown to the registry (typos,
-    settings only the AWS Load Balancer Controller builds) or declared ignored (Classic ELB only).
+    settings only the AWS Load Balancer Controller builds) or declared ignored; and those only the
+    other kind of load balancer has (:data:`NLB_ONLY` on a Classic ELB, :data:`CLASSIC_ONLY` on an
+    NLB), which upstream ignores on the other kind, so a Service that carries them keeps working.
 
     The builder does not act on them; the controller names them in an ``UnsupportedAnnotation`` event.
     """
-    return _TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,))
+    other_kind = NLB_ONLY if classic else CLASSIC_ONLY
+    return tuple(
+        sorted(
+            {
+                *_TABLE.unsupported(annotations=annotations, prefixes=(PREFIX,)),
+                *(key for key in other_kind if key in annotations),
+            }
+        )
+    )
 
 
 # -- the docs table -----------------------------------------------------------------------------------

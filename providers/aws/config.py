@@ -28,6 +28,10 @@ _IGNORED = {
 }
 
 
+# [Global] DefaultLoadBalancerType: what a Service without aws-load-balancer-type gets
+LOAD_BALANCER_TYPES = ("nlb", "classic")
+
+
 @dataclass(frozen=True)
 class AWSConfig:
     region: str = ""  # empty: boto3's own resolution (AWS_REGION, profile, IMDS)
@@ -40,6 +44,8 @@ class AWSConfig:
     shared_probe_path: str = "/healthz"
     node_port_range: tuple[int, int] = (30000, 32767)
     disable_security_group_ingress: bool = False  # do not add node security-group rules
+    # what a Service without aws-load-balancer-type gets: "nlb" (ours) or "classic" (upstream's default)
+    default_load_balancer_type: str = "nlb"
 
 
 def _bool(path: str, key: str, value: str) -> bool:
@@ -107,6 +113,14 @@ def load(path: str | None) -> AWSConfig:
             values["node_port_range"] = (lo, hi)
         elif low == "disablesecuritygroupingress":
             values["disable_security_group_ingress"] = _bool(path, key, value)
+        elif low == "defaultloadbalancertype":
+            # our own key: upstream always builds a Classic ELB for a Service without the type annotation
+            kind = value.strip().lower()
+            if kind not in LOAD_BALANCER_TYPES:
+                raise ConfigError(
+                    f"{path}: [Global] {key} = {value!r}: accepted: nlb or classic (case-insensitive)"
+                )
+            values["default_load_balancer_type"] = kind
         elif low in _IGNORED:
             continue
         else:
@@ -116,6 +130,6 @@ def load(path: str | None) -> AWSConfig:
                 "ClusterServiceLoadBalancerHealthProbeMode, "
                 "ClusterServiceSharedLoadBalancerHealthProbePort, "
                 "ClusterServiceSharedLoadBalancerHealthProbePath, NodePortRange, "
-                "DisableSecurityGroupIngress"
+                "DisableSecurityGroupIngress, DefaultLoadBalancerType"
             )
     return AWSConfig(**values)  # type: ignore[arg-type]

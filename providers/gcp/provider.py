@@ -102,7 +102,9 @@ class GCEProvider:
     def _stack(self, request: LoadBalancerRequest) -> model.Stack:
         return builder.build_stack(request=request, network=self.network)
 
-    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
+    def unsupported_annotations(
+        self, *, annotations: Mapping[str, str], status_addresses: Sequence[str] = ()
+    ) -> tuple[str, ...]:
         """GKE load-balancer keys this provider does not implement (:class:`AnnotationChecker`)."""
         if annotations.get(ann.L4_RBS, "").strip() == ann.RBS_ENABLED:
             return ()  # GKE's own L4 controller's Service: its annotations are that controller's

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from kubernetes import client
@@ -305,7 +305,9 @@ def test_an_event_the_provider_returns_is_recorded_on_the_service_as_a_warning(
 class _Picky(FakeCloud):
     """A provider that implements no ``example.com/lb-*`` annotation (an :class:`AnnotationChecker`)."""
 
-    def unsupported_annotations(self, *, annotations: Mapping[str, str]) -> tuple[str, ...]:
+    def unsupported_annotations(
+        self, *, annotations: Mapping[str, str], status_addresses: Sequence[str] = ()
+    ) -> tuple[str, ...]:
         return tuple(sorted(k for k in annotations if k.startswith("example.com/lb-")))
 
 

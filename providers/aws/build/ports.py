@@ -32,16 +32,20 @@ def implemented_elsewhere(annotations: Mapping[str, str]) -> bool:
 
 
 def check_type(annotations: Mapping[str, str]) -> None:
+    """For the NLB builder: ImplementedElsewhere for the AWS Load Balancer Controller's types, and
+    InvalidSpec for a type that is not ``nlb``. Whether a Service without the annotation gets an NLB is
+    the provider's choice (:func:`providers.aws.kind.wants_classic`), not this builder's."""
     value = ann.text(annotations=annotations, key=ann.TYPE)
+    if value is not None and value in ELSEWHERE_TYPES:
+        raise ImplementedElsewhere(f"{ann.TYPE}={value}: left to the AWS Load Balancer Controller")
     if value is None or value == "nlb":
         return
-    if value in ELSEWHERE_TYPES:
-        raise ImplementedElsewhere(f"{ann.TYPE}={value}: left to the AWS Load Balancer Controller")
     if value.lower() in CLASSIC_TYPES:
         raise ann.invalid(
             key=ann.TYPE,
             value=annotations[ann.TYPE],
-            reason="Classic ELBs are not supported; use nlb or remove the annotation",
+            reason="the Service asks for a Classic ELB: Classic ELBs are not supported by the NLB builder",
+            accepted="nlb for an NLB; classic, clb or elb are built as Classic ELBs",
         )
     raise ann.invalid(key=ann.TYPE, value=annotations[ann.TYPE], reason="unknown load balancer type")
 

@@ -28,20 +28,15 @@ from providers.aws.build.names import (
 )
 from providers.aws.build.node_rules import sg_less_node_rules
 from providers.aws.build.ports import check_spec, check_type, group_ports
-from providers.aws.build.security_groups import byo_security_groups, frontend_rules
+from providers.aws.build.security_groups import byo_security_groups, frontend_description, frontend_rules
 from providers.aws.build.subnets import build_subnet_mappings, choose_subnets, wants_internal
-from providers.aws.build.tags import additional_tags
+from providers.aws.build.tags import additional_tags, resource_tags
 from providers.aws.build.targets import target_instances
 from providers.aws.build.tls import backend_is_tls, tls_settings
 from providers.aws.config import AWSConfig
 from providers.aws.model import (
-    OWNED,
     RESOURCE_FRONTEND_SG,
     RESOURCE_LOAD_BALANCER,
-    RESOURCE_TAG,
-    SCOPE_TAG,
-    SERVICE_NAME_TAG,
-    SERVICE_UID_TAG,
     TARGET_GROUP_PREFIX,
     ClusterInfo,
     Listener,
@@ -50,7 +45,6 @@ from providers.aws.model import (
     Stack,
     Tags,
     TargetGroup,
-    cluster_tag,
 )
 
 
@@ -69,12 +63,6 @@ def build_stack(
     annotations = request.annotations
     check_type(annotations)
     check_spec(request)
-    if ann.text(annotations=annotations, key=ann.EXTRA_SECURITY_GROUPS) is not None:
-        raise ann.invalid(
-            key=ann.EXTRA_SECURITY_GROUPS,
-            value=annotations[ann.EXTRA_SECURITY_GROUPS],
-            reason="extra security groups are a Classic ELB feature",
-        )
     cluster_id = config.cluster_id or request.cluster_name
 
     ports = group_ports(request)
@@ -96,15 +84,14 @@ def build_stack(
     targets = target_instances(request)
 
     def tags(resource: str) -> Tags:
-        base = {
-            cluster_tag(cluster_id): OWNED,
-            SERVICE_NAME_TAG: request.key,
-            SERVICE_UID_TAG: request.uid,
-            RESOURCE_TAG: resource,
-        }
-        if cluster.scope:
-            base[SCOPE_TAG] = cluster.scope
-        return tuple(sorted({**dict(extra_tags), **base}.items()))
+        return resource_tags(
+            cluster_id=cluster_id,
+            service_key=request.key,
+            uid=request.uid,
+            scope=cluster.scope,
+            extra=extra_tags,
+            resource=resource,
+        )
 
     target_groups: list[TargetGroup] = []
     listeners: list[Listener] = []
@@ -209,9 +196,7 @@ def build_stack(
             name=frontend_security_group_name(
                 cluster_name=cluster_id, namespace=request.namespace, name=request.name, uid=request.uid
             ),
-            description=f"Frontend of the load balancer of Service {request.key} (cluster {cluster_id})"[
-                :255
-            ],
+            description=frontend_description(service_key=request.key, cluster_id=cluster_id),
             rules=frontend_rules(listeners, ranges),
             tags=tags(RESOURCE_FRONTEND_SG),
         )

@@ -1,4 +1,6 @@
-"""The user's additional tags (``aws-load-balancer-additional-resource-tags``), within AWS's tag rules."""
+"""The tags of every resource made for a Service (ownership, Service, role, scope) and the user's
+additional tags (``aws-load-balancer-additional-resource-tags``), within AWS's tag rules; shared by the
+NLB builder and the Classic ELB builder, so both kinds of stack are owned and found the same way."""
 
 from __future__ import annotations
 
@@ -14,7 +16,13 @@ from providers.aws.build.common import (
     TAG_CHARS,
 )
 from providers.aws.model import (
+    OWNED,
+    RESOURCE_TAG,
+    SCOPE_TAG,
+    SERVICE_NAME_TAG,
+    SERVICE_UID_TAG,
     Tags,
+    cluster_tag,
 )
 
 
@@ -40,3 +48,22 @@ def additional_tags(annotations: Mapping[str, str], *, scoped: bool = False) -> 
             key=ann.ADDITIONAL_RESOURCE_TAGS, value=raw, reason=f"{len(pairs)} tags; at most {limit} fit"
         )
     return tuple(pairs)
+
+
+def resource_tags(
+    *, cluster_id: str, service_key: str, uid: str, scope: str, extra: Tags, resource: str
+) -> Tags:
+    """One resource's tags, sorted: ``extra`` (the user's) under ours, which win on a shared key.
+
+    Ours: the cluster's ownership tag (``owned``), the Service's ``namespace/name`` and UID, the
+    resource's role (``ccm-lb/resource``) and, from a classed instance, its scope.
+    """
+    base = {
+        cluster_tag(cluster_id): OWNED,
+        SERVICE_NAME_TAG: service_key,
+        SERVICE_UID_TAG: uid,
+        RESOURCE_TAG: resource,
+    }
+    if scope:
+        base[SCOPE_TAG] = scope
+    return tuple(sorted({**dict(extra), **base}.items()))

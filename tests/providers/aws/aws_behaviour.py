@@ -8,7 +8,8 @@ unchanged against moto and meets AWS's real answers:
 * ``CreateListener`` on a port in use: AWS says ``DuplicateListener`` (moto adds another);
 * ``DescribeTargetGroups(LoadBalancerArn)`` for an LB without target groups: AWS returns an empty
   list (moto raises ``TargetGroupNotFound``);
-* ``DeleteSecurityGroup`` of a group still attached to a load balancer: ``DependencyViolation``;
+* ``DeleteSecurityGroup`` of a group still attached to a load balancer (an NLB or a Classic ELB):
+  ``DependencyViolation``;
 * ``RegisterTargets`` of an instance that does not exist (terminated long ago) or is not running:
   ``InvalidTarget``, and nothing of the call is registered. Sources: the ELBv2 API reference of
   RegisterTargets ("If the target is an EC2 instance, it must be in the running state when you
@@ -469,9 +470,15 @@ class AWSBehaviour:
         if not self.attached_sgs_block_delete:
             return None
         group = _params(params).get("GroupId", "")
-        for lb in self.elbv2.describe_load_balancers()["LoadBalancers"]:
-            if group in lb.get("SecurityGroups", []):
-                raise _error(
-                    "DependencyViolation", f"resource {group} has a dependent object", "DeleteSecurityGroup"
-                )
+        attached = [
+            lb.get("SecurityGroups", []) for lb in self.elbv2.describe_load_balancers()["LoadBalancers"]
+        ]
+        attached += [
+            lb.get("SecurityGroups", [])
+            for lb in boto3.client("elb").describe_load_balancers()["LoadBalancerDescriptions"]
+        ]
+        if any(group in groups for groups in attached):
+            raise _error(
+                "DependencyViolation", f"resource {group} has a dependent object", "DeleteSecurityGroup"
+            )
         return None

@@ -87,23 +87,40 @@ def test_every_entry_says_what_it_means_accepts_and_defaults_to() -> None:
         assert entry.default.strip(), entry.key
 
 
-def test_the_classic_elb_only_annotations_are_ignored_and_say_so() -> None:
-    ignored = {a.short_name for a in ann.REGISTRY if a.support == ann.IGNORED}
+def test_the_classic_elb_only_annotations_are_honoured_and_say_so() -> None:
+    assert {a.short_name for a in ann.REGISTRY if a.key in ann.CLASSIC_ONLY} == UPSTREAM_CLB_ONLY | {
+        "extra-security-groups"
+    }
+    for key in ann.CLASSIC_ONLY:
+        entry = ann.lookup(key=key)
+        assert entry.support == ann.HONOURED
+        assert "Classic ELB only" in entry.description
+        assert "on an NLB" in entry.description
 
-    assert ignored == UPSTREAM_CLB_ONLY
-    assert all("Classic ELB only" in ann.lookup(key=ann.PREFIX + s).description for s in ignored)
+
+def test_the_nlb_only_annotations_say_so() -> None:
+    assert {a.short_name for a in ann.REGISTRY if a.key in ann.NLB_ONLY} == {
+        "eip-allocations",
+        "private-ipv4-addresses",
+        "target-group-attributes",
+        "attributes",
+        "healthcheck-success-codes",
+    }
+    assert all(ann.lookup(key=key).description.startswith("NLB only.") for key in ann.NLB_ONLY)
 
 
-def test_extra_security_groups_is_the_one_rejected_annotation() -> None:
-    assert [a.key for a in ann.REGISTRY if a.support == ann.REJECTED] == [ann.EXTRA_SECURITY_GROUPS]
+def test_no_annotation_is_ignored_or_rejected_now_that_classic_elbs_are_built() -> None:
+    assert [a.key for a in ann.REGISTRY if a.support != ann.HONOURED] == []
 
 
 def test_the_proxy_protocol_mapping_is_documented() -> None:
     assert "proxy_protocol_v2.enabled=true" in ann.lookup(key=ann.PROXY_PROTOCOL).description
 
 
-def test_the_builder_reads_only_registered_annotations() -> None:
-    source = "\n".join(f.read_text() for f in sorted((Path(ann.__file__).parent / "build").glob("*.py")))
+def test_the_builders_read_only_registered_annotations() -> None:
+    package = Path(ann.__file__).parent
+    files = sorted([*(package / "build").glob("*.py"), *(package / "classic").glob("*.py")])
+    source = "\n".join(f.read_text() for f in files)
     used = set(re.findall(r"\bann\.([A-Z][A-Z0-9_]+)\b", source))
     keys = {name for name in used if isinstance(getattr(ann, name), str)} - {"PREFIX"}
 
@@ -113,11 +130,12 @@ def test_the_builder_reads_only_registered_annotations() -> None:
     assert "service.beta.kubernetes.io" not in source  # no key spelled outside the registry
 
 
-def test_unsupported_lists_unknown_and_classic_only_keys_with_our_prefix_only() -> None:
+def test_unsupported_lists_unknown_keys_with_our_prefix_only() -> None:
     annotations = {
         ann.PREFIX + "healthcheck-intervall": "10",  # a typo
         ann.PREFIX + "nlb-target-type": "ip",  # the AWS Load Balancer Controller's only
-        ann.CONNECTION_DRAINING_ENABLED: "true",  # Classic ELB only
+        ann.CONNECTION_DRAINING_ENABLED: "true",  # Classic ELB only: honoured there, not on NLBs
+        ann.EIP_ALLOCATIONS: "eipalloc-0a",  # NLB only
         ann.SCHEME: "internal",
         ann.HEALTHCHECK_INTERVAL: "10",
         "example.com/other": "x",
@@ -126,6 +144,11 @@ def test_unsupported_lists_unknown_and_classic_only_keys_with_our_prefix_only() 
 
     assert ann.unsupported(annotations=annotations) == (
         ann.CONNECTION_DRAINING_ENABLED,
+        ann.PREFIX + "healthcheck-intervall",
+        ann.PREFIX + "nlb-target-type",
+    )
+    assert ann.unsupported(annotations=annotations, classic=True) == (
+        ann.EIP_ALLOCATIONS,
         ann.PREFIX + "healthcheck-intervall",
         ann.PREFIX + "nlb-target-type",
     )
@@ -151,13 +174,13 @@ def test_every_row_of_the_reference_table_has_four_cells() -> None:
         assert len(cells) == 6, row  # empty strings before the first and after the last pipe
 
 
-def test_ignored_and_rejected_annotations_are_marked_in_the_table() -> None:
+def test_honoured_annotations_carry_no_mark_in_the_table() -> None:
     table = ann.reference_markdown()
     rows = {row.split("`")[1]: row for row in table.splitlines()[2:]}
 
-    assert "**Ignored.**" in rows[ann.CONNECTION_DRAINING_TIMEOUT]
-    assert "**" not in rows[ann.CONNECTION_IDLE_TIMEOUT]  # honoured on NLB TCP listeners
-    assert "**Rejected.**" in rows[ann.EXTRA_SECURITY_GROUPS]
+    assert "**" not in rows[ann.CONNECTION_DRAINING_TIMEOUT]  # honoured on Classic ELBs
+    assert "**" not in rows[ann.CONNECTION_IDLE_TIMEOUT]  # honoured on NLB TCP listeners and Classic ELBs
+    assert "**" not in rows[ann.EXTRA_SECURITY_GROUPS]
     assert "**" not in rows[ann.SSL_CERT]
 
 

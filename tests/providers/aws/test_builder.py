@@ -935,14 +935,7 @@ MALFORMED: list[tuple[str, dict[str, Any], str, str, str]] = [
         {"annotations": {ann.TYPE: "alb"}},
         ann.TYPE,
         "alb",
-        "nlb, external or nlb-ip",
-    ),
-    (
-        "extra security groups",
-        {"annotations": {ann.EXTRA_SECURITY_GROUPS: "sg-0abc"}},
-        ann.EXTRA_SECURITY_GROUPS,
-        "sg-0abc",
-        "security-groups",
+        "nlb, classic (or clb, elb), external or nlb-ip",
     ),
     (
         "security group that is no ID",

@@ -306,6 +306,19 @@ def test_the_provider_names_the_annotations_it_does_not_implement(provider: AWSP
     assert provider.unsupported_annotations(annotations={**annotations, P + "type": "external"}) == ()
 
 
+def test_settings_of_the_other_kind_are_named_by_the_kind_that_serves_the_service(
+    provider: AWSProvider,
+) -> None:
+    annotations = {P + "connection-draining-enabled": "true", P + "eip-allocations": "eipalloc-0a"}
+    clb = "a0123456789abcdef0123456789abcde-1234567890.us-east-1.elb.amazonaws.com"
+
+    assert provider.unsupported_annotations(annotations=annotations) == (P + "connection-draining-enabled",)
+    # no type annotation, but upstream's Classic ELB serves it: its Classic settings apply
+    assert provider.unsupported_annotations(annotations=annotations, status_addresses=(clb,)) == (
+        P + "eip-allocations",
+    )
+
+
 def test_a_certificate_that_does_not_exist_is_named_in_the_error(
     provider: AWSProvider, make_request: RequestFactory
 ) -> None:
