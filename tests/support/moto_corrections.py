@@ -50,6 +50,7 @@ clients are in ``tests/providers/aws/aws_behaviour.py``.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterator
 from typing import Any
@@ -65,7 +66,8 @@ def nlb_dns_name(*, name: str, arn: str, region: str) -> str:
 
 
 def correct_moto() -> None:
-    """Patch moto's ELB and ELBv2 models in this process (once)."""
+    """Patch moto's ELB and ELBv2 models in this process (once). The wrappers keep the signatures of
+    moto's methods (``functools.wraps``): tests/iam reads them to check the moto it patches."""
     global _done  # noqa: PLW0603 - patching classes is process-wide by nature
     if _done:
         return
@@ -98,6 +100,7 @@ def _correct_classic() -> None:
     create_listeners = ELBBackend.create_load_balancer_listeners
     set_backend_policies = ELBBackend.set_load_balancer_policies_for_backend_server
 
+    @functools.wraps(create_classic)
     def create_clb(self: Any, *args: Any, **kwargs: Any) -> Any:
         balancer = create_classic(self, *args, **kwargs)
         ports = kwargs.get("ports") if "ports" in kwargs else args[2]
@@ -116,12 +119,14 @@ def _correct_classic() -> None:
             )
         return balancer
 
+    @functools.wraps(create_listeners)
     def create_clb_listeners(self: Any, name: str, ports: list[dict[str, Any]]) -> Any:
         balancer = create_listeners(self, name, ports)
         if balancer is not None:
             keep_instance_protocols(balancer, ports)
         return balancer
 
+    @functools.wraps(set_backend_policies)
     def set_backend(self: Any, load_balancer_name: str, instance_port: int, policies: list[str]) -> Any:
         balancer = self.get_load_balancer(load_balancer_name)
         if balancer is not None and not any(
@@ -148,6 +153,7 @@ def _correct_nlb_dns_names() -> None:
 
     create_load_balancer = ELBv2Backend.create_load_balancer
 
+    @functools.wraps(create_load_balancer)
     def create_lb(self: Any, *args: Any, **kwargs: Any) -> Any:
         balancer = create_load_balancer(self, *args, **kwargs)
         if balancer.type == "network":

@@ -22,13 +22,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from providers.aws import model
 from providers.aws.classic.converge import ClassicWrites
 from providers.aws.classic.live import LiveClassic, parse_description, security_group_ids
 from providers.aws.classic.model import ClassicStack
 from providers.aws.classic.refusals import refuse_nlb
-from providers.aws.classic.takeover import ClassicTakeover, account_of, classic_arn
-from providers.aws.client import suppress_codes
+from providers.aws.classic.takeover import ClassicTakeover
+from providers.aws.client import error_code, suppress_codes
 from providers.aws.deploy.backend_security_group import BackendSecurityGroup
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.discovery import Discovery
@@ -175,8 +177,7 @@ class ClassicDeployer:
             self.ctx.clients.elb.add_tags(
                 LoadBalancerNames=[stack.name], Tags=[{"Key": model.SPEC_HASH_TAG, "Value": want_hash}]
             )
-        account = account_of([c.arn for c in actual.classic] + [s.arn for s in actual.security_groups])
-        arn = current.arn if current is not None else classic_arn(self.ctx, stack.name, account=account)
+        arn = current.arn if current is not None else self.discovery.classic_arn(stack.name)
         return Deployed(dns_name=live.dns_name, lb_arn=arn, notices=tuple(notices))
 
     # -- node sync ----------------------------------------------------------------------------------
@@ -197,20 +198,47 @@ class ClassicDeployer:
         return True
 
     def _sync_instances(self, *, key: str, known: Known, want: frozenset[str]) -> None:
+        """Deregister, then register (as upstream, and the NLB path) only the difference with what is
+        known registered. An instance AWS refuses (``InvalidInstance``: "The instance must be a running
+        instance in the same network", Classic ELB API reference, RegisterInstancesWithLoadBalancer)
+        fails the whole call: the running ones are registered again without it, which it says."""
         elb = self.ctx.clients.elb
         add = sorted(want - known.instances)
         remove = sorted(known.instances - want)
-        if add:
-            elb.register_instances_with_load_balancer(
-                LoadBalancerName=known.name, Instances=[{"InstanceId": i} for i in add]
-            )
         if remove:
             elb.deregister_instances_from_load_balancer(
                 LoadBalancerName=known.name, Instances=[{"InstanceId": i} for i in remove]
             )
+        registered = set(add)
+        if add:
+            try:
+                elb.register_instances_with_load_balancer(
+                    LoadBalancerName=known.name, Instances=[{"InstanceId": i} for i in add]
+                )
+            except ClientError as exc:
+                if error_code(exc) != "InvalidInstance":
+                    raise
+                running = {
+                    iid
+                    for iid, d in self.ctx.describe_instances(add).items()
+                    if d.get("State", {}).get("Name") == "running"
+                }
+                registered = set(add) & running
+                logger.warning(
+                    "%s: Classic ELB %s refused instances %s (not running): registered the others, the "
+                    "next sync tries them again",
+                    key,
+                    known.name,
+                    ", ".join(sorted(set(add) - registered)),
+                )
+                if registered:
+                    elb.register_instances_with_load_balancer(
+                        LoadBalancerName=known.name, Instances=[{"InstanceId": i} for i in sorted(registered)]
+                    )
         if add or remove:
+            now = frozenset((known.instances - set(remove)) | registered)
             with self._lock:
-                self._known[key] = Known(name=known.name, dns_name=known.dns_name, instances=want)
+                self._known[key] = Known(name=known.name, dns_name=known.dns_name, instances=now)
 
     # -- delete -------------------------------------------------------------------------------------
 

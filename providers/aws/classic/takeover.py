@@ -61,7 +61,6 @@ class ClassicTakeover:
         self.backend = backend
         self.security_groups = security_groups
         self.foreign = foreign
-        self._owner = ""  # the account, as the last security group described says (OwnerId)
 
     def adopt(self, *, key: str, uid: str, stack: ClassicStack, actual: ActualStack) -> TakenOver:
         """Take the Classic ELB ``stack.name`` over. Raises :class:`NothingToAdopt` when none of that
@@ -71,7 +70,7 @@ class ClassicTakeover:
             raise NothingToAdopt(stack.name)
         live = parse_description(found.described)
         if self.ctx.owned_by(found.tags, uid=uid):  # taken over already; not listed yet
-            arn = classic_arn(self.ctx, stack.name, account=self._account(actual))
+            arn = self.discovery.classic_arn(stack.name)
             return TakenOver(found=Found(arn=arn, tags=found.tags), live=live, took_over=False)
         reason = refusal(
             owned=found.owned,
@@ -100,13 +99,10 @@ class ClassicTakeover:
         logger.info(
             "%s: took over the upstream provider's Classic ELB %s (%s)", key, stack.name, live.dns_name
         )
-        arn = classic_arn(self.ctx, stack.name, account=self._account(actual))
+        arn = self.discovery.classic_arn(stack.name)
         return TakenOver(
             found=Found(arn=arn, tags={**found.tags, **tags}), live=live, took_over=True, frontend=frontend
         )
-
-    def _account(self, actual: ActualStack) -> str:
-        return account_of([x.arn for x in actual.security_groups]) or self._owner
 
     def _frontend(self, *, stack: ClassicStack, actual: ActualStack) -> list[str]:
         """Upstream's group ``k8s-elb-<name>`` made the stack's frontend group (tagged, rules converged);
@@ -134,27 +130,11 @@ class ClassicTakeover:
             tags = {t["Key"]: t["Value"] for t in group.get("Tags", [])}
             if tags.get(self.ctx.cluster_tag) == model.OWNED:
                 owned.append(group)
-                self._owner = str(group.get("OwnerId", ""))
             else:
                 logger.warning(
                     "security group %s (%s) is not this cluster's: left alone", name, group["GroupId"]
                 )
         return owned
-
-
-def classic_arn(ctx: Context, name: str, *, account: str) -> str:
-    """The ARN the tagging API lists a Classic ELB under:
-    ``arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/<name>``."""
-    return f"arn:aws:elasticloadbalancing:{ctx.clients.region}:{account}:loadbalancer/{name}"
-
-
-def account_of(arns: list[str]) -> str:
-    """The account of the first ARN of ``arns`` ('' if none is an ARN)."""
-    for arn in arns:
-        parts = arn.split(":")
-        if len(parts) > 5 and parts[0] == "arn" and parts[4]:
-            return parts[4]
-    return ""
 
 
 def refusal(*, owned: bool, owner: str, have_scheme: str, want_scheme: str) -> str:

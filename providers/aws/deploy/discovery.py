@@ -40,6 +40,7 @@ class Discovery:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._cluster: model.ClusterInfo | None = None
+        self._account = ""  # the account of the cluster's subnets (their OwnerId), read with them
         self._setup_lock = threading.Lock()  # concurrent workers at start: one reads the VPC
 
     # -- the cluster --------------------------------------------------------------------------------
@@ -78,6 +79,7 @@ class Discovery:
                 )
             vpc = vpcs[0]
             subnets = self._subnets([{"Name": "vpc-id", "Values": [vpc]}])
+        self._account = next((str(s["OwnerId"]) for s in subnets if s.get("OwnerId")), "")
         zone_types = self._zone_types(sorted({s["AvailabilityZone"] for s in subnets}))
         public = self._public_subnets(vpc_id=vpc, subnet_ids=[s["SubnetId"] for s in subnets])
         return model.ClusterInfo(
@@ -91,6 +93,14 @@ class Discovery:
                 )
             ),
         )
+
+    def classic_arn(self, name: str) -> str:
+        """The ARN of the Classic ELB ``name``, as the tagging API lists it:
+        ``arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/<name>`` (the account is the
+        subnets' ``OwnerId``, read once with the cluster's facts)."""
+        self.cluster_info()
+        region = self.ctx.clients.region
+        return f"arn:aws:elasticloadbalancing:{region}:{self._account}:loadbalancer/{name}"
 
     def _subnets(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         subnets: list[dict[str, Any]] = []

@@ -3,10 +3,13 @@
 A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target groups and
 security groups, so a missing part or a leaked one (left by a failure midway) is found too, and reads
 what each target group of an unchanged stack holds (one DescribeTargetHealth per target group), so a
-target deregistered by hand is found within one full pass. A resource
-of this scope is an orphan when its Service UID is not live; it is deleted once it has been an orphan
-for the grace period (:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
+target deregistered by hand is found within one full pass. A resource of this scope is an orphan when
+its Service UID is not live; it is deleted once it has been an orphan for the grace period
+(:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
 describe confirms it still exists (the tagging API lists deleted resources for a while).
+
+Classic ELBs are listed under the same resource type as NLBs: the Classic ELB deployer checks their
+drift and deletes the orphaned ones (:class:`ClassicSweep`), with this module's listing and bookkeeping.
 """
 
 from __future__ import annotations

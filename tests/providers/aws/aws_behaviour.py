@@ -17,6 +17,11 @@ unchanged against moto and meets AWS's real answers:
   target does not exist, is not in the same VPC as the target group, or has an unsupported instance
   type". moto refuses a non-running instance only after registering the targets before it, and
   accepts an unknown instance ID;
+* ``RegisterInstancesWithLoadBalancer`` (Classic ELB) of an instance that does not exist or is not
+  running: ``InvalidInstance``, and nothing of the call is registered (moto registers any ID). Sources:
+  the Classic ELB API reference of RegisterInstancesWithLoadBalancer ("The instance must be a running
+  instance in the same network as the load balancer") and botocore's elb service-2.json,
+  ``InvalidEndPointException`` (code ``InvalidInstance``, "The specified endpoint is not valid");
 * ``AuthorizeSecurityGroupIngress`` with one permission that already exists: ``InvalidPermission.Duplicate``
   and none of the call's permissions is added (moto adds those before the duplicate). Sources: the EC2
   API reference's error codes ("InvalidPermission.Duplicate: The specified inbound or outbound rule
@@ -124,6 +129,9 @@ class AWSBehaviour:
             "after-call.elastic-load-balancing-v2.CreateTargetGroup", self._target_group_defaults
         )
         self.clients.ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", self._delete_sg)
+        self.clients.elb.meta.events.register(
+            "before-call.elastic-load-balancing.RegisterInstancesWithLoadBalancer", self._register_instances
+        )
         self.clients.tagging.meta.events.register("before-parameter-build.*.GetResources", self._tag_query)
         self.clients.tagging.meta.events.register("after-call.*.GetResources", self._get_resources)
         for client in (self.clients.elbv2, self.clients.ec2):
@@ -406,6 +414,25 @@ class AWSBehaviour:
                 f"Health check timeout '{timeout}' must be {smaller} the interval '{interval}'",
                 "ModifyTargetGroup",
             )
+
+    def _register_instances(self, *, params: dict[str, Any], **_: Any) -> None:
+        p = _params(params)
+        ids = [
+            v for k, v in sorted(p.items()) if k.startswith("Instances.member.") and k.endswith(".InstanceId")
+        ]
+        if ids and self._not_running(ids):
+            raise _error(
+                "InvalidInstance", "The specified endpoint is not valid.", "RegisterInstancesWithLoadBalancer"
+            )
+
+    def _not_running(self, instances: list[str]) -> list[str]:
+        state: dict[str, str] = {}
+        for reservation in self.ec2.describe_instances(
+            Filters=[{"Name": "instance-id", "Values": instances}]
+        )["Reservations"]:
+            for instance in reservation["Instances"]:
+                state[instance["InstanceId"]] = instance["State"]["Name"]
+        return [i for i in instances if state.get(i) != "running"]
 
     def _register_targets(self, p: dict[str, str]) -> None:
         ids = [v for k, v in sorted(p.items()) if k.startswith("Targets.member.") and k.endswith(".Id")]

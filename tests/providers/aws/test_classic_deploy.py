@@ -98,7 +98,8 @@ def test_creating_a_classic_elb_makes_it_whole_in_eight_calls(
     }
     lb = described(stack.name)
     assert lb is not None and lb["DNSName"] == deployed.dns_name
-    assert deployed.lb_arn.endswith(f":loadbalancer/{stack.name}")
+    assert deployed.lb_arn == f"arn:aws:elasticloadbalancing:us-east-1:123456789012:loadbalancer/{stack.name}"
+    assert deployed.lb_arn in {r["ResourceARN"] for r in service_resources()}  # as the tagging API lists it
     assert sorted(
         (x["Listener"]["LoadBalancerPort"], x["Listener"]["InstancePort"]) for x in lb["ListenerDescriptions"]
     ) == [
@@ -208,6 +209,16 @@ def test_a_node_added_or_removed_is_one_register_or_deregister_call(
     )
     assert provider.clients.snapshot() == {"DeregisterInstancesFromLoadBalancer": 1}
     assert instances(stack.name) == sorted(stack.targets[1:])
+
+
+def test_a_stopped_instance_refused_by_aws_does_not_keep_the_others_out(
+    provider: AWSProvider, network: Network, stack: ClassicStack
+) -> None:
+    stopped = network.instances[0][0]
+    boto3.client("ec2").stop_instances(InstanceIds=[stopped])
+    _ensure(provider, stack)
+    assert instances(stack.name) == sorted(i for i, _ in network.instances[1:])
+    assert tags(stack.name)[model.SPEC_HASH_TAG] == stack.spec_hash()
 
 
 def test_a_node_sync_after_a_restart_reads_the_classic_elb_once(
