@@ -270,7 +270,11 @@ class AWSProvider:
         if isinstance(stack, ClassicStack) and request.status_addresses:
             # the tagging API may not list a Classic ELB made a moment ago: look for it by name as well
             self.deployer.classic.delete(key=request.key, uid=request.uid, name=stack.name)
-        if foreign is not None and foreign.owned:
+        # a Classic ELB taken over has nothing of upstream's left (its group is the Service's now, upstream's
+        # node rules went at the takeover): it went with the Service's own resources above. An NLB taken
+        # over still has upstream's rules on the nodes' groups, which go here.
+        taken_over_clb = foreign is not None and foreign.kind == CLB and model.RESOURCE_TAG in foreign.tags
+        if foreign is not None and foreign.owned and not taken_over_clb:
             logger.info("%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name)
             self.deployer.foreign.delete(foreign)
 

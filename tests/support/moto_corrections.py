@@ -31,6 +31,12 @@ clients are in ``tests/providers/aws/aws_behaviour.py``.
   https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html);
   moto leaves the ``-<digits>`` and ``internal-`` out and always says ``us-east-1``. Here the digits come
   from a hash of the name (as in ``bench/moto_corrected.py``).
+* **Deleting several Classic ELB listeners at once.** moto's ``DeleteLoadBalancerListeners`` with more
+  than one port keeps every listener (moto/elb/models.py, ``ELBBackend.delete_load_balancer_listeners``
+  rebuilds the list once per port, from the listeners that differ from that one port); AWS deletes the
+  listeners of every port given ("Deletes the specified listeners from the specified load balancer",
+  ``LoadBalancerPorts``: "The client port numbers of the listeners", Classic ELB API reference,
+  DeleteLoadBalancerListeners).
 * **Tags per Classic ELB.** moto refuses an eleventh tag (moto/elb/models.py, ``LoadBalancer.add_tag``);
   AWS allows 50 ("Tag your Classic Load Balancer", Tag restrictions: "Maximum number of tags per
   resource—50", https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/add-remove-tags.html).
@@ -135,6 +141,13 @@ def _correct_classic() -> None:
             balancer.backends.append(FakeBackend(instance_port=str(instance_port)))
         return set_backend_policies(self, load_balancer_name, instance_port, policies)
 
+    def delete_clb_listeners(self: Any, name: str, ports: list[Any]) -> Any:
+        balancer = self.get_load_balancer(name)
+        if balancer is not None:
+            gone = {int(port) for port in ports}
+            balancer.listeners = [x for x in balancer.listeners if int(x.load_balancer_port) not in gone]
+        return balancer
+
     def add_tag(self: Any, key: str, value: str) -> None:
         if len(self.tags) >= MAX_CLASSIC_TAGS and key not in self.tags:
             raise TooManyTagsError()
@@ -144,6 +157,7 @@ def _correct_classic() -> None:
     setattr(ELBBackend, "iter_tagged_resources", iter_tagged_resources)  # noqa: B010
     setattr(ELBBackend, "create_load_balancer", create_clb)  # noqa: B010
     setattr(ELBBackend, "create_load_balancer_listeners", create_clb_listeners)  # noqa: B010
+    setattr(ELBBackend, "delete_load_balancer_listeners", delete_clb_listeners)  # noqa: B010
     setattr(ELBBackend, "set_load_balancer_policies_for_backend_server", set_backend)  # noqa: B010
     setattr(FakeListener, "instance_protocol", property(instance_protocol))  # noqa: B010
 
