@@ -1,8 +1,11 @@
-"""Where moto's models differ from AWS in ways the provider meets, patched on moto's classes in this process
-(the tests' moto server runs in-process: ``tests/plugins/moto_server.py``). site-packages is not touched.
+"""Where moto's models differ from AWS in ways the AWS provider meets, patched on moto's classes in the
+process that serves moto: the sandbox's (:mod:`sandbox.aws`), the tests' (``tests/plugins/moto_server.py``,
+in-process) and the benchmark's (``bench/moto_corrected.py``). site-packages is not touched. It lives in
+the sandbox because without it a Classic ELB is never found by its tags there, and the sandbox is the one
+of the three that ships.
 
-Each correction names its source; the ones made with botocore event hooks on the provider's own
-clients are in ``tests/providers/aws/aws_behaviour.py``.
+Each correction names its source; the tests' further ones, made with botocore event hooks on the
+provider's own clients, are in ``tests/providers/aws/aws_behaviour.py``.
 
 * **Classic ELBs in the tagging API.** moto lists them under the resource type ``elb:loadbalancer``
   (moto/elb/models.py, ``ELBBackend.iter_tagged_resources``); AWS lists them under
@@ -83,9 +86,15 @@ def correct_moto() -> None:
 
 
 def _correct_classic() -> None:
-    from moto.core.resource_tagging import TaggedResource
-    from moto.elb.exceptions import TooManyTagsError
-    from moto.elb.models import ELBBackend, FakeBackend, FakeHealthCheck, FakeListener, LoadBalancer
+    from moto.core.resource_tagging import TaggedResource  # noqa: PLC0415 - moto imports slowly
+    from moto.elb.exceptions import TooManyTagsError  # noqa: PLC0415
+    from moto.elb.models import (  # noqa: PLC0415
+        ELBBackend,
+        FakeBackend,
+        FakeHealthCheck,
+        FakeListener,
+        LoadBalancer,
+    )
 
     def iter_tagged_resources(self: Any) -> Iterator[Any]:
         for elb in self.load_balancers.values():
@@ -163,7 +172,7 @@ def _correct_classic() -> None:
 
 
 def _correct_nlb_dns_names() -> None:
-    from moto.elbv2.models import ELBv2Backend
+    from moto.elbv2.models import ELBv2Backend  # noqa: PLC0415
 
     create_load_balancer = ELBv2Backend.create_load_balancer
 
