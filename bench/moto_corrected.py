@@ -9,19 +9,13 @@ benchmark's and both controllers meet the same server:
 both sides alike. Two skew the upstream aws-cloud-controller-manager on every sync, and the third
 changes what it leaves behind:
 
-* DNS names of NLBs. moto names every ELBv2 load balancer ``<name>-1.<region>.elb.amazonaws.com``, the
-  Classic ELB pattern. Upstream's ``validateServiceAnnotations`` reads a Service's hostname ending in
-  ``.elb.amazonaws.com`` as a Classic ELB and refuses every re-sync of an NLB Service with it ("cannot
-  update Load Balancer Type annotation ... after creation for NLB"). AWS names an NLB
-  ``<name>-<16 hex>.elb.<region>.amazonaws.com``; here the 16 hex digits are the load balancer ID that
-  ends its ARN. Sources: the AWS CLI example of ``create-load-balancer --type network`` (DNS name
-  ``my-network-load-balancer-5d1b75f4f1cee11e.elb.us-west-2.amazonaws.com``, ARN ending
-  ``/net/my-network-load-balancer/5d1b75f4f1cee11e``; aws/aws-cli
-  ``awscli/examples/elbv2/create-load-balancer.rst``) and a real NLB of the AWS Load Balancer Controller
-  in the EKS workshop (``k8s-ui-uinlb-e1c1ebaeb4-28a0d1a388d43825.elb.us-west-2.amazonaws.com``, ARN
-  ending ``/28a0d1a388d43825``; aws-samples/eks-workshop-v2
-  ``website/docs/fundamentals/exposing/loadbalancer/adding-lb.md``). Both show the ARN's ID in the
-  name; AWS does not document that as a rule.
+* everything :mod:`sandbox.moto_corrections` corrects for every moto of this project, with its sources:
+  the DNS names of NLBs (moto gives them the Classic pattern ``<name>-1.<region>.elb.amazonaws.com``,
+  which upstream's ``validateServiceAnnotations`` reads as a Classic ELB, refusing every re-sync of an
+  NLB Service) and of Classic ELBs, the default health check AWS gives a new Classic ELB (without it
+  upstream dereferences the missing ``HealthCheck`` in ``ensureLoadBalancerHealthCheck`` and panics),
+  Classic ELBs in the tagging API, listener instance protocols, backend policies, several listeners
+  deleted at once and the tag quota;
 * ``SslPolicy`` of plain listeners. moto gives every listener created without one
   ``ELBSecurityPolicy-2016-08``; AWS gives a TCP, UDP or TCP_UDP listener none. Source: the ELBv2 API
   reference has ``SslPolicy`` for "[HTTPS and TLS listeners]" only (CreateListener, ModifyListener;
@@ -39,21 +33,6 @@ changes what it leaves behind:
 * the scheme of a load balancer created without one. AWS makes it internet-facing and says so
   (ELBv2 API reference, CreateLoadBalancer ``Scheme``: "The default is an Internet-facing load
   balancer"); moto stores and describes none. Upstream creates its NLBs without a scheme.
-
-Two concern Classic ELBs, which upstream builds for a Service without ``aws-load-balancer-type``:
-
-* the default health check. AWS gives a new Classic ELB a health check (TCP on the first listener's
-  instance port, interval 30 s, timeout 5 s, healthy threshold 10, unhealthy threshold 2: the defaults
-  of "Health checks for your Classic Load Balancer",
-  https://docs.aws.amazon.com/elasticloadbalancing/latest/classic/elb-healthchecks.html, with the TCP
-  target on the instance port); moto gives it none, and upstream then dereferences the missing
-  ``HealthCheck`` in ``ensureLoadBalancerHealthCheck`` (cloud-provider-aws v1.37.1
-  ``pkg/providers/v1/aws_loadbalancer.go``) and panics;
-* the DNS name. AWS names a Classic ELB ``<name>-<digits>.<region>.elb.amazonaws.com`` (``internal-``
-  first for an internal one; the CreateLoadBalancer example of the Classic ELB API reference,
-  ``my-loadbalancer-1234567890.us-west-2.elb.amazonaws.com``,
-  https://docs.aws.amazon.com/elasticloadbalancing/2012-06-01/APIReference/API_CreateLoadBalancer.html);
-  moto leaves the ``-<digits>`` out. Here the digits come from a hash of the name.
 
 Three more, which matter only when a create is sent twice (an SDK retry of a request moto had already
 carried out; seen once in ~1,400 calls of upstream): AWS answers a repeated ``CreateLoadBalancer``,
@@ -84,7 +63,6 @@ operation, status).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import inspect
 import io
 import json
@@ -113,11 +91,6 @@ StartResponse = Callable[..., Any]
 Wsgi = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 
-def nlb_dns_name(*, name: str, arn: str, region: str) -> str:
-    """AWS's DNS name of an NLB: ``<name>-<16 hex>.elb.<region>.amazonaws.com`` (the hex from the ARN)."""
-    return f"{name}-{arn.rsplit('/', 1)[-1]}.elb.{region}.amazonaws.com"
-
-
 REPEATS: dict[str, int] = {}  # which of the idempotency corrections applied, how often
 
 
@@ -134,7 +107,11 @@ def _bound(function: Callable[..., Any], self: Any, *args: Any, **kwargs: Any) -
 
 
 def correct_moto() -> None:
-    """Patch moto's ELBv2 backend in this process (see the module docstring)."""
+    """Patch moto's models in this process (see the module docstring): first what every moto of this
+    project gets (:mod:`sandbox.moto_corrections`), then what only the benchmark needs."""
+    from sandbox.moto_corrections import correct_moto as like_aws  # noqa: PLC0415 - imports moto
+
+    like_aws()
     from moto.elbv2 import exceptions  # noqa: PLC0415 - moto takes a second to import
     from moto.elbv2.models import ELBv2Backend  # noqa: PLC0415
 
@@ -163,8 +140,6 @@ def correct_moto() -> None:
         balancer = create_load_balancer(self, **kwargs)
         if not balancer.scheme:
             balancer.scheme = "internet-facing"
-        if balancer.type == "network":
-            balancer.dns_name = nlb_dns_name(name=balancer.name, arn=balancer.arn, region=self.region_name)
         return balancer
 
     def create_tg(self: Any, name: str, **kwargs: Any) -> Any:
@@ -220,32 +195,6 @@ def correct_moto() -> None:
     setattr(ELBv2Backend, "create_listener", create_l)  # noqa: B010
     setattr(ELBv2Backend, "modify_listener", modify_l)  # noqa: B010
     setattr(ELBv2Backend, "describe_target_groups", describe_tgs)  # noqa: B010
-    correct_classic_elb()
-
-
-def correct_classic_elb() -> None:
-    """Patch moto's Classic ELB backend: AWS's default health check and DNS name on a new Classic ELB."""
-    from moto.elb.models import ELBBackend, FakeHealthCheck  # noqa: PLC0415
-
-    create_classic = ELBBackend.create_load_balancer
-
-    def create_clb(self: Any, *args: Any, **kwargs: Any) -> Any:
-        balancer = create_classic(self, *args, **kwargs)
-        first = balancer.listeners[0] if balancer.listeners else None
-        if balancer.health_check is None and first is not None:
-            balancer.health_check = FakeHealthCheck(
-                timeout="5",
-                healthy_threshold="10",
-                unhealthy_threshold="2",
-                interval="30",
-                target=f"TCP:{first.instance_port}",
-            )
-        digits = int(hashlib.sha256(balancer.name.encode()).hexdigest()[:8], 16) % 10**10
-        prefix = "internal-" if balancer.scheme == "internal" else ""
-        balancer.dns_name = f"{prefix}{balancer.name}-{digits}.{self.region_name}.elb.amazonaws.com"
-        return balancer
-
-    setattr(ELBBackend, "create_load_balancer", create_clb)  # noqa: B010
 
 
 class CallCounter:

@@ -62,6 +62,10 @@ class MotoServer:
         )
         from werkzeug.serving import make_server  # noqa: PLC0415 - only needed with moto
 
+        from sandbox.moto_corrections import correct_moto  # noqa: PLC0415 - imports moto
+
+        correct_moto()  # moto behaves like AWS where the provider meets it (Classic ELBs by tag, DNS names)
+
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -26,12 +26,16 @@ from ccm.cloudprovider import (
 )
 from providers.aws import annotations as ann
 from providers.aws import builder, kind, model
+from providers.aws.classic import build as classic_build
+from providers.aws.classic.model import ClassicStack
+from providers.aws.classic.takeover import refusal as classic_refusal
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.config import load as load_config
 from providers.aws.deploy.adoption import refusal
-from providers.aws.deploy.deployer import Deployer, NothingToAdopt
-from providers.aws.deploy.foreign import NLB, ForeignStack, claimed_hostname
+from providers.aws.deploy.deployer import AdoptionRefused, Deployer, NothingToAdopt
+from providers.aws.deploy.foreign import CLB, CLB_SECURITY_GROUP_PREFIX, NLB, ForeignStack, claimed_hostname
+from providers.aws.deploy.parts import Deployed, classic_name, is_classic_arn
 from providers.common.drift import build_stacks
 
 logger = logging.getLogger(__name__)
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 ADDRESS_REPLACED = "LoadBalancerReplaced"  # the Service accepted a new address in place of upstream's
 FOREIGN_KEPT = "ForeignLoadBalancerKept"
 REPLACE_ANNOTATION_HINT = f'{REPLACE_FOREIGN_ANNOTATION}: "true"'
+
+Desired = model.Stack | ClassicStack  # an NLB's stack or a Classic ELB's
 
 
 class AWSProvider:
@@ -71,29 +77,47 @@ class AWSProvider:
         self.full_sweep_every = max(1, full_sweep_every)
         self._drift_checks = 0
 
-    def _stack(self, request: LoadBalancerRequest, *, adopted: bool = False) -> model.Stack:
-        return builder.build_stack(
-            request=request, config=self.config, cluster=self.deployer.cluster_info(), adopted=adopted
+    def _classic(self, request: LoadBalancerRequest) -> bool:
+        """Whether the Service's load balancer is a Classic ELB (:func:`providers.aws.kind.wants_classic`)."""
+        return kind.wants_classic(
+            annotations=request.annotations,
+            config=self.config,
+            status_addresses=request.status_addresses,
+            replacing=asks_replace_foreign(request.annotations),
         )
 
+    def _stack(self, request: LoadBalancerRequest, *, adopted: bool = False) -> Desired:
+        cluster = self.deployer.cluster_info()
+        if self._classic(request):
+            return classic_build.build_classic_stack(
+                request=request, config=self.config, cluster=cluster, adopted=adopted
+            )
+        return builder.build_stack(request=request, config=self.config, cluster=cluster, adopted=adopted)
+
     def _adopts(self, request: LoadBalancerRequest) -> bool:
-        """Whether the Service's NLB is the upstream provider's, taken over (its status hostname says
-        so, and it has not asked for a new address); no call."""
+        """Whether the Service's load balancer is the upstream provider's, taken over (its status
+        hostname says so, and it has not asked for a new address); no call."""
         return bool(claimed_hostname(request)) and not asks_replace_foreign(request.annotations)
 
-    def _stack_of(self, request: LoadBalancerRequest) -> model.Stack:
+    def _stack_of(self, request: LoadBalancerRequest) -> Desired:
         """The stack the drift check compares: the taken-over one for a Service upstream served."""
         return self._stack(request, adopted=self._adopts(request))
 
+    def _deploy(self, request: LoadBalancerRequest, stack: Desired, *, address: str = "") -> Deployed:
+        if isinstance(stack, ClassicStack):
+            return self.deployer.classic.ensure(key=request.key, uid=request.uid, stack=stack)
+        return self.deployer.ensure(key=request.key, uid=request.uid, stack=stack, address=address)
+
     def _status(
-        self, stack: model.Stack, dns_name: str, notices: Sequence[tuple[str, str]] = ()
+        self, stack: Desired, dns_name: str, notices: Sequence[tuple[str, str]] = ()
     ) -> LoadBalancerStatus:
         points = [IngressPoint(hostname=dns_name)]
-        points.extend(
-            IngressPoint(ip=m.private_ipv4_address, ip_mode="Proxy")
-            for m in stack.load_balancer.subnet_mappings
-            if m.private_ipv4_address
-        )
+        if isinstance(stack, model.Stack):
+            points.extend(
+                IngressPoint(ip=m.private_ipv4_address, ip_mode="Proxy")
+                for m in stack.load_balancer.subnet_mappings
+                if m.private_ipv4_address
+            )
         events = tuple(ProviderEvent(reason=reason, message=message) for reason, message in notices)
         return LoadBalancerStatus(ingress=tuple(points), events=events)
 
@@ -113,7 +137,15 @@ class AWSProvider:
         if not found:
             return None, False
         # the tagging API also lists deleted load balancers for a while: only one that exists counts
-        described = self.deployer.confirmed_load_balancers([f.arn for f in found])
+        classic = [f for f in found if is_classic_arn(f.arn)]
+        if classic:
+            dns = self.deployer.classic.dns_names([classic_name(f.arn) for f in classic])
+            name = next((n for n in (classic_name(f.arn) for f in classic) if n in dns), None)
+            if name is not None:
+                return LoadBalancerStatus(ingress=(IngressPoint(hostname=dns[name]),)), True
+        described = self.deployer.confirmed_load_balancers(
+            [f.arn for f in found if not is_classic_arn(f.arn)]
+        )
         lb = next((described[f.arn] for f in found if f.arn in described), None)
         if lb is None:
             return None, False
@@ -131,30 +163,33 @@ class AWSProvider:
         if claimed and not asks_replace_foreign(request.annotations):
             stack = self._stack(request, adopted=True)
             try:
-                deployed = self.deployer.ensure(
-                    key=request.key, uid=request.uid, stack=stack, address=claimed
-                )
+                deployed = self._deploy(request, stack, address=claimed)
                 return self._status(stack, deployed.dns_name, deployed.notices)
-            except NothingToAdopt:  # no NLB of upstream's name: a Classic ELB, or nothing any more
-                foreign = self.deployer.foreign.find(request=request, parts=False, classic_only=True)
+            except NothingToAdopt:  # none of upstream's name and the Service's kind: the other kind, or gone
+                foreign = self.deployer.foreign.find(
+                    request=request, parts=False, classic_only=isinstance(stack, model.Stack)
+                )
                 if foreign is not None:
                     raise ForeignLoadBalancer(
-                        address=claimed, parts=foreign.parts(), reason=not_adopted(foreign)
+                        address=claimed, parts=foreign.parts(), reason=not_adopted(foreign, stack=stack)
                     ) from None
                 logger.info(
                     "%s: nothing serves %s any more: building a new load balancer", request.key, claimed
                 )
+            except AdoptionRefused as refused:
+                foreign = self.deployer.foreign.find(request=request, parts=False)
+                raise ForeignLoadBalancer(
+                    address=claimed, parts=foreign.parts() if foreign else (), reason=refused.reason
+                ) from None
         stack = self._stack(request)
         foreign = self._foreign(request, stack=stack, parts=True) if claimed else None
-        deployed = self.deployer.ensure(key=request.key, uid=request.uid, stack=stack)
+        deployed = self._deploy(request, stack)
         notices = list(deployed.notices)
         if foreign is not None:
             notices.append(self._replaced(foreign, new_address=deployed.dns_name))
         return self._status(stack, deployed.dns_name, notices)
 
-    def _foreign(
-        self, request: LoadBalancerRequest, *, stack: model.Stack, parts: bool
-    ) -> ForeignStack | None:
+    def _foreign(self, request: LoadBalancerRequest, *, stack: Desired, parts: bool) -> ForeignStack | None:
         """Upstream's load balancer serving the Service's status hostname (no call unless the
         hostname carries upstream's name)."""
         if not claimed_hostname(request):
@@ -194,24 +229,36 @@ class AWSProvider:
 
     def update_load_balancer(self, *, request: LoadBalancerRequest) -> None:
         stack = self._stack(request, adopted=self._adopts(request))
-        if not self.deployer.update_targets(key=request.key, uid=request.uid, stack=stack):
-            foreign = self._foreign(request, stack=stack, parts=False)
-            if foreign is not None:
-                raise ForeignLoadBalancer(
-                    address=claimed_hostname(request), parts=foreign.parts(), reason=not_adopted(foreign)
+        if isinstance(stack, ClassicStack):
+            known = self.deployer.classic.update_targets(key=request.key, uid=request.uid, stack=stack)
+        else:
+            known = self.deployer.update_targets(key=request.key, uid=request.uid, stack=stack)
+        if known:
+            return
+        foreign = self._foreign(request, stack=stack, parts=False)
+        if foreign is not None:
+            reason = not_adopted(foreign, stack=stack)
+            if not reason:  # upstream's, not taken over yet: the Service's next sync takes it over
+                raise RuntimeError(
+                    f"{request.key}: the upstream provider's {foreign.kind} {foreign.name} is not taken over "
+                    "yet; the Service's next sync takes it over, with the nodes"
                 )
-            raise RuntimeError(f"the load balancer of {request.key} does not exist (yet)")
+            raise ForeignLoadBalancer(address=claimed_hostname(request), parts=foreign.parts(), reason=reason)
+        raise RuntimeError(f"the load balancer of {request.key} does not exist (yet)")
 
     def ensure_load_balancer_deleted(self, *, request: LoadBalancerRequest) -> None:
         """Delete the Service's stack; and the upstream provider's load balancer that served it (taken
         over or not: this cluster's and this Service's by its tags, and nobody else would delete it),
         with its target groups and its rules on the nodes' security groups."""
         foreign: ForeignStack | None = None
-        if claimed_hostname(request):
+        stack: Desired | None = None
+        if request.status_addresses:  # only a Service told of an address has something to find by name
             try:
-                targets = self._stack(request).targets
-            except Exception:  # an unbuildable spec: the node rules of the cluster's groups still go
-                targets = ()
+                stack = self._stack(request)
+            except Exception:  # an unbuildable spec: what is listed still goes, and the cluster's node rules
+                stack = None
+        if claimed_hostname(request):
+            targets = stack.targets if stack is not None else ()
             foreign = self.deployer.foreign.find(request=request, parts=True, instance_ids=targets)
         self.deployer.delete(
             key=request.key,
@@ -220,7 +267,14 @@ class AWSProvider:
             # only a Service told of an address has something to find by name (the listing lags)
             names=(lambda: self._names(request)) if request.status_addresses else None,
         )
-        if foreign is not None and foreign.owned:
+        if isinstance(stack, ClassicStack) and request.status_addresses:
+            # the tagging API may not list a Classic ELB made a moment ago: look for it by name as well
+            self.deployer.classic.delete(key=request.key, uid=request.uid, name=stack.name)
+        # a Classic ELB taken over has nothing of upstream's left (its group is the Service's now, upstream's
+        # node rules went at the takeover): it went with the Service's own resources above. An NLB taken
+        # over still has upstream's rules on the nodes' groups, which go here.
+        taken_over_clb = foreign is not None and foreign.kind == CLB and model.RESOURCE_TAG in foreign.tags
+        if foreign is not None and foreign.owned and not taken_over_clb:
             logger.info("%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name)
             self.deployer.foreign.delete(foreign)
 
@@ -235,12 +289,19 @@ class AWSProvider:
         except InvalidSpec as exc:
             return MigrationPlan(action="invalid", address=address, address_changes=False, reason=str(exc))
         ours = self.deployer.list_owned(uid=request.uid, types=("elasticloadbalancing:loadbalancer",))
-        described = self.deployer.confirmed_load_balancers([f.arn for f in ours]) if ours else {}
+        nlbs = [f.arn for f in ours if not is_classic_arn(f.arn)]
+        described = self.deployer.confirmed_load_balancers(nlbs) if nlbs else {}
+        classic = [classic_name(f.arn) for f in ours if is_classic_arn(f.arn)]
+        described.update(
+            {name: {"DNSName": dns} for name, dns in self.deployer.classic.dns_names(classic).items()}
+            if classic
+            else {}
+        )
         foreign = self._foreign(request, stack=stack, parts=True)
-        if foreign is not None and foreign.arn in described:
+        if foreign is not None and (foreign.arn or foreign.name) in described:
             foreign = None  # taken over already: it is ours
         if foreign is not None:
-            reason = not_adopted(foreign, scheme=stack.load_balancer.scheme)
+            reason = not_adopted(foreign, stack=stack)
             if not replace and not reason:
                 return MigrationPlan(
                     action="adopt",
@@ -250,6 +311,11 @@ class AWSProvider:
                     reason=(
                         f"the upstream provider's NLB {foreign.name} is taken over in place: its DNS name, "
                         "listeners and target groups stay, its rules on the nodes' groups are kept"
+                        if foreign.kind == NLB
+                        else f"the upstream provider's Classic ELB {foreign.name} is taken over in place: "
+                        "its DNS name and listeners stay, its group "
+                        f"{CLB_SECURITY_GROUP_PREFIX}{foreign.name} becomes the frontend group and the "
+                        "cluster's backend group replaces its rules on the nodes' groups"
                     ),
                 )
             if replace:
@@ -279,15 +345,14 @@ class AWSProvider:
                 action="keep",
                 address=address,
                 address_changes=bool(address) and address not in dns,
-                reason=f"served by this controller's NLB {', '.join(sorted(dns))}",
+                reason=f"served by this controller's load balancer {', '.join(sorted(dns))}",
             )
+        what = "a new Classic ELB" if isinstance(stack, ClassicStack) else "a new NLB"
         return MigrationPlan(
             action="create",
             address=address,
             address_changes=bool(address),
-            reason=(
-                f"nothing found serves {address}: a new NLB gets a new address" if address else "a new NLB"
-            ),
+            reason=(f"nothing found serves {address}: {what} gets a new address" if address else what),
         )
 
     def _names(self, request: LoadBalancerRequest) -> model.StackNames:
@@ -303,7 +368,8 @@ class AWSProvider:
             for internal in (False, True)
         )
         try:
-            tgs = tuple(tg.name for tg in self._stack(request).target_groups)
+            stack = self._stack(request)
+            tgs = tuple(tg.name for tg in stack.target_groups) if isinstance(stack, model.Stack) else ()
         except Exception as exc:  # a fallback: the delete goes on with what can be named
             if not build_failure_is_expected(exc):
                 logger.warning("%s: cannot name its target groups: %s", request.key, exc)
@@ -345,13 +411,27 @@ def new(
     )
 
 
-def not_adopted(foreign: ForeignStack, *, scheme: str = "") -> str:
+def not_adopted(foreign: ForeignStack, *, stack: Desired) -> str:
     """Why the upstream provider's load balancer is not taken over in place ('' when it would be)."""
-    if foreign.kind != NLB:
-        return f"a {foreign.kind} is not taken over in place (only NLBs are)"
+    wanted = CLB if isinstance(stack, ClassicStack) else NLB
+    scheme = stack.scheme if isinstance(stack, ClassicStack) else stack.load_balancer.scheme
+    if foreign.kind != wanted:
+        return (
+            f"the Service asks for a{'n' if wanted == NLB else ''} {wanted} ({ann.TYPE}) and the upstream "
+            f"provider's load balancer is a{'n' if foreign.kind == NLB else ''} {foreign.kind}: the type "
+            "of a load balancer cannot change in place (its address would change)"
+        )
+    owner = f"kubernetes.io/cluster/<cluster>=owned and {model.SERVICE_NAME_TAG}=<namespace>/<name>"
+    if foreign.kind == CLB:
+        return classic_refusal(
+            owned=foreign.owned,
+            owner=owner,
+            have_scheme=str(foreign.described.get("Scheme", "")),
+            want_scheme=scheme,
+        )
     return refusal(
         lb=foreign.described,
         owned=foreign.owned,
-        owner=f"kubernetes.io/cluster/<cluster>=owned and {model.SERVICE_NAME_TAG}=<namespace>/<name>",
+        owner=owner,
         scheme=scheme or str(foreign.described.get("Scheme", "")),
     )

@@ -1,8 +1,8 @@
 # The AWS identity of the ccm-lb controller: IAM policies with exactly the calls the AWS provider
 # makes, limited to this cluster's resources by the kubernetes.io/cluster/<cluster_name> tag
-# (policy.json, and upstream-policy.json for the upstream provider's load balancers of Services it
-# replaces; proven against the provider by tests/iam/test_aws_*.py), and an IAM role for the
-# controller's ServiceAccount (IRSA) with both attached.
+# (policy.json; classic-policy.json for Classic ELBs; upstream-policy.json for the upstream provider's
+# load balancers of Services it replaces or takes over; proven against the provider by
+# tests/iam/test_aws_*.py), and an IAM role for the controller's ServiceAccount (IRSA) with all three.
 
 data "aws_partition" "current" {}
 
@@ -20,6 +20,12 @@ locals {
   # A second managed policy: deleting what the upstream cloud provider built for a Service this
   # controller replaced (upstream-policy.json); policy.json has no room left (6,144 characters).
   upstream_policy = templatefile("${path.module}/upstream-policy.json", {
+    cluster_name = var.cluster_name
+    partition    = data.aws_partition.current.partition
+  })
+  # A third: the Classic ELBs of Services that ask for one (or that the upstream provider built and this
+  # controller took over), classic-policy.json.
+  classic_policy = templatefile("${path.module}/classic-policy.json", {
     cluster_name = var.cluster_name
     partition    = data.aws_partition.current.partition
   })
@@ -47,6 +53,14 @@ resource "aws_iam_policy" "upstream" {
   tags        = var.tags
 }
 
+resource "aws_iam_policy" "classic" {
+  name        = "${substr(local.policy_name, 0, 120)}-classic"
+  path        = var.iam_path
+  description = "ccm-lb load balancer controller of cluster ${var.cluster_name}: Classic ELBs tagged kubernetes.io/cluster/${var.cluster_name}=owned."
+  policy      = local.classic_policy
+  tags        = var.tags
+}
+
 resource "aws_iam_role" "controller" {
   name                 = local.role_name
   path                 = var.iam_path
@@ -65,4 +79,9 @@ resource "aws_iam_role_policy_attachment" "controller" {
 resource "aws_iam_role_policy_attachment" "upstream" {
   role       = aws_iam_role.controller.name
   policy_arn = aws_iam_policy.upstream.arn
+}
+
+resource "aws_iam_role_policy_attachment" "classic" {
+  role       = aws_iam_role.controller.name
+  policy_arn = aws_iam_policy.classic.arn
 }

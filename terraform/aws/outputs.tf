@@ -34,3 +34,13 @@ output "upstream_policy_json" {
   description = "The rendered upstream-policy.json, as attached."
   value       = local.upstream_policy
 }
+
+output "classic_policy_arn" {
+  description = "ARN of the controller's third IAM policy, for Classic ELBs (attached to the role)."
+  value       = aws_iam_policy.classic.arn
+}
+
+output "classic_policy_json" {
+  description = "The rendered classic-policy.json, as attached."
+  value       = local.classic_policy
+}

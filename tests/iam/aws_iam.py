@@ -467,8 +467,33 @@ def authorization_requests(
     raise UnknownAction(action)
 
 
+_CLASSIC_WRITES = frozenset(
+    {
+        "ApplySecurityGroupsToLoadBalancer",
+        "AttachLoadBalancerToSubnets",
+        "ConfigureHealthCheck",
+        "CreateLoadBalancerListeners",
+        "CreateLoadBalancerPolicy",
+        "DeleteLoadBalancer",
+        "DeleteLoadBalancerListeners",
+        "DeleteLoadBalancerPolicy",
+        "DeregisterInstancesFromLoadBalancer",
+        "DetachLoadBalancerFromSubnets",
+        "ModifyLoadBalancerAttributes",
+        "RegisterInstancesWithLoadBalancer",
+        "SetLoadBalancerPoliciesForBackendServer",
+        "SetLoadBalancerPoliciesOfListener",
+    }
+)
+
+
 def _classic_elb(
-    action: str, name: str, params: Params, *, elb: str, on_existing: Callable[[str], Check]
+    action: str,
+    name: str,
+    params: Params,
+    *,
+    elb: str,
+    on_existing: Callable[[str, Mapping[str, ContextValue] | None], Check],
 ) -> list[Check]:
     """A Classic ELB call (API version 2012-06-01: load balancers named, not ARNs), authorized on
     ``arn:<partition>:elasticloadbalancing:<region>:<account>:loadbalancer/<name>``.
@@ -477,19 +502,40 @@ def _classic_elb(
     (Service Authorization Reference, "Actions, resources, and condition keys for AWS Elastic Load
     Balancing", docs.aws.amazon.com/service-authorization/latest/reference/list_awselasticloadbalancing.html,
     the Classic API's page; ELBv2 has list_awselasticloadbalancingv2.html: resource type
-    ``loadbalancer``, ARN ``loadbalancer/${LoadBalancerName}``). Only ``DeleteLoadBalancer`` is
-    modelled (the one Classic write the provider makes: upstream's Classic ELB, once its Service is
-    replaced or deleted); its ``aws:ResourceTag/*`` are the load balancer's tags, as for ELBv2. That
-    page lists ``aws:ResourceTag/${TagKey}`` and ``elasticloadbalancing:ResourceTag/${TagKey}`` for
-    ``loadbalancer*`` on its ``AddTags`` row (the row the stored copy showed; the ``DeleteLoadBalancer``
-    row was not in what could be read), and kops fences the upstream provider's Classic
-    ``DeleteLoadBalancer`` by ``aws:ResourceTag/KubernetesCluster`` with ``Resource: *``
-    (kubernetes/kops ``pkg/model/iam/iam_builder.go``, ``AddCCMPermissions``). Any other Classic write
-    is :class:`UnknownAction` (Describe* never gets here: no resource-level permissions).
+    ``loadbalancer``, ARN ``loadbalancer/${LoadBalancerName}``). On that page every Classic write
+    (``ApplySecurityGroupsToLoadBalancer`` … ``SetLoadBalancerPoliciesOfListener``) requires the
+    ``loadbalancer*`` resource, whose condition keys are ``aws:ResourceTag/${TagKey}``: its tags, as for
+    ELBv2. ``CreateLoadBalancer`` names the load balancer it makes and takes ``aws:RequestTag`` and
+    ``aws:TagKeys``; ``AddTags`` lists ``elasticloadbalancing:CreateAction``, the tag-on-create check the
+    ELBv2 creates make as well (:func:`_tag_on_create`). ``AddTags`` and ``RemoveTags`` name their load
+    balancers in ``LoadBalancerNames``. kops fences the upstream provider's Classic writes by
+    ``aws:ResourceTag/KubernetesCluster`` (kubernetes/kops ``pkg/model/iam/iam_builder.go``,
+    ``AddCCMPermissions``). Describe* never gets here: no resource-level permissions.
     """
-    if name != "DeleteLoadBalancer" or "LoadBalancerName" not in params:
-        raise UnknownAction(f"{action} of the Classic ELB API is not modelled")
-    return [on_existing(f"{elb}:loadbalancer/{params['LoadBalancerName']}")]
+
+    def arn(lb: str) -> str:
+        return f"{elb}:loadbalancer/{lb}"
+
+    if name == "CreateLoadBalancer" and "LoadBalancerName" in params:
+        pairs = _tag_pairs(params, "Tags")
+        created = arn(params["LoadBalancerName"])
+        checks = [Check(action, created, _tag_context(pairs))]
+        if pairs:
+            checks.append(
+                _tag_on_create(service="elasticloadbalancing", arn=created, pairs=pairs, create_action=name)
+            )
+        return checks
+    if name == "AddTags":
+        pairs = _tag_pairs(params, "Tags")
+        return [on_existing(arn(lb), _tag_context(pairs)) for lb in _members(params, "LoadBalancerNames")]
+    if name == "RemoveTags":
+        keys = [k for k, _ in _tag_pairs(params, "Tags")]
+        return [
+            on_existing(arn(lb), {"aws:TagKeys": tuple(keys)}) for lb in _members(params, "LoadBalancerNames")
+        ]
+    if name in _CLASSIC_WRITES and "LoadBalancerName" in params:
+        return [on_existing(arn(params["LoadBalancerName"]), None)]
+    raise UnknownAction(f"{action} of the Classic ELB API is not modelled")
 
 
 # -- the service-linked role ----------------------------------------------------------------------

@@ -25,7 +25,14 @@ chosen so that every statement of ``terraform/aws/policy.json`` is needed by at 
     and ``DeleteSecurityGroup`` of its ``k8s-elb-<name>`` group);
 11. a Service the upstream provider served, its NLB taken over in place (``AddTags`` on what is not
     ours yet: upstream-policy.json ``AdoptUpstreamLoadBalancers``), its NodePort changed (upstream's node
-    rule revoked and authorized again, the adopted target group deleted), then deleted.
+    rule revoked and authorized again, the adopted target group deleted), then deleted;
+12. a Classic ELB Service (classic-policy.json): created, re-synced, a node added and one removed, its
+    ports, TLS (a certificate and a negotiation policy), draining, proxy protocol, health check and
+    subnets changed, its own security group brought, a subnet dropped, then deleted;
+13. a Service the upstream provider served with a Classic ELB, taken over in place (its group
+    ``k8s-elb-<name>`` tagged, the backend group attached, upstream's node rule revoked, the ELB tagged:
+    upstream-policy.json ``AdoptUpstreamElbSecurityGroups`` and ``AdoptUpstreamLoadBalancers``), then
+    deleted.
 """
 
 from __future__ import annotations
@@ -264,3 +271,88 @@ def run(provider: AWSProvider, network: Network, restarted: Callable[[], AWSProv
     provider.ensure_load_balancer_deleted(request=moved)
     assert not nlb_exists(nlb.name) and upstream_rule_descriptions(network) == set()
     assert service_resources() == [] and elbv2.describe_target_groups()["TargetGroups"] == []
+
+    # 12. a Classic ELB Service
+    elb = boto3.client("elb")
+    certificate = boto3.client("acm").request_certificate(DomainName="shop.example.com")["CertificateArn"]
+    classic_annotations = {
+        ann.TYPE: "classic",
+        ann.ADDITIONAL_RESOURCE_TAGS: "team=shop,cost-center=42",
+        ann.CROSS_ZONE: "true",
+        ann.SUBNETS: _subnets(network, 2),
+    }
+    shop = dataclasses.replace(
+        request(network),
+        name="shop",
+        uid="00000000-0000-0000-0000-00000000000d",
+        nodes=network.nodes(),
+        annotations=MappingProxyType(classic_annotations),
+    )
+    status = provider.ensure_load_balancer(request=shop)
+    (described,) = elb.describe_load_balancers()["LoadBalancerDescriptions"]
+    assert described["DNSName"] == status.ingress[0].hostname
+    name = described["LoadBalancerName"]
+    provider.ensure_load_balancer(request=shop)
+    add_instance(network)
+    shop = shop.with_nodes(network.nodes())
+    provider.update_load_balancer(request=shop)
+    shop = shop.with_nodes(network.nodes()[1:])
+    provider.update_load_balancer(request=shop)
+    assert sorted(i["InstanceId"] for i in _classic(name)["Instances"]) == sorted(
+        n.provider_id.rsplit("/", 1)[-1] for n in shop.nodes
+    )
+    shop = dataclasses.replace(
+        shop,
+        ports=(
+            ServicePort(name="http", protocol="TCP", port=80, node_port=30280),
+            ServicePort(name="https", protocol="TCP", port=443, node_port=30443),
+        ),
+        annotations=MappingProxyType(
+            {
+                **classic_annotations,
+                ann.ADDITIONAL_RESOURCE_TAGS: "team=shop",
+                ann.SSL_CERT: certificate,
+                ann.SSL_PORTS: "443",
+                ann.SSL_NEGOTIATION_POLICY: "ELBSecurityPolicy-TLS-1-2-2017-01",
+                ann.CONNECTION_DRAINING_ENABLED: "true",
+                ann.PROXY_PROTOCOL: "*",
+                ann.HEALTHCHECK_INTERVAL: "20",
+                ann.SUBNETS: _subnets(network, 3),
+            }
+        ),
+    )
+    provider.ensure_load_balancer(request=shop)
+    listeners = {
+        d["Listener"]["LoadBalancerPort"]: d["Listener"] for d in _classic(name)["ListenerDescriptions"]
+    }
+    assert listeners[443]["Protocol"] == "SSL" and listeners[80]["InstancePort"] == 30280
+    byo = ec2.create_security_group(GroupName="byo-shop", Description="the user's own", VpcId=network.vpc_id)[
+        "GroupId"
+    ]
+    shop = dataclasses.replace(
+        shop,
+        annotations=MappingProxyType(
+            {**shop.annotations, ann.SECURITY_GROUPS: byo, ann.SUBNETS: _subnets(network, 2)}
+        ),
+    )
+    provider.ensure_load_balancer(request=shop)
+    assert byo in _classic(name)["SecurityGroups"]
+    provider.ensure_load_balancer_deleted(request=shop)
+    assert elb.describe_load_balancers()["LoadBalancerDescriptions"] == [] and service_resources() == []
+
+    # 13. the upstream provider's Classic ELB taken over in place, then deleted
+    kept_uid = "00000000-0000-0000-0000-00000000000e"
+    clb = make_upstream_clb(network, namespace="default", name="kept", uid=kept_uid, ports=ports)
+    kept = upstream_served(network, name="kept", uid=kept_uid, address=clb.dns_name, replace=False)
+    status = provider.ensure_load_balancer(request=kept)
+    assert status.ingress[0].hostname == clb.dns_name
+    assert clb.security_group not in group_sources(network)
+    provider.ensure_load_balancer_deleted(request=kept)
+    assert not clb_exists(clb.name) and service_resources() == []
+
+
+def _classic(name: str) -> dict[str, Any]:
+    described: dict[str, Any] = boto3.client("elb").describe_load_balancers(LoadBalancerNames=[name])[
+        "LoadBalancerDescriptions"
+    ][0]
+    return described

@@ -51,8 +51,9 @@ def render(template: str, **values: str) -> str:
 
 
 # The managed policies main.tf attaches to the role: policy.json is full (a managed policy holds 6,144
-# characters), so the upstream provider's load balancers a replaced Service leaves have one of their own.
-POLICY_FILES = ("policy.json", "upstream-policy.json")
+# characters), so Classic ELBs have one of their own, and so do the upstream provider's load balancers
+# a replaced or taken-over Service leaves.
+POLICY_FILES = ("policy.json", "classic-policy.json", "upstream-policy.json")
 
 
 def policy_template(name: str = "policy.json") -> str:

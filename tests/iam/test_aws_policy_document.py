@@ -167,8 +167,9 @@ UPSTREAM_NAME = "a" + "?" * 31  # "a" + the Service's UID without dashes, cut to
 
 def test_the_upstream_statements_only_delete_and_revoke_what_is_not_ours_and_fenced_like_upstream() -> None:
     """upstream-policy.json reaches what the upstream provider built, never this controller's own: each
-    statement requires ``ccm-lb/resource`` to be absent, and may only delete, revoke or (to take an NLB
-    over) add tags that keep this cluster's ``owned``, on upstream's
+    statement requires ``ccm-lb/resource`` to be absent, and may only delete, revoke or (to take a load
+    balancer over) add tags that keep this cluster's ``owned`` and attach a group to a Classic ELB, on
+    upstream's
     shapes: load balancers named ``a`` + 31 characters and target groups ``k8s-*``, tagged with this
     cluster's ``owned`` and a ``kubernetes.io/service-name``; ``k8s-elb-*`` groups tagged ``owned`` (not
     EKS's cluster security group, which has ``aws:eks:cluster-name``); rules on the cluster's groups."""
@@ -197,12 +198,27 @@ def test_the_upstream_statements_only_delete_and_revoke_what_is_not_ours_and_fen
             ["elasticloadbalancing:AddTags"],
             [
                 f"arn:${{partition}}:elasticloadbalancing:*:*:loadbalancer/net/{UPSTREAM_NAME}/*",
+                f"arn:${{partition}}:elasticloadbalancing:*:*:loadbalancer/{UPSTREAM_NAME}",
                 f"arn:${{partition}}:elasticloadbalancing:*:*:listener/net/{UPSTREAM_NAME}/*",
                 "arn:${partition}:elasticloadbalancing:*:*:targetgroup/k8s-*",
             ],
             {
                 "Null": {"aws:ResourceTag/kubernetes.io/service-name": "false"},
                 "StringEquals": {**owned, "aws:RequestTag/kubernetes.io/cluster/${cluster_name}": "owned"},
+            },
+        ),
+        "AttachBackendGroupToUpstreamClassicLoadBalancers": (
+            ["elasticloadbalancing:ApplySecurityGroupsToLoadBalancer"],
+            [f"arn:${{partition}}:elasticloadbalancing:*:*:loadbalancer/{UPSTREAM_NAME}"],
+            {"Null": {"aws:ResourceTag/kubernetes.io/service-name": "false"}, "StringEquals": owned},
+        ),
+        "AdoptUpstreamElbSecurityGroups": (
+            ["ec2:CreateTags"],
+            ["arn:${partition}:ec2:*:*:security-group/*"],
+            {
+                "Null": {"aws:ResourceTag/aws:eks:cluster-name": "true"},
+                "StringEquals": owned,
+                "StringEqualsIfExists": {"aws:RequestTag/kubernetes.io/cluster/${cluster_name}": "owned"},
             },
         ),
     }

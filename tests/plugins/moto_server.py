@@ -14,6 +14,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from ccm.envtest.controlplane import free_port
+from sandbox.moto_corrections import correct_moto
 
 REGION = "us-east-1"
 logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -21,7 +22,9 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    """The endpoint URL of a moto server on 127.0.0.1."""
+    """The endpoint URL of a moto server on 127.0.0.1, in this process, with moto's models corrected
+    where they differ from AWS (:mod:`sandbox.moto_corrections`)."""
+    correct_moto()
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

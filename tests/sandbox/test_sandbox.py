@@ -25,7 +25,7 @@ from kubernetes import client
 from tests.plugins.controlplane import api_client_for
 
 REPO = Path(__file__).resolve().parents[2]
-HOSTNAME = re.compile(r"\S+\.elb\.amazonaws\.com")
+HOSTNAME = re.compile(r"\S+\.elb\.(?:[a-z0-9-]+\.)?amazonaws\.com")  # NLB: .elb.<region>., Classic: .elb.
 IP = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 
 
@@ -115,7 +115,7 @@ def test_once_gives_the_demo_service_an_nlb_and_leaves_nothing_behind(tmp_path: 
     hostname = row[3]
     assert HOSTNAME.fullmatch(hostname), row
     assert row[-1] == "synced"
-    lb_name = hostname.split("-1.", 1)[0]
+    lb_name = hostname.split(".elb.", 1)[0].rsplit("-", 1)[0]  # <name>-<16 hex>.elb.<region>.amazonaws.com
     assert re.search(rf"^{lb_name}\s+default/demo\s+internet-facing\s+active\s+{hostname}$", result.out, re.M)
     assert re.search(rf"^TCP:80\s+{lb_name}\s", result.out, re.M)
     assert re.search(rf"^TCP:443\s+{lb_name}\s", result.out, re.M)
@@ -240,10 +240,10 @@ def wait_for(path: Path, pattern: str, *, proc: subprocess.Popen[bytes], timeout
 
 
 def test_interactive_shows_a_refused_service_reprints_on_change_and_ctrl_c_cleans_up(tmp_path: Path) -> None:
-    manifest = tmp_path / "classic.yaml"
+    manifest = tmp_path / "refused.yaml"
     manifest.write_text(
         "apiVersion: v1\nkind: Service\nmetadata:\n  name: legacy\n  annotations:\n"
-        "    service.beta.kubernetes.io/aws-load-balancer-type: classic\n"
+        "    service.beta.kubernetes.io/aws-load-balancer-type: alb\n"
         "spec: {type: LoadBalancer, ports: [{port: 80}]}\n"
     )
     tmp = tmp_path / "tmp"
@@ -264,7 +264,7 @@ def test_interactive_shows_a_refused_service_reprints_on_change_and_ctrl_c_clean
         first = out_path.read_text()
         assert HOSTNAME.fullmatch(service_row(first, "default", "demo")[3])
         assert service_row(first, "default", "legacy")[3:5] == ["<pending>", "InvalidSpec:"]
-        assert "Classic ELBs are not supported" in err_path.read_text()  # "no load balancer yet for ..."
+        assert "unknown load balancer type" in err_path.read_text()  # "no load balancer yet for ..."
 
         # the user fixes the Service with the printed kubeconfig; the tables are printed again
         api = api_client_for(Path(kubeconfig_path(first)))

@@ -191,6 +191,12 @@ MUTATING = (
     "Set",
     "Deregister",
     "Remove",
+    # the Classic ELB API's writes: ConfigureHealthCheck, ApplySecurityGroupsToLoadBalancer,
+    # AttachLoadBalancerToSubnets, DetachLoadBalancerFromSubnets
+    "Configure",
+    "Apply",
+    "Attach",
+    "Detach",
 )
 
 

@@ -9,5 +9,10 @@ and the tags that say what is whose.
 
 * :mod:`.model`: the desired state, frozen data;
 * :mod:`.build`: request + config + network facts → :class:`.model.ClassicStack` (pure);
-* :mod:`.deploy`: compare with what AWS has and converge, with bounded calls.
+* :mod:`.deploy`: compare with what AWS has and converge, with bounded calls; node syncs, delete,
+  drift and orphans (on the NLB sweep's listing);
+* :mod:`.live`: a described Classic ELB in the model's terms, and what differs (pure);
+* :mod:`.converge`: the writes of one Classic ELB (create, and each difference);
+* :mod:`.takeover`: the upstream provider's Classic ELB taken over in place;
+* :mod:`.refusals`: no type change NLB ↔ Classic ELB in place (the address would change).
 """

@@ -26,6 +26,9 @@ from typing import Any
 
 from ccm.cloudprovider import DEFAULT_ORPHAN_GRACE_SECONDS
 from providers.aws import model
+from providers.aws.classic.deploy import ClassicDeployer
+from providers.aws.classic.model import ClassicStack
+from providers.aws.classic.refusals import refuse_classic
 from providers.aws.client import AWSClients
 from providers.aws.config import AWSConfig
 from providers.aws.deploy.adoption import Adoption
@@ -42,8 +45,10 @@ from providers.aws.deploy.parts import (
     TAKEN_OVER,
     TG_TYPE,
     ActualStack,
+    AdoptionRefused,
     Deployed,
     Found,
+    NothingToAdopt,
     StackCache,
     effective_tg_name,
     without_own,
@@ -56,9 +61,8 @@ from providers.common.spec_hash import spec_hash
 
 logger = logging.getLogger(__name__)
 
-
-class NothingToAdopt(LookupError):
-    """An adopted stack's NLB does not exist: the upstream provider's is gone (the caller builds its own)."""
+# NothingToAdopt and AdoptionRefused live in parts (the Classic ELB deployer raises them too)
+__all__ = ["AdoptionRefused", "Deployer", "NothingToAdopt", "parts_match"]
 
 
 class Deployer:
@@ -96,6 +100,15 @@ class Deployer:
             targets_match=self._targets_match,
             node_rules=self.node_rules,
         )
+        # Classic ELBs: same discovery, groups and sweep (which hands it the Classic ELBs it lists)
+        self.classic = ClassicDeployer(
+            ctx=self.ctx,
+            discovery=self.discovery,
+            backend=self.backend,
+            security_groups=self.security_groups,
+            foreign=self.foreign,
+            sweep=self.sweep,
+        )
         self._stacks: dict[str, StackCache] = {}
 
     # -- what the provider asks of the account -----------------------------------------------------
@@ -129,6 +142,7 @@ class Deployer:
         release (which tagged at creation) proves less.
         """
         actual = self.discovery.actual(uid)
+        refuse_classic(actual, self.ctx)  # a Classic ELB serves the Service: no NLB in its place
         took_over = False
         if stack.adopted and actual.load_balancer is None:  # before anything is made: it may refuse
             adopted = self.adoption.adopt(key=key, uid=uid, stack=stack, address=address)
@@ -246,6 +260,8 @@ class Deployer:
         for lb in (actual.load_balancer, *actual.replaced):
             if lb is not None:
                 self.load_balancers.delete(lb.arn, keep_protection=keep_protection)
+        for clb in actual.classic:  # a Classic ELB of the Service (its type changed meanwhile) goes too
+            self.classic.delete_found(clb)
         for tg in actual.target_groups:
             self.target_groups.delete(tg.arn)
         for sg in actual.security_groups:
@@ -256,13 +272,23 @@ class Deployer:
     def drifted(
         self,
         *,
-        stacks: Mapping[str, tuple[str, model.Stack]],
+        stacks: Mapping[str, tuple[str, model.Stack | ClassicStack]],
         live_uids: frozenset[str] | None,
         full: bool,
         now: float,
     ) -> frozenset[str]:
-        """See :meth:`providers.aws.deploy.sweep.Sweep.drifted`."""
-        return self.sweep.drifted(stacks=stacks, live_uids=live_uids, full=full, now=now)
+        """See :meth:`providers.aws.deploy.sweep.Sweep.drifted`; the Services of ``stacks`` served by a
+        Classic ELB are checked by :attr:`classic`, on the same listing."""
+        nlbs: dict[str, tuple[str, model.Stack]] = {}
+        classic: dict[str, tuple[str, ClassicStack]] = {}
+        for key, (uid, stack) in stacks.items():
+            if isinstance(stack, ClassicStack):
+                classic[key] = (uid, stack)
+            else:
+                nlbs[key] = (uid, stack)
+        return self.sweep.drifted(
+            stacks=nlbs, classic_stacks=classic, live_uids=live_uids, full=full, now=now
+        )
 
     def _targets_match(self, key: str, arns: Mapping[str, str], stack: model.Stack) -> bool:
         """Read what each listed target group holds; remember it (so the ensure this may trigger

@@ -22,7 +22,16 @@ from botocore.exceptions import ClientError
 from providers.aws import model
 from providers.aws.client import error_code, suppress_codes
 from providers.aws.deploy.context import Context
-from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, ActualStack, Found, chunks
+from providers.aws.deploy.parts import (
+    LB_TYPE,
+    SG_TYPE,
+    TG_TYPE,
+    ActualStack,
+    Found,
+    chunks,
+    classic_name,
+    is_classic_arn,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +40,7 @@ class Discovery:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self._cluster: model.ClusterInfo | None = None
+        self._account = ""  # the account of the cluster's subnets (their OwnerId), read with them
         self._setup_lock = threading.Lock()  # concurrent workers at start: one reads the VPC
 
     # -- the cluster --------------------------------------------------------------------------------
@@ -69,6 +79,7 @@ class Discovery:
                 )
             vpc = vpcs[0]
             subnets = self._subnets([{"Name": "vpc-id", "Values": [vpc]}])
+        self._account = next((str(s["OwnerId"]) for s in subnets if s.get("OwnerId")), "")
         zone_types = self._zone_types(sorted({s["AvailabilityZone"] for s in subnets}))
         public = self._public_subnets(vpc_id=vpc, subnet_ids=[s["SubnetId"] for s in subnets])
         return model.ClusterInfo(
@@ -82,6 +93,14 @@ class Discovery:
                 )
             ),
         )
+
+    def classic_arn(self, name: str) -> str:
+        """The ARN of the Classic ELB ``name``, as the tagging API lists it:
+        ``arn:aws:elasticloadbalancing:<region>:<account>:loadbalancer/<name>`` (the account is the
+        subnets' ``OwnerId``, read once with the cluster's facts)."""
+        self.cluster_info()
+        region = self.ctx.clients.region
+        return f"arn:aws:elasticloadbalancing:{region}:{self._account}:loadbalancer/{name}"
 
     def _subnets(self, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
         subnets: list[dict[str, Any]] = []
@@ -211,11 +230,28 @@ class Discovery:
         """
         elbv2 = self.ctx.clients.elbv2
         return _described(
-            arns,
+            [arn for arn in arns if not is_classic_arn(arn)],  # never sent to elbv2
             describe=lambda chunk: elbv2.describe_load_balancers(LoadBalancerArns=list(chunk))[
                 "LoadBalancers"
             ],
             key="LoadBalancerArn",
+            missing="LoadBalancerNotFound",
+        )
+
+    def described_classic(self, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The Classic ELBs of ``names`` that exist (name → description), 20 names per call.
+
+        ``DescribeLoadBalancers`` of the ``elb`` API takes up to 20 names and fails as a whole with
+        ``LoadBalancerNotFound`` (botocore elb service-2.json, ``AccessPointNotFoundException``) when
+        one is missing; then the batch is described one by one.
+        """
+        elb = self.ctx.clients.elb
+        return _described(
+            names,
+            describe=lambda chunk: elb.describe_load_balancers(LoadBalancerNames=list(chunk))[
+                "LoadBalancerDescriptions"
+            ],
+            key="LoadBalancerName",
             missing="LoadBalancerNotFound",
         )
 
@@ -241,12 +277,20 @@ class Discovery:
 
     def existing(self, items: Sequence[Found]) -> list[Found]:
         """The listed resources (of any kind) that still exist."""
-        lbs = [i.arn for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+        lbs = [
+            i.arn
+            for i in items
+            if i.resource_id == model.RESOURCE_LOAD_BALANCER and not is_classic_arn(i.arn)
+        ]
+        classic = [classic_name(i.arn) for i in items if is_classic_arn(i.arn)]
         tgs = [i.arn for i in items if i.resource_id.startswith(model.TARGET_GROUP_PREFIX)]
         sgs = [i.sg_id for i in items if i.resource_id == model.RESOURCE_FRONTEND_SG]
         exists: set[str] = set()
         if lbs:
             exists |= set(self.described_load_balancers(lbs))
+        if classic:
+            described = self.described_classic(classic)
+            exists |= {i.arn for i in items if is_classic_arn(i.arn) and classic_name(i.arn) in described}
         if tgs:
             exists |= set(self.described_target_groups(tgs))
         for chunk in chunks(sorted(set(sgs)), 200):  # a group-id filter tolerates unknown IDs
@@ -265,7 +309,9 @@ def group_stack(items: Iterable[Found]) -> ActualStack:
     actual = ActualStack()
     for item in items:
         rid = item.resource_id
-        if rid == model.RESOURCE_LOAD_BALANCER and ":loadbalancer/" in item.arn:
+        if is_classic_arn(item.arn):  # listed under the same resource type as NLBs
+            actual.classic.append(item)
+        elif rid == model.RESOURCE_LOAD_BALANCER and ":loadbalancer/" in item.arn:
             if actual.load_balancer is None:
                 actual.load_balancer = item
             else:

@@ -153,6 +153,8 @@ class ForeignLoadBalancers:
                     name=name,
                     dns_name=lb["DNSName"],
                     owned=self._owned(tags, key=key),
+                    described=dict(lb),
+                    tags=tags,
                 )
         return None
 
@@ -176,6 +178,17 @@ class ForeignLoadBalancers:
             for g in groups
             if {t["Key"]: t["Value"] for t in g.get("Tags", [])}.get(self.ctx.cluster_tag) == model.OWNED
         ]
+
+    def clb_node_rules(
+        self, *, security_groups: Sequence[str], instance_ids: Sequence[str]
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Upstream's rules that let a Classic ELB's ``security_groups`` into the nodes' groups."""
+        stack = ForeignStack(kind=CLB, name="", dns_name="", security_groups=list(security_groups))
+        return self._node_rules(stack, instance_ids=instance_ids)
+
+    def revoke(self, rules: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Revoke ``rules`` ((security group, permission) pairs); rules already gone are no error."""
+        self._revoke(rules)
 
     def _node_rules(
         self, stack: ForeignStack, *, instance_ids: Sequence[str]

@@ -20,6 +20,35 @@ ADDRESS_CHANGED = "LoadBalancerIPChanged"  # the Service's address changed (as t
 TAKEN_OVER = "LoadBalancerTakenOver"  # the upstream provider's load balancer is now the Service's (as GCP)
 
 
+class NothingToAdopt(LookupError):
+    """An adopted stack's load balancer does not exist: the upstream provider's is gone (the caller
+    builds its own)."""
+
+
+class AdoptionRefused(Exception):
+    """The upstream provider's load balancer of the Service cannot be taken over in place; ``reason``
+    says why, in words a user reads (its tags name another cluster or Service, another scheme)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
+
+
+def is_classic_arn(arn: str) -> bool:
+    """Whether ``arn`` is a Classic ELB's:
+    ``arn:aws:elasticloadbalancing:<region>:<acct>:loadbalancer/<name>`` (Service Authorization
+    Reference, Elastic Load Balancing, resource type ``loadbalancer``), where an NLB's or ALB's is
+    ``…:loadbalancer/net/<name>/<id>`` (``app/`` for an ALB). The tagging API lists both under
+    ``elasticloadbalancing:loadbalancer``."""
+    _, sep, rest = arn.partition(":loadbalancer/")
+    return bool(sep) and bool(rest) and "/" not in rest
+
+
+def classic_name(arn: str) -> str:
+    """``…:loadbalancer/<name>`` → ``<name>`` (a Classic ELB is known by its name)."""
+    return arn.rsplit("/", 1)[-1]
+
+
 @dataclass
 class Found:
     """One tagged resource from the tagging API."""
@@ -62,10 +91,17 @@ class ActualStack:
     security_groups: list[Found] = field(default_factory=list)
     # more NLBs of the Service: the one a scheme change replaces, left by a crash before it was deleted
     replaced: list[Found] = field(default_factory=list)
+    # the Service's Classic ELBs (:mod:`providers.aws.classic`): never sent to elbv2
+    classic: list[Found] = field(default_factory=list)
 
     @property
     def empty(self) -> bool:
-        return self.load_balancer is None and not self.target_groups and not self.security_groups
+        return (
+            self.load_balancer is None
+            and not self.target_groups
+            and not self.security_groups
+            and not self.classic
+        )
 
     def prefer(self, name: str) -> None:
         """Make the NLB called ``name`` (if listed) the Service's; the others are replaced ones."""

@@ -44,7 +44,11 @@ class FrontendSecurityGroups:
 
     def ensure(self, *, stack: model.Stack, actual: ActualStack) -> str:
         """The group's ID ("" when the Service uses only its own groups)."""
-        spec = stack.frontend_security_group
+        return self.ensure_group(spec=stack.frontend_security_group, actual=actual)
+
+    def ensure_group(self, *, spec: model.SecurityGroup | None, actual: ActualStack) -> str:
+        """The frontend group ``spec`` of any kind of load balancer (an NLB's, a Classic ELB's), given
+        the Service's groups as listed in ``actual``: its ID, "" when ``spec`` is None."""
         if spec is None:
             return ""
         want_hash = spec_hash(spec)
@@ -58,7 +62,7 @@ class FrontendSecurityGroups:
                 raise
             logger.info("the tagging API still lists deleted security group %s: made again", existing.sg_id)
             actual.security_groups = [g for g in actual.security_groups if g is not existing]
-            return self.ensure(stack=stack, actual=actual)
+            return self.ensure_group(spec=spec, actual=actual)
         if existing.tags.get(model.SPEC_HASH_TAG) != want_hash:
             self._retag(existing, want={**dict(spec.tags), model.SPEC_HASH_TAG: want_hash})
         return existing.sg_id
@@ -93,6 +97,7 @@ class FrontendSecurityGroups:
             ec2.delete_tags(Resources=[existing.sg_id], Tags=[{"Key": k} for k in stale])
         if changed:
             ec2.create_tags(Resources=[existing.sg_id], Tags=tag_list(changed))
+        existing.tags = {**{k: v for k, v in existing.tags.items() if k not in stale}, **dict(changed)}
 
     def _authorize(self, sg_id: str, rules: Iterable[model.Rule]) -> None:
         perms = [permission(r) for r in rules]

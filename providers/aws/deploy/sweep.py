@@ -3,10 +3,13 @@
 A normal pass lists only load balancers (one call per 100). A ``full`` pass also lists target groups and
 security groups, so a missing part or a leaked one (left by a failure midway) is found too, and reads
 what each target group of an unchanged stack holds (one DescribeTargetHealth per target group), so a
-target deregistered by hand is found within one full pass. A resource
-of this scope is an orphan when its Service UID is not live; it is deleted once it has been an orphan
-for the grace period (:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
+target deregistered by hand is found within one full pass. A resource of this scope is an orphan when
+its Service UID is not live; it is deleted once it has been an orphan for the grace period
+(:class:`~providers.common.orphans.OrphanClock`), in dependency order, after a
 describe confirms it still exists (the tagging API lists deleted resources for a while).
+
+Classic ELBs are listed under the same resource type as NLBs: the Classic ELB deployer checks their
+drift and deletes the orphaned ones (:class:`ClassicSweep`), with this module's listing and bookkeeping.
 """
 
 from __future__ import annotations
@@ -14,12 +17,14 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Protocol
 
 from providers.aws import model
+from providers.aws.classic.model import RESOURCE_CLASSIC_LOAD_BALANCER, ClassicStack
 from providers.aws.deploy.discovery import Discovery
 from providers.aws.deploy.load_balancer import LoadBalancers
 from providers.aws.deploy.node_rules import NodeRules
-from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, Found, lb_name
+from providers.aws.deploy.parts import LB_TYPE, SG_TYPE, TG_TYPE, Found, is_classic_arn, lb_name
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
 from providers.aws.deploy.target_groups import TargetGroups
 from providers.common.orphans import OrphanClock
@@ -27,7 +32,23 @@ from providers.common.spec_hash import spec_hash
 
 logger = logging.getLogger(__name__)
 
-_DELETE_ORDER = {model.RESOURCE_LOAD_BALANCER: 0, model.RESOURCE_FRONTEND_SG: 2}  # target groups: 1
+_DELETE_ORDER = {
+    model.RESOURCE_LOAD_BALANCER: 0,
+    RESOURCE_CLASSIC_LOAD_BALANCER: 0,
+    model.RESOURCE_FRONTEND_SG: 2,
+}  # target groups: 1
+
+ClassicStacks = Mapping[str, tuple[str, ClassicStack]]
+
+
+class ClassicSweep(Protocol):
+    """What the sweep asks of the Classic ELB deployer, on the same listing as the NLBs'."""
+
+    def drifted_in(
+        self, *, stacks: ClassicStacks, by_uid: Mapping[str, Sequence[Found]], full: bool
+    ) -> frozenset[str]: ...
+
+    def delete_found(self, item: Found) -> bool: ...
 
 
 class Sweep:
@@ -50,6 +71,7 @@ class Sweep:
         # (key, resource id → target group ARN, stack) → whether the target groups hold the stack's targets
         self.targets_match = targets_match
         self.node_rules = node_rules
+        self.classic: ClassicSweep | None = None  # the Classic ELB deployer, attached once it exists
         self._lock = threading.Lock()  # one sweep at a time
 
     def drifted(
@@ -59,20 +81,29 @@ class Sweep:
         live_uids: frozenset[str] | None,
         full: bool,
         now: float,
+        classic_stacks: ClassicStacks | None = None,
     ) -> frozenset[str]:
-        """Keys (of ``stacks``: key → (uid, stack)) whose LB is missing or differs; deletes due orphans.
+        """Keys (of ``stacks``: key → (uid, stack), and of ``classic_stacks``, Services served by a
+        Classic ELB) whose LB is missing or differs; deletes due orphans, Classic ELBs included.
 
         ``live_uids`` is every Service of the cluster; ``None`` sweeps nothing.
         """
+        classic_stacks = classic_stacks or {}
         with self._lock:
             types = (LB_TYPE, TG_TYPE, SG_TYPE) if full else (LB_TYPE,)
             by_uid = by_service(self.discovery.list_owned(types=types))
             drifted = drifted_keys(stacks=stacks, by_uid=by_uid, full=full)
             if full and self.targets_match is not None:
                 drifted |= self._targets_drifted(stacks=stacks, by_uid=by_uid, drifted=drifted)
+            if classic_stacks and self.classic is not None:
+                drifted |= self.classic.drifted_in(stacks=classic_stacks, by_uid=by_uid, full=full)
             if live_uids is None:
                 return drifted
-            live = live_uids | {uid for uid, _stack in stacks.values()}
+            live = (
+                live_uids
+                | {uid for uid, _stack in stacks.values()}
+                | {uid for uid, _stack in classic_stacks.values()}
+            )
             found = orphans(by_uid=by_uid, live=live)
             arns = {o.arn: o for o in found}
             due = self.orphans.observe(
@@ -133,6 +164,8 @@ class Sweep:
 
     def _delete(self, item: Found) -> bool:
         """Delete one orphan; whether it is gone (a security group still attached is not)."""
+        if is_classic_arn(item.arn):
+            return self.classic.delete_found(item) if self.classic is not None else False
         if item.resource_id == model.RESOURCE_LOAD_BALANCER:
             self.load_balancers.delete(item.arn, keep_protection=True)
             if item.tags.get(model.ADOPTED_FROM_TAG) and self.node_rules is not None:
@@ -165,7 +198,9 @@ def drifted_keys(
     drifted: set[str] = set()
     for key, (uid, stack) in stacks.items():
         items = by_uid.get(uid, [])
-        lbs = [i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER]
+        lbs = [
+            i for i in items if i.resource_id == model.RESOURCE_LOAD_BALANCER and not is_classic_arn(i.arn)
+        ]
         if len(lbs) != 1 or lbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash():
             drifted.add(key)
             continue

@@ -8,7 +8,8 @@ unchanged against moto and meets AWS's real answers:
 * ``CreateListener`` on a port in use: AWS says ``DuplicateListener`` (moto adds another);
 * ``DescribeTargetGroups(LoadBalancerArn)`` for an LB without target groups: AWS returns an empty
   list (moto raises ``TargetGroupNotFound``);
-* ``DeleteSecurityGroup`` of a group still attached to a load balancer: ``DependencyViolation``;
+* ``DeleteSecurityGroup`` of a group still attached to a load balancer (an NLB or a Classic ELB):
+  ``DependencyViolation``;
 * ``RegisterTargets`` of an instance that does not exist (terminated long ago) or is not running:
   ``InvalidTarget``, and nothing of the call is registered. Sources: the ELBv2 API reference of
   RegisterTargets ("If the target is an EC2 instance, it must be in the running state when you
@@ -16,6 +17,11 @@ unchanged against moto and meets AWS's real answers:
   target does not exist, is not in the same VPC as the target group, or has an unsupported instance
   type". moto refuses a non-running instance only after registering the targets before it, and
   accepts an unknown instance ID;
+* ``RegisterInstancesWithLoadBalancer`` (Classic ELB) of an instance that does not exist or is not
+  running: ``InvalidInstance``, and nothing of the call is registered (moto registers any ID). Sources:
+  the Classic ELB API reference of RegisterInstancesWithLoadBalancer ("The instance must be a running
+  instance in the same network as the load balancer") and botocore's elb service-2.json,
+  ``InvalidEndPointException`` (code ``InvalidInstance``, "The specified endpoint is not valid");
 * ``AuthorizeSecurityGroupIngress`` with one permission that already exists: ``InvalidPermission.Duplicate``
   and none of the call's permissions is added (moto adds those before the duplicate). Sources: the EC2
   API reference's error codes ("InvalidPermission.Duplicate: The specified inbound or outbound rule
@@ -123,6 +129,9 @@ class AWSBehaviour:
             "after-call.elastic-load-balancing-v2.CreateTargetGroup", self._target_group_defaults
         )
         self.clients.ec2.meta.events.register("before-call.ec2.DeleteSecurityGroup", self._delete_sg)
+        self.clients.elb.meta.events.register(
+            "before-call.elastic-load-balancing.RegisterInstancesWithLoadBalancer", self._register_instances
+        )
         self.clients.tagging.meta.events.register("before-parameter-build.*.GetResources", self._tag_query)
         self.clients.tagging.meta.events.register("after-call.*.GetResources", self._get_resources)
         for client in (self.clients.elbv2, self.clients.ec2):
@@ -406,6 +415,25 @@ class AWSBehaviour:
                 "ModifyTargetGroup",
             )
 
+    def _register_instances(self, *, params: dict[str, Any], **_: Any) -> None:
+        p = _params(params)
+        ids = [
+            v for k, v in sorted(p.items()) if k.startswith("Instances.member.") and k.endswith(".InstanceId")
+        ]
+        if ids and self._not_running(ids):
+            raise _error(
+                "InvalidInstance", "The specified endpoint is not valid.", "RegisterInstancesWithLoadBalancer"
+            )
+
+    def _not_running(self, instances: list[str]) -> list[str]:
+        state: dict[str, str] = {}
+        for reservation in self.ec2.describe_instances(
+            Filters=[{"Name": "instance-id", "Values": instances}]
+        )["Reservations"]:
+            for instance in reservation["Instances"]:
+                state[instance["InstanceId"]] = instance["State"]["Name"]
+        return [i for i in instances if state.get(i) != "running"]
+
     def _register_targets(self, p: dict[str, str]) -> None:
         ids = [v for k, v in sorted(p.items()) if k.startswith("Targets.member.") and k.endswith(".Id")]
         instances = [i for i in ids if i.startswith("i-")]
@@ -469,9 +497,15 @@ class AWSBehaviour:
         if not self.attached_sgs_block_delete:
             return None
         group = _params(params).get("GroupId", "")
-        for lb in self.elbv2.describe_load_balancers()["LoadBalancers"]:
-            if group in lb.get("SecurityGroups", []):
-                raise _error(
-                    "DependencyViolation", f"resource {group} has a dependent object", "DeleteSecurityGroup"
-                )
+        attached = [
+            lb.get("SecurityGroups", []) for lb in self.elbv2.describe_load_balancers()["LoadBalancers"]
+        ]
+        attached += [
+            lb.get("SecurityGroups", [])
+            for lb in boto3.client("elb").describe_load_balancers()["LoadBalancerDescriptions"]
+        ]
+        if any(group in groups for groups in attached):
+            raise _error(
+                "DependencyViolation", f"resource {group} has a dependent object", "DeleteSecurityGroup"
+            )
         return None

@@ -48,7 +48,9 @@ def test_creating_two_tcp_ports_on_three_nodes_takes_at_most_eleven_calls(
     assert calls.get("AddTags") == 1
     assert calls.get("CreateLoadBalancer") == 1 and calls.get("CreateTargetGroup") == 2
     assert calls.get("CreateListener") == 2 and calls.get("RegisterTargets") == 2
-    assert status.ingress[0].hostname.endswith(".elb.amazonaws.com")
+    assert status.ingress[0].hostname.endswith(
+        ".elb.us-east-1.amazonaws.com"
+    )  # an NLB's, not a Classic ELB's
     elbv2 = boto3.client("elbv2")
     lbs = [
         lb
@@ -194,7 +196,9 @@ def test_delete_of_a_service_with_an_address_the_listing_does_not_show_looks_it_
 ) -> None:
     """Told of an address but not listed (tagging API lag, or already gone): one call per name
     (two schemes, two target groups), one DescribeSecurityGroups; DescribeTags only for hits."""
-    request = dataclasses.replace(make_request(), status_addresses=("gone.elb.amazonaws.com",))
+    request = dataclasses.replace(
+        make_request(), status_addresses=("gone-0123456789abcdef.elb.us-east-1.amazonaws.com",)
+    )
     provider.ensure_load_balancer_deleted(request=request)
     calls = provider.clients.snapshot()
     assert calls.pop("GetResources") == 1

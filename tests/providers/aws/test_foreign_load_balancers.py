@@ -25,6 +25,7 @@ UID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 OTHER_UID = "0a0b0c0d-1111-4222-8333-444455556666"
 PORTS = ((80, 30080), (443, 30443))
 REPLACE = {REPLACE_FOREIGN_ANNOTATION: "true"}
+NLB = {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"}
 
 
 def _upstream_target_groups() -> list[str]:
@@ -66,16 +67,38 @@ def test_service_served_by_an_upstream_nlb_of_another_cluster_is_refused_and_not
     )
 
 
-def test_service_served_by_upstreams_classic_elb_is_refused(
+def test_service_served_by_upstreams_classic_elb_keeps_it_taken_over_in_place(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
     upstream = make_upstream_clb(network, namespace="default", name="web", uid=UID, ports=PORTS)
     request = make_request("web", uid=UID, status_addresses=(upstream.dns_name,))
 
+    status = provider.ensure_load_balancer(request=request)
+
+    assert status.ingress[0].hostname == upstream.dns_name and clb_exists(upstream.name)
+    assert [e.reason for e in status.events] == ["LoadBalancerTakenOver"]
+    assert upstream.security_group not in group_sources(network)  # the backend group lets it in now
+    # the node sync of a taken-over Classic ELB moves instances only
+    provider.clients.reset_counts()
+    provider.update_load_balancer(request=request.with_nodes(network.nodes(1)))
+    assert set(provider.clients.snapshot()) <= {
+        "GetResources",
+        "DescribeLoadBalancers",
+        "DeregisterInstancesFromLoadBalancer",
+    }
+
+
+def test_service_that_asks_for_an_nlb_where_upstreams_classic_elb_serves_is_refused(
+    provider: AWSProvider, make_request: RequestFactory, network: Network
+) -> None:
+    upstream = make_upstream_clb(network, namespace="default", name="web", uid=UID, ports=PORTS)
+    request = make_request("web", uid=UID, annotations=NLB, status_addresses=(upstream.dns_name,))
+
     with pytest.raises(ForeignLoadBalancer) as refused:
         provider.ensure_load_balancer(request=request)
 
     assert refused.value.parts[0].kind == "Classic ELB"
+    assert "cannot change in place" in str(refused.value)
     assert service_resources() == [] and clb_exists(upstream.name)
     assert upstream.security_group in group_sources(network)
 
@@ -84,7 +107,7 @@ def test_node_sync_of_a_refused_service_changes_nothing(
     provider: AWSProvider, make_request: RequestFactory, network: Network
 ) -> None:
     upstream = make_upstream_clb(network, namespace="default", name="web", uid=UID, ports=PORTS)
-    request = make_request("web", uid=UID, status_addresses=(upstream.dns_name,))
+    request = make_request("web", uid=UID, annotations=NLB, status_addresses=(upstream.dns_name,))
 
     with pytest.raises(ForeignLoadBalancer):
         provider.update_load_balancer(request=request.with_nodes(network.nodes(1)))
@@ -221,12 +244,17 @@ def test_plan_adopts_an_upstream_nlb_and_lists_what_replacing_it_would_delete(
         request=make_request("web", uid=UID, annotations=REPLACE, status_addresses=(upstream.dns_name,))
     )
     refused = provider.plan_migration(
+        request=make_request("old", uid=OTHER_UID, annotations=NLB, status_addresses=(clb.dns_name,))
+    )
+    classic = provider.plan_migration(
         request=make_request("old", uid=OTHER_UID, status_addresses=(clb.dns_name,))
     )
 
     assert plan.action == "adopt" and not plan.address_changes and plan.address == upstream.dns_name
     assert replace.action == "replace" and replace.address_changes
-    assert refused.action == "refuse" and "Classic ELB is not taken over" in refused.reason
+    assert refused.action == "refuse" and "cannot change in place" in refused.reason
+    assert classic.action == "adopt" and not classic.address_changes and classic.address == clb.dns_name
+    assert f"k8s-elb-{clb.name}" in classic.reason
     kinds = [p.kind for p in replace.foreign]
     assert kinds[0] == "NLB" and kinds.count("target group") == 2
     assert sum(1 for p in replace.foreign if p.kind == "security group rule") == 3  # 2 client + mtu

@@ -25,7 +25,7 @@ CASES: list[tuple[str, dict[str, str], dict[str, object], str]] = [
     ("cert on a UDP port", {P + "ssl-cert": CERT, P + "ssl-ports": "53"}, {"ports": ((53, "UDP"),)}, "53"),
     ("ssl-ports naming an unknown port", {P + "ssl-cert": CERT, P + "ssl-ports": "https,nope"}, {}, "nope"),
     ("too many listeners", {}, {"ports": tuple((1000 + i, "TCP") for i in range(51))}, "51"),
-    ("classic ELB", {P + "type": "classic"}, {}, "classic"),
+    ("unknown load balancer type", {P + "type": "alb"}, {}, "alb"),
     ("unknown TG attribute", {P + "target-group-attributes": "bogus.key=1"}, {}, "bogus.key"),
 ]
 
