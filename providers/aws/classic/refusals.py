@@ -9,11 +9,12 @@ event and does not retry in a hot loop.
 from __future__ import annotations
 
 from ccm.cloudprovider import InvalidSpec
+from providers.aws import annotations as ann
 from providers.aws.client import suppress_codes
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.parts import ActualStack, classic_name
 
-TYPE_FIELD = "metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-type]"
+TYPE_FIELD = f"metadata.annotations[{ann.TYPE}]"  # the key is spelled only in the registry
 
 
 def refuse_nlb(actual: ActualStack, ctx: Context) -> None:
