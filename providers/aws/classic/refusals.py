@@ -17,7 +17,7 @@ from providers.aws.deploy.parts import ActualStack, classic_name
 TYPE_FIELD = f"metadata.annotations[{ann.TYPE}]"  # the key is spelled only in the registry
 
 
-def refuse_nlb(actual: ActualStack, ctx: Context) -> None:
+def refuse_nlb(*, actual: ActualStack, ctx: Context) -> None:
     """A Service served by an NLB of ours cannot become a Classic ELB in place (its address would change)."""
     lb = actual.load_balancer
     if lb is None:
@@ -38,7 +38,7 @@ def refuse_nlb(actual: ActualStack, ctx: Context) -> None:
     )
 
 
-def refuse_classic(actual: ActualStack, ctx: Context) -> None:
+def refuse_classic(*, actual: ActualStack, ctx: Context) -> None:
     """A Service served by a Classic ELB of ours cannot become an NLB in place (its address would change)."""
     if not actual.classic:
         return
