@@ -102,7 +102,7 @@ class ClassicDeployer:
     def ensure(self, *, key: str, uid: str, stack: ClassicStack) -> Deployed:
         """Make AWS match ``stack``; its DNS name, ARN and the Warning events it asks for."""
         actual = self.discovery.actual(uid)
-        refuse_nlb(actual, self.ctx)
+        refuse_nlb(actual=actual, ctx=self.ctx)
         current = next((c for c in actual.classic if classic_name(c.arn) == stack.name), None)
         notices: list[tuple[str, str]] = []
         live: LiveClassic | None = None
@@ -126,7 +126,7 @@ class ClassicDeployer:
             and current is not None
             and not replaced
             and current.tags.get(model.SPEC_HASH_TAG) == want_hash
-            and frontend_matches(stack, actual)
+            and frontend_matches(stack=stack, actual=actual)
         ):
             known = self._get(key)
             if known is None or known.name != stack.name:
@@ -313,7 +313,9 @@ class ClassicDeployer:
                 or nlbs
                 or classic_name(clbs[0].arn) != stack.name
                 or clbs[0].tags.get(model.SPEC_HASH_TAG) != stack.spec_hash()
-            ) or (full and not frontend_matches(stack, ActualStack(security_groups=_sgs(items)))):
+            ) or (
+                full and not frontend_matches(stack=stack, actual=ActualStack(security_groups=_sgs(items)))
+            ):
                 drifted.add(key)
             else:
                 steady[key] = (uid, stack)
@@ -385,7 +387,7 @@ class ClassicDeployer:
 # -- pure ------------------------------------------------------------------------------------------------
 
 
-def frontend_matches(stack: ClassicStack, actual: ActualStack) -> bool:
+def frontend_matches(*, stack: ClassicStack, actual: ActualStack) -> bool:
     """Whether the listed frontend group is the stack's, by its spec hash."""
     want = spec_hash(stack.frontend_security_group) if stack.frontend_security_group else ""
     have = [sg.tags.get(model.SPEC_HASH_TAG, "") for sg in actual.security_groups]

@@ -9,14 +9,15 @@ event and does not retry in a hot loop.
 from __future__ import annotations
 
 from ccm.cloudprovider import InvalidSpec
+from providers.aws import annotations as ann
 from providers.aws.client import suppress_codes
 from providers.aws.deploy.context import Context
 from providers.aws.deploy.parts import ActualStack, classic_name
 
-TYPE_FIELD = "metadata.annotations[service.beta.kubernetes.io/aws-load-balancer-type]"
+TYPE_FIELD = f"metadata.annotations[{ann.TYPE}]"  # the key is spelled only in the registry
 
 
-def refuse_nlb(actual: ActualStack, ctx: Context) -> None:
+def refuse_nlb(*, actual: ActualStack, ctx: Context) -> None:
     """A Service served by an NLB of ours cannot become a Classic ELB in place (its address would change)."""
     lb = actual.load_balancer
     if lb is None:
@@ -37,7 +38,7 @@ def refuse_nlb(actual: ActualStack, ctx: Context) -> None:
     )
 
 
-def refuse_classic(actual: ActualStack, ctx: Context) -> None:
+def refuse_classic(*, actual: ActualStack, ctx: Context) -> None:
     """A Service served by a Classic ELB of ours cannot become an NLB in place (its address would change)."""
     if not actual.classic:
         return

@@ -142,7 +142,7 @@ class Deployer:
         release (which tagged at creation) proves less.
         """
         actual = self.discovery.actual(uid)
-        refuse_classic(actual, self.ctx)  # a Classic ELB serves the Service: no NLB in its place
+        refuse_classic(actual=actual, ctx=self.ctx)  # a Classic ELB serves the Service: no NLB in its place
         took_over = False
         if stack.adopted and actual.load_balancer is None:  # before anything is made: it may refuse
             adopted = self.adoption.adopt(key=key, uid=uid, stack=stack, address=address)
