@@ -1,6 +1,7 @@
 """End to end against what the real upstream provider builds: the upstream ``aws-cloud-controller-manager``
-v1.37.1 serves an NLB Service and a Classic ELB Service on moto, is stopped, and this controller takes
-over (``ccm migrate``, then ``ccm run``).
+v1.37.1 serves an NLB Service and two Classic ELB Services on moto, is stopped, and this controller takes
+over (``ccm migrate``, then ``ccm run``): the NLB and one Classic ELB in place, the other Classic ELB
+replaced because its Service asks for a new address.
 
 This checks our reading of upstream's names, tags and node rules against upstream's own output, not
 against our model of it (``tests/support/upstream_aws.py`` is that model; this test is its check).
@@ -61,7 +62,7 @@ def _migrate(control_plane: ControlPlane) -> dict[str, Any]:
     return report
 
 
-def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_on_request(
+def test_upstreams_own_nlb_and_classic_elb_are_taken_over_in_place_and_one_replaced_on_request(
     upstream_account: str,
     tmp_path: Path,
     kube_api: client.ApiClient,
@@ -79,6 +80,7 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
     node_names.extend(register_node(kube_api, instance) for instance in network.instances)
     nlb_uid = kube.create_service(kube_api, namespace, "web", annotations=NLB_TYPE)["metadata"]["uid"]
     clb_uid = kube.create_service(kube_api, namespace, "legacy")["metadata"]["uid"]
+    kept_uid = kube.create_service(kube_api, namespace, "kept")["metadata"]["uid"]
 
     # 1. upstream serves both, then is stopped (as when its service controller is disabled)
     upstream = UpstreamCcm(
@@ -92,6 +94,9 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
         legacy_host = kube.eventually(
             lambda: kube.lb_hostname(kube_api, namespace, "legacy"), timeout=120, message=upstream.log.name
         )
+        kept_host = kube.eventually(
+            lambda: kube.lb_hostname(kube_api, namespace, "kept"), timeout=120, message=upstream.log.name
+        )
     finally:
         upstream.stop()
     assert nlb_exists(upstream_name(nlb_uid)) and clb_exists(upstream_name(clb_uid))
@@ -101,19 +106,25 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
     ][0]["SecurityGroups"]
     assert set(clb_groups) <= _node_group_sources(network)
 
-    # 2. the review: the NLB is taken over in place, the Classic ELB is not
+    kept_groups = boto3.client("elb").describe_load_balancers(LoadBalancerNames=[upstream_name(kept_uid)])[
+        "LoadBalancerDescriptions"
+    ][0]["SecurityGroups"]
+    assert set(kept_groups) <= _node_group_sources(network)
+
+    # 2. the review: the NLB and the Classic ELBs are taken over in place
     rows = {r["service"]: r for r in _migrate(control_plane)["services"]}
-    web, legacy = rows[f"{namespace}/web"], rows[f"{namespace}/legacy"]
+    web, legacy, kept = rows[f"{namespace}/web"], rows[f"{namespace}/legacy"], rows[f"{namespace}/kept"]
     assert (web["action"], web["address"], web["addressChanges"]) == ("adopt", web_host, False), web["reason"]
     assert web["foreign"][0] == {"kind": "NLB", "name": upstream_name(nlb_uid), "detail": web_host}
     assert any(p["kind"] == "target group" for p in web["foreign"])
     assert any(
         upstream_name(nlb_uid) in p["detail"] for p in web["foreign"] if p["kind"] == "security group rule"
     )
-    assert (legacy["action"], legacy["foreign"][0]["kind"]) == ("refuse", "Classic ELB")
-    assert {p["name"] for p in legacy["foreign"] if p["kind"] == "security group"} == set(clb_groups)
+    assert (legacy["action"], legacy["foreign"][0]["kind"]) == ("adopt", "Classic ELB")
+    assert (kept["action"], kept["address"], kept["addressChanges"]) == ("adopt", kept_host, False), kept
+    assert {p["name"] for p in kept["foreign"] if p["kind"] == "security group"} == set(kept_groups)
 
-    # 3. this controller takes over: the NLB Service keeps its address, the Classic ELB one asked to move
+    # 3. this controller takes over: the NLB and "kept" keep their addresses, "legacy" asked to move
     kube.patch_service(
         kube_api, namespace, "legacy", {"metadata": {"annotations": {REPLACE_FOREIGN_ANNOTATION: "true"}}}
     )
@@ -130,6 +141,10 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
         == []
     )
     kube.eventually(lambda: "EnsuredLoadBalancer" in kube.reasons(kube_api, namespace, "web"), timeout=90)
+    kube.eventually(lambda: "LoadBalancerTakenOver" in kube.reasons(kube_api, namespace, "kept"), timeout=90)
+    assert kube.lb_hostname(kube_api, namespace, "kept") == kept_host and clb_exists(upstream_name(kept_uid))
+    # upstream's rule from the Classic ELB's group is gone: the cluster's backend group lets it in
+    assert not set(kept_groups) & _node_group_sources(network)
     assert kube.lb_hostname(kube_api, namespace, "web") == web_host and nlb_exists(upstream_name(nlb_uid))
     rules = _node_rule_descriptions(network)
     assert f"kubernetes.io/rule/nlb/client={upstream_name(nlb_uid)}" in rules  # upstream's rule, kept
@@ -165,6 +180,12 @@ def test_upstreams_own_nlb_is_taken_over_in_place_and_its_classic_elb_replaced_o
         )
 
     kube.eventually(registered_everywhere, timeout=90, message="the new node in every target group")
+
+    def in_the_classic_elb() -> bool:
+        described = boto3.client("elb").describe_load_balancers(LoadBalancerNames=[upstream_name(kept_uid)])
+        return added in {i["InstanceId"] for i in described["LoadBalancerDescriptions"][0]["Instances"]}
+
+    kube.eventually(in_the_classic_elb, timeout=90, message="the new node in the taken-over Classic ELB")
 
     # 5. the adopted Service is deleted: its NLB, target groups and upstream's node rules go with it
     kube.delete_service(kube_api, namespace, "web")
