@@ -52,6 +52,8 @@ class Checkpoint:
         return (cm.data or {}).get(NODE_SET_KEY)
 
     def write(self, digest: str) -> None:
+        """Patch the ConfigMap, or create it; the service workers and the node sync write from their own
+        threads, so a create that loses to another writer's (AlreadyExists) patches after all."""
         body = {"data": {NODE_SET_KEY: digest}}
         try:
             self._core.patch_namespaced_config_map(self.name, self.namespace, body)
@@ -59,12 +61,17 @@ class Checkpoint:
         except ApiException as exc:
             if exc.status != 404:
                 raise
-        self._core.create_namespaced_config_map(
-            self.namespace,
-            client.V1ConfigMap(
-                metadata=client.V1ObjectMeta(
-                    name=self.name, labels={"app.kubernetes.io/managed-by": "ccm-lb"}
+        try:
+            self._core.create_namespaced_config_map(
+                self.namespace,
+                client.V1ConfigMap(
+                    metadata=client.V1ObjectMeta(
+                        name=self.name, labels={"app.kubernetes.io/managed-by": "ccm-lb"}
+                    ),
+                    data=body["data"],
                 ),
-                data=body["data"],
-            ),
-        )
+            )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+            self._core.patch_namespaced_config_map(self.name, self.namespace, body)

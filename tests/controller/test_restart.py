@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import pytest
 from kubernetes import client
+from kubernetes.client.exceptions import ApiException
 
 from ccm.k8s.checkpoint import Checkpoint, node_set_digest
 from providers.fake import FakeCloud
@@ -40,6 +42,26 @@ def test_the_checkpoint_is_created_then_updated_in_its_configmap(
     checkpoint.write("two")
     cm = client.CoreV1Api(kube_api).read_namespaced_config_map("state", namespace)
     assert cm.data == {"nodeSet": "two"} and checkpoint.read() == "two"
+
+
+def test_two_first_writes_at_once_both_land_instead_of_one_failing(
+    kube_api: client.ApiClient, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service workers and the node sync save the checkpoint from their own threads: a first write
+    can find no ConfigMap, then lose the create to the other one (AlreadyExists). It is written anyway."""
+    checkpoint = Checkpoint(api=kube_api, namespace=namespace, name="state")
+    other = Checkpoint(api=kube_api, namespace=namespace, name="state")
+    patch = checkpoint._core.patch_namespaced_config_map
+
+    def other_creates_it_first(*args: object, **kwargs: object) -> object:
+        monkeypatch.setattr(checkpoint._core, "patch_namespaced_config_map", patch)
+        other.write("theirs")  # the racing writer creates the ConfigMap between our patch and create
+        raise ApiException(status=404, reason="Not Found")
+
+    monkeypatch.setattr(checkpoint._core, "patch_namespaced_config_map", other_creates_it_first)
+    checkpoint.write("ours")
+
+    assert checkpoint.read() == "ours"
 
 
 def test_a_new_leader_on_an_unchanged_cluster_ensures_nothing(

@@ -70,6 +70,23 @@ def check_spec(request: LoadBalancerRequest) -> None:
         )
 
 
+def require_node_port(*, request: LoadBalancerRequest, index: int, why: str) -> None:
+    """InvalidSpec for ``spec.ports[index]`` without a NodePort (instance targets are reached on it):
+    naming ``spec.allocateLoadBalancerNodePorts`` when that is why. ``why`` is the reason's end."""
+    if request.ports[index].node_port != 0:
+        return
+    if not request.allocate_load_balancer_node_ports:
+        raise InvalidSpec(
+            field="spec.allocateLoadBalancerNodePorts",
+            value=False,
+            accepted="true (or unset)",
+            reason=f"spec.ports[{index}] has no nodePort, and {why}",
+        )
+    raise InvalidSpec(
+        field=f"spec.ports[{index}].nodePort", value=0, accepted="an allocated NodePort", reason=why
+    )
+
+
 def group_ports(request: LoadBalancerRequest) -> tuple[Port, ...]:
     """Validate ``spec.ports`` and merge a TCP and a UDP entry of one port number into TCP_UDP."""
     if not request.ports:
@@ -85,20 +102,7 @@ def group_ports(request: LoadBalancerRequest) -> tuple[Port, ...]:
                 accepted="TCP or UDP",
                 reason="NLBs forward only TCP and UDP",
             )
-        if port.node_port == 0:
-            if not request.allocate_load_balancer_node_ports:
-                raise InvalidSpec(
-                    field="spec.allocateLoadBalancerNodePorts",
-                    value=False,
-                    accepted="true (or unset)",
-                    reason=f"spec.ports[{index}] has no nodePort, and NLB instance targets need NodePorts",
-                )
-            raise InvalidSpec(
-                field=f"spec.ports[{index}].nodePort",
-                value=0,
-                accepted="an allocated NodePort",
-                reason="NLB instance targets need NodePorts",
-            )
+        require_node_port(request=request, index=index, why="NLB instance targets need NodePorts")
         entries = by_port.setdefault(port.port, [])
         if any(protocol == port.protocol for _, protocol, _, _ in entries):
             raise InvalidSpec(

@@ -73,12 +73,18 @@ def tls_settings(annotations: Mapping[str, str], ports: Sequence[Port]) -> tuple
     return frozenset(selected), certificate, policy
 
 
-def backend_is_tls(annotations: Mapping[str, str]) -> bool:
+def backend_protocol(annotations: Mapping[str, str]) -> str | None:
+    """``backend-protocol`` in lower case (upstream compares it lower-cased), or None when unset."""
     value = ann.text(annotations=annotations, key=ann.BACKEND_PROTOCOL)
     if value is None:
-        return False
+        return None
     if value.lower() not in ann.BACKEND_PROTOCOLS:
         raise ann.invalid(
             key=ann.BACKEND_PROTOCOL, value=annotations[ann.BACKEND_PROTOCOL], reason="unknown protocol"
         )
-    return value.lower() == "ssl"
+    return value.lower()
+
+
+def backend_is_tls(annotations: Mapping[str, str]) -> bool:
+    """Whether an NLB's targets get TLS (``backend-protocol: ssl``)."""
+    return backend_protocol(annotations) == "ssl"

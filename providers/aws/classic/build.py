@@ -36,8 +36,9 @@ from providers.aws.build.security_groups import (
 from providers.aws.build.subnets import choose_subnets, wants_internal
 from providers.aws.build.tags import additional_tags, resource_tags
 from providers.aws.build.targets import target_instances
+from providers.aws.build.tls import backend_protocol
 from providers.aws.classic.health import build_classic_health_check
-from providers.aws.classic.listeners import backend_protocol, build_listeners, check_classic_spec
+from providers.aws.classic.listeners import build_listeners, check_classic_spec
 from providers.aws.classic.model import RESOURCE_CLASSIC_LOAD_BALANCER, ClassicStack
 from providers.aws.classic.settings import build_attributes, proxy_protocol
 from providers.aws.config import AWSConfig

@@ -15,6 +15,8 @@ from typing import Final
 from ccm.cloudprovider import InvalidSpec, LoadBalancerRequest, ServicePort
 from providers.aws import annotations as ann
 from providers.aws.build.common import CERT_ARN, SSL_POLICY
+from providers.aws.build.ports import require_node_port
+from providers.aws.build.tls import backend_protocol
 from providers.aws.classic.model import ClassicListener
 
 log = logging.getLogger(__name__)
@@ -59,19 +61,6 @@ def check_classic_spec(request: LoadBalancerRequest) -> None:
             accepted="IPv4 first (SingleStack IPv4, or dual-stack with IPv4 first), or an NLB",
             reason="a Classic ELB in a VPC has IPv4 addresses only",
         )
-
-
-def backend_protocol(annotations: Mapping[str, str]) -> str | None:
-    """``backend-protocol`` in lower case (upstream compares it lower-cased for the health check), or
-    None when unset."""
-    value = ann.text(annotations=annotations, key=ann.BACKEND_PROTOCOL)
-    if value is None:
-        return None
-    if value.lower() not in ann.BACKEND_PROTOCOLS:
-        raise ann.invalid(
-            key=ann.BACKEND_PROTOCOL, value=annotations[ann.BACKEND_PROTOCOL], reason="unknown protocol"
-        )
-    return value.lower()
 
 
 def build_listeners(request: LoadBalancerRequest) -> tuple[tuple[ClassicListener, ...], str]:
@@ -131,20 +120,7 @@ def _checked_ports(request: LoadBalancerRequest) -> tuple[ServicePort, ...]:
                 accepted=f"TCP (or {ann.TYPE}: nlb, which also forwards UDP)",
                 reason="Classic ELBs forward only TCP",
             )
-        if port.node_port == 0:
-            if not request.allocate_load_balancer_node_ports:
-                raise InvalidSpec(
-                    field="spec.allocateLoadBalancerNodePorts",
-                    value=False,
-                    accepted="true (or unset)",
-                    reason=f"spec.ports[{index}] has no nodePort, and a Classic ELB forwards to NodePorts",
-                )
-            raise InvalidSpec(
-                field=f"spec.ports[{index}].nodePort",
-                value=0,
-                accepted="an allocated NodePort",
-                reason="a Classic ELB forwards to NodePorts",
-            )
+        require_node_port(request=request, index=index, why="a Classic ELB forwards to NodePorts")
         if port.port in seen:
             raise InvalidSpec(
                 field=f"spec.ports[{index}].port",

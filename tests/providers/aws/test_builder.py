@@ -11,7 +11,6 @@ import dataclasses
 import re
 from dataclasses import replace
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import pytest
@@ -28,6 +27,7 @@ from providers.aws import annotations as ann
 from providers.aws import builder
 from providers.aws.config import AWSConfig
 from providers.aws.model import ClusterInfo, Rule, Stack, Subnet
+from tests.support.aws_requests import BASIC_PORTS, make_request, tcp
 from tests.support.golden import assert_golden
 
 GOLDEN = Path(__file__).parent / "golden"
@@ -79,32 +79,14 @@ NODES = (
 )
 
 
-def tcp(port: int, node_port: int, name: str = "") -> ServicePort:
-    return ServicePort(name=name, protocol="TCP", port=port, node_port=node_port)
-
-
 def udp(port: int, node_port: int, name: str = "") -> ServicePort:
     return ServicePort(name=name, protocol="UDP", port=port, node_port=node_port)
 
 
-BASIC_PORTS = (tcp(80, 30080, "http"), tcp(443, 30443, "https"))
-
-
-def request(
-    *,
-    ports: tuple[ServicePort, ...] = BASIC_PORTS,
-    annotations: dict[str, str] | None = None,
-    **fields: Any,
-) -> LoadBalancerRequest:
-    values: dict[str, Any] = {
-        "cluster_name": CLUSTER,
-        "namespace": "shop",
-        "name": "frontend",
-        "uid": UID,
-        "nodes": NODES,
-    }
-    values.update(fields)
-    return LoadBalancerRequest(ports=ports, annotations=MappingProxyType(dict(annotations or {})), **values)
+def request(**fields: Any) -> LoadBalancerRequest:
+    """:func:`tests.support.aws_requests.make_request` on this module's three-zone :data:`NODES`."""
+    fields.setdefault("nodes", NODES)
+    return make_request(**fields)
 
 
 def build(req: LoadBalancerRequest | None = None, *, config: AWSConfig | None = None, **fields: Any) -> Stack:
