@@ -28,6 +28,7 @@ from tests.support.ccm_run import CcmProcesses
 from tests.support.upstream_aws import Upstream, clb_exists, make_upstream_clb, make_upstream_nlb, nlb_exists
 
 UPSTREAM_FINALIZER = "service.kubernetes.io/load-balancer-cleanup"
+_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 
 
 @pytest.fixture
@@ -64,7 +65,8 @@ def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replace
 ) -> None:
     node_names.extend(register_node(kube_api, instance) for instance in network.instances)
     web = _served_by_upstream(kube_api, namespace, "web", network, kind="nlb")
-    old = _served_by_upstream(kube_api, namespace, "old", network, kind="clb")
+    # upstream's Classic ELB serves it, and it now asks for an NLB: the type cannot change in place
+    old = _served_by_upstream(kube_api, namespace, "old", network, kind="clb", annotations={_TYPE: "nlb"})
     legacy = _served_by_upstream(
         kube_api, namespace, "legacy", network, kind="clb", annotations={REPLACE_FOREIGN_ANNOTATION: "true"}
     )
@@ -86,6 +88,7 @@ def test_migrate_reviews_then_ccm_run_adopts_keeps_refused_addresses_and_replace
     }
     assert rows["web"]["foreign"][0] == {"kind": "NLB", "name": web.name, "detail": web.dns_name}
     assert rows["old"]["foreign"][0]["kind"] == "Classic ELB"
+    assert "cannot change in place" in rows["old"]["reason"]
     table = ccm_migrate(control_plane)
     assert table.returncode == 0, table.stderr
     assert f"{namespace}/old" in table.stdout and old.dns_name in table.stdout
