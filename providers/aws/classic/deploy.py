@@ -48,6 +48,7 @@ from providers.aws.deploy.parts import (
 )
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
 from providers.aws.deploy.sweep import Sweep
+from providers.aws.deploy.targets import NotRunning
 from providers.common.spec_hash import spec_hash
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,12 @@ class ClassicDeployer:
         security_groups: FrontendSecurityGroups,
         foreign: ForeignLoadBalancers | None = None,
         sweep: Sweep | None = None,
+        not_running: NotRunning | None = None,
     ) -> None:
         self.ctx = ctx
+        # instances refused as not running, shared with the NLB path: left out for a while, not retried
+        # on every sync
+        self.not_running = not_running or NotRunning()
         self.discovery = discovery
         self.backend = backend
         self.security_groups = security_groups
@@ -203,7 +208,7 @@ class ClassicDeployer:
         instance in the same network", Classic ELB API reference, RegisterInstancesWithLoadBalancer)
         fails the whole call: the running ones are registered again without it, which it says."""
         elb = self.ctx.clients.elb
-        add = sorted(want - known.instances)
+        add = sorted(want - known.instances - self.not_running.skip())
         remove = sorted(known.instances - want)
         if remove:
             elb.deregister_instances_from_load_balancer(
@@ -224,9 +229,10 @@ class ClassicDeployer:
                     if d.get("State", {}).get("Name") == "running"
                 }
                 registered = set(add) & running
+                self.not_running.refused(set(add) - registered)
                 logger.warning(
-                    "%s: Classic ELB %s refused instances %s (not running): registered the others, the "
-                    "next sync tries them again",
+                    "%s: Classic ELB %s refused instances %s (not running): registered the others; they "
+                    "are tried again in five minutes",
                     key,
                     known.name,
                     ", ".join(sorted(set(add) - registered)),
@@ -327,7 +333,7 @@ class ClassicDeployer:
                     drifted.add(key)
                     continue
                 self._remember(key, live)
-                if live.instances != frozenset(stack.targets):
+                if live.instances != frozenset(stack.targets) - self.not_running.skip():
                     logger.info("%s: Classic ELB %s does not hold the Service's instances", key, stack.name)
                     drifted.add(key)
         return frozenset(drifted)

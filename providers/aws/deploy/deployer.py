@@ -108,6 +108,7 @@ class Deployer:
             security_groups=self.security_groups,
             foreign=self.foreign,
             sweep=self.sweep,
+            not_running=self.targets.not_running,
         )
         self._stacks: dict[str, StackCache] = {}
 

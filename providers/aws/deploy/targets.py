@@ -8,8 +8,9 @@ sync that changes nothing costs nothing; an instance AWS refused as not running 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from botocore.exceptions import ClientError
 
@@ -23,23 +24,44 @@ logger = logging.getLogger(__name__)
 NOT_RUNNING_RETRY_SECONDS = 300.0  # an instance refused as not running is tried again after this
 
 
+class NotRunning:
+    """Instances a register call was refused for because they are not running, left out of every load
+    balancer of the cluster (NLB target groups and Classic ELBs alike) for
+    :data:`NOT_RUNNING_RETRY_SECONDS`: a stopped node then costs one refused call, a describe and a
+    register of the others once per period, not on every sync. Thread-safe."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._since: dict[str, float] = {}  # instance ID → when a register call was refused it
+        self._lock = threading.Lock()
+
+    def skip(self) -> frozenset[str]:
+        """The instances to leave out now (those refused less than the period ago)."""
+        now = self.clock()
+        with self._lock:
+            for iid, since in list(self._since.items()):
+                if now - since >= NOT_RUNNING_RETRY_SECONDS:
+                    del self._since[iid]
+            return frozenset(self._since)
+
+    def refused(self, instance_ids: Iterable[str]) -> None:
+        now = self.clock()
+        with self._lock:
+            for iid in instance_ids:
+                self._since[iid] = now
+
+
 class Targets:
     def __init__(self, ctx: Context, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.ctx = ctx
         self.clock = clock
-        self._not_running: dict[str, float] = {}  # instance ID → when RegisterTargets refused it
+        self.not_running = NotRunning(clock=clock)
 
     def sync(self, *, cache: StackCache, stack: model.Stack) -> None:
         """Every target group of the Service has exactly the stack's targets (less refused ones)."""
         want = frozenset(stack.targets)
-        now = self.clock()
-        with self.ctx.lock:
-            for iid, since in list(self._not_running.items()):
-                if now - since >= NOT_RUNNING_RETRY_SECONDS:
-                    del self._not_running[iid]
         for arn in cache.tg_arns.values():
-            with self.ctx.lock:
-                skip = frozenset(self._not_running)
+            skip = self.not_running.skip()
             have = cache.targets.get(arn)
             if have is None:
                 have = self.registered(arn)
@@ -68,9 +90,7 @@ class Targets:
 
     def holds(self, *, want: frozenset[str], registered: frozenset[str]) -> bool:
         """Whether ``registered`` is ``want``, leaving aside instances recently refused as not running."""
-        with self.ctx.lock:
-            skip = frozenset(self._not_running)
-        remove, add = match(want=want, have=registered, skip=skip)
+        remove, add = match(want=want, have=registered, skip=self.not_running.skip())
         return not remove and not add
 
     def _deregister(self, *, arn: str, instance_ids: Sequence[str]) -> None:
@@ -103,10 +123,7 @@ class Targets:
                 for i in sorted(refused)
             ),
         )
-        now = self.clock()
-        with self.ctx.lock:
-            for iid in refused:
-                self._not_running[iid] = now
+        self.not_running.refused(refused)
         if running:
             elbv2.register_targets(TargetGroupArn=arn, Targets=[{"Id": i} for i in running])
         return refused

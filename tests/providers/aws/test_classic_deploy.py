@@ -219,6 +219,11 @@ def test_a_stopped_instance_refused_by_aws_does_not_keep_the_others_out(
     _ensure(provider, stack)
     assert instances(stack.name) == sorted(i for i, _ in network.instances[1:])
     assert tags(stack.name)[model.SPEC_HASH_TAG] == stack.spec_hash()
+    # the refusal is remembered (as on the NLB path): the next syncs do not send it again
+    provider.clients.reset_counts()
+    _ensure(provider, stack)
+    assert _classic(provider).update_targets(key=KEY, uid=UID, stack=stack)
+    assert provider.clients.snapshot() == {"GetResources": 1}
 
 
 def test_a_node_sync_after_a_restart_reads_the_classic_elb_once(
