@@ -163,6 +163,36 @@ class Inventory:
     security_groups: tuple[SecurityGroupInfo, ...]
 
 
+def _classic_rows(
+    described: list[dict[str, Any]], tags_by_name: Mapping[str, dict[str, str]]
+) -> tuple[list[LoadBalancerInfo], list[ListenerInfo]]:
+    """Classic ELBs as rows of the same tables: a listener forwards to instances on a port, not to a
+    target group, so its target column says that (``instances:30080``)."""
+    lbs, listeners = [], []
+    for lb in described:
+        name = lb["LoadBalancerName"]
+        lbs.append(
+            LoadBalancerInfo(
+                name=name,
+                dns_name=lb.get("DNSName", ""),
+                scheme=lb.get("Scheme", ""),
+                state="classic",  # the Classic ELB API has no state
+                service=tags_by_name.get(name, {}).get(SERVICE_NAME_TAG, "-"),
+            )
+        )
+        for item in lb.get("ListenerDescriptions", []):
+            listener = item["Listener"]
+            listeners.append(
+                ListenerInfo(
+                    load_balancer=name,
+                    port=int(listener["LoadBalancerPort"]),
+                    protocol=listener.get("Protocol", ""),
+                    target_group=f"instances:{listener.get('InstancePort', '?')}",
+                )
+            )
+    return lbs, listeners
+
+
 def _tags(items: list[dict[str, str]] | None) -> dict[str, str]:
     return {tag["Key"]: tag["Value"] for tag in items or ()}
 
@@ -196,6 +226,7 @@ class Account:
         config = botocore.config.Config(retries={"max_attempts": 3, "mode": "standard"}, connect_timeout=5)
         self.ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint, config=config)
+        self.elb = session.client("elb", endpoint_url=endpoint, config=config)  # Classic ELBs
 
     def seed(self, *, nodes: int) -> Network:
         """A VPC with an internet gateway, a tagged public subnet in each of two zones, a node security group
@@ -258,8 +289,20 @@ class Account:
             )
         return Network(vpc_id=vpc, subnets=subnets, node_security_group=node_sg, instances=tuple(instances))
 
+    def _classic(self) -> tuple[list[LoadBalancerInfo], list[ListenerInfo]]:
+        described = self.elb.describe_load_balancers().get("LoadBalancerDescriptions", [])
+        names = [lb["LoadBalancerName"] for lb in described]
+        tags_by_name: dict[str, dict[str, str]] = {}
+        for start in range(0, len(names), 20):
+            for desc in self.elb.describe_tags(LoadBalancerNames=names[start : start + 20])[
+                "TagDescriptions"
+            ]:
+                tags_by_name[desc["LoadBalancerName"]] = _tags(desc.get("Tags"))
+        return _classic_rows(described, tags_by_name)
+
     def inventory(self) -> Inventory:
-        """Load balancers, their listeners and target groups, and the cluster's security groups."""
+        """Load balancers (NLBs and Classic ELBs), their listeners and target groups, and the cluster's
+        security groups."""
         lbs = self.elbv2.describe_load_balancers().get("LoadBalancers", [])
         tags_by_arn: dict[str, dict[str, str]] = {}
         arns = [lb["LoadBalancerArn"] for lb in lbs]
@@ -294,6 +337,9 @@ class Account:
                         target_group=target,
                     )
                 )
+        classic_lbs, classic_listeners = self._classic()
+        load_balancers += classic_lbs
+        listeners += classic_listeners
         target_groups = []
         for tg in self.elbv2.describe_target_groups().get("TargetGroups", []):
             health = self.elbv2.describe_target_health(TargetGroupArn=tg["TargetGroupArn"])[

@@ -228,6 +228,28 @@ def test_a_manifest_the_api_server_refuses_is_one_line_and_everything_stops(tmp_
     assert_nothing_left(result)
 
 
+def test_once_gives_a_classic_service_a_classic_elb_listed_with_its_listeners(tmp_path: Path) -> None:
+    manifest = tmp_path / "classic.yaml"
+    manifest.write_text(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: shop\n  annotations:\n"
+        "    service.beta.kubernetes.io/aws-load-balancer-type: classic\n"
+        "spec: {type: LoadBalancer, ports: [{port: 80}]}\n"
+    )
+
+    result = sandbox("--once", "--no-demo", "--nodes=1", "-f", str(manifest), tmp=tmp_path / "tmp")
+
+    assert result.code == 0, result.err
+    row = service_row(result.out, "default", "shop")
+    hostname = row[3]
+    assert hostname.endswith(".us-east-1.elb.amazonaws.com") and row[-1] == "synced", row  # Classic's pattern
+    lb_name = hostname.split(".", 1)[0].rsplit("-", 1)[0]  # <name>-<digits>.<region>.elb.amazonaws.com
+    assert re.search(
+        rf"^{lb_name}\s+default/shop\s+internet-facing\s+classic\s+{hostname}$", result.out, re.M
+    )
+    assert re.search(rf"^TCP:80\s+{lb_name}\s+instances:\d+", result.out, re.M), result.out
+    assert_nothing_left(result)
+
+
 def wait_for(path: Path, pattern: str, *, proc: subprocess.Popen[bytes], timeout: float = 90) -> str:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
