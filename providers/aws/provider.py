@@ -255,7 +255,11 @@ class AWSProvider:
         if request.status_addresses:  # only a Service told of an address has something to find by name
             try:
                 stack = self._stack(request)
-            except Exception:  # an unbuildable spec: what is listed still goes, and the cluster's node rules
+            except Exception as exc:  # unbuildable: what is listed still goes, and the cluster's node rules
+                if not build_failure_is_expected(exc):
+                    logger.warning(
+                        "%s: cannot build its load balancer to name its parts: %s", request.key, exc
+                    )
                 stack = None
         if claimed_hostname(request):
             targets = stack.targets if stack is not None else ()
@@ -265,16 +269,10 @@ class AWSProvider:
             uid=request.uid,
             keep_protection=builder.asks_deletion_protection(request.annotations),
             # only a Service told of an address has something to find by name (the listing lags)
-            names=(lambda: self._names(request)) if request.status_addresses else None,
+            names=(lambda: self._names(request, stack)) if request.status_addresses else None,
+            classic_name=stack.name if isinstance(stack, ClassicStack) else None,
         )
-        if isinstance(stack, ClassicStack) and request.status_addresses:
-            # the tagging API may not list a Classic ELB made a moment ago: look for it by name as well
-            self.deployer.classic.delete(key=request.key, uid=request.uid, name=stack.name)
-        # a Classic ELB taken over has nothing of upstream's left (its group is the Service's now, upstream's
-        # node rules went at the takeover): it went with the Service's own resources above. An NLB taken
-        # over still has upstream's rules on the nodes' groups, which go here.
-        taken_over_clb = foreign is not None and foreign.kind == CLB and model.RESOURCE_TAG in foreign.tags
-        if foreign is not None and foreign.owned and not taken_over_clb:
+        if foreign is not None and foreign.owned:
             logger.info("%s: deleting the upstream provider's %s %s", request.key, foreign.kind, foreign.name)
             self.deployer.foreign.delete(foreign)
 
@@ -355,8 +353,9 @@ class AWSProvider:
             reason=(f"nothing found serves {address}: {what} gets a new address" if address else what),
         )
 
-    def _names(self, request: LoadBalancerRequest) -> model.StackNames:
-        """What the Service's resources would be called (both schemes: it may have changed)."""
+    def _names(self, request: LoadBalancerRequest, stack: Desired | None) -> model.StackNames:
+        """What the Service's resources would be called (both schemes: it may have changed); target
+        groups only from a built NLB stack (what cannot be named, the orphan sweep finds once listed)."""
         lbs = tuple(
             builder.load_balancer_name(
                 cluster_name=self.cluster_name,
@@ -367,13 +366,7 @@ class AWSProvider:
             )
             for internal in (False, True)
         )
-        try:
-            stack = self._stack(request)
-            tgs = tuple(tg.name for tg in stack.target_groups) if isinstance(stack, model.Stack) else ()
-        except Exception as exc:  # a fallback: the delete goes on with what can be named
-            if not build_failure_is_expected(exc):
-                logger.warning("%s: cannot name its target groups: %s", request.key, exc)
-            tgs = ()  # what the spec cannot name, the orphan sweep finds once it is listed
+        tgs = tuple(tg.name for tg in stack.target_groups) if isinstance(stack, model.Stack) else ()
         sg = builder.frontend_security_group_name(
             cluster_name=self.cluster_name, namespace=request.namespace, name=request.name, uid=request.uid
         )

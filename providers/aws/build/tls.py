@@ -19,15 +19,33 @@ def describe_ports(ports: Iterable[Port]) -> str:
     return ", ".join(shown) or "(none)"
 
 
-def tls_settings(annotations: Mapping[str, str], ports: Sequence[Port]) -> tuple[frozenset[int], str, str]:
-    """``(ports that get TLS listeners, certificate ARN, SSL policy)``; nothing without ssl-cert."""
+def certificate_arn(annotations: Mapping[str, str]) -> str | None:
+    """``ssl-cert``, an ACM or IAM certificate ARN (None when unset); NLBs and Classic ELBs alike."""
     certificate = ann.text(annotations=annotations, key=ann.SSL_CERT)
-    if certificate is None:
-        return frozenset(), "", ""
-    if not CERT_ARN.fullmatch(certificate):
+    if certificate is not None and not CERT_ARN.fullmatch(certificate):
         raise ann.invalid(
             key=ann.SSL_CERT, value=annotations[ann.SSL_CERT], reason="not an ACM or IAM certificate ARN"
         )
+    return certificate
+
+
+def negotiation_policy(annotations: Mapping[str, str]) -> str:
+    """``ssl-negotiation-policy``, a security policy name ('' for AWS's default)."""
+    policy = ann.text(annotations=annotations, key=ann.SSL_NEGOTIATION_POLICY) or ""
+    if policy and not SSL_POLICY.fullmatch(policy):
+        raise ann.invalid(
+            key=ann.SSL_NEGOTIATION_POLICY,
+            value=annotations[ann.SSL_NEGOTIATION_POLICY],
+            reason="not a security policy name",
+        )
+    return policy
+
+
+def tls_settings(annotations: Mapping[str, str], ports: Sequence[Port]) -> tuple[frozenset[int], str, str]:
+    """``(ports that get TLS listeners, certificate ARN, SSL policy)``; nothing without ssl-cert."""
+    certificate = certificate_arn(annotations)
+    if certificate is None:
+        return frozenset(), "", ""
     tcp_ports = [p for p in ports if p.protocol == "TCP"]
     entries = ann.parse_list(annotations=annotations, key=ann.SSL_PORTS) or ("*",)
     selected: set[int] = set()
@@ -63,14 +81,7 @@ def tls_settings(annotations: Mapping[str, str], ports: Sequence[Port]) -> tuple
             f"only {describe_ports(ports)} ({', '.join(sorted({p.protocol for p in ports}))})",
             accepted="a certificate only on Services with TCP ports",
         )
-    policy = ann.text(annotations=annotations, key=ann.SSL_NEGOTIATION_POLICY) or ""
-    if policy and not SSL_POLICY.fullmatch(policy):
-        raise ann.invalid(
-            key=ann.SSL_NEGOTIATION_POLICY,
-            value=annotations[ann.SSL_NEGOTIATION_POLICY],
-            reason="not a security policy name",
-        )
-    return frozenset(selected), certificate, policy
+    return frozenset(selected), certificate, negotiation_policy(annotations)
 
 
 def backend_protocol(annotations: Mapping[str, str]) -> str | None:

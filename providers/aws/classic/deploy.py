@@ -250,11 +250,18 @@ class ClassicDeployer:
 
     def delete(self, *, key: str, uid: str, name: str | None = None) -> None:
         """Delete the Service's Classic ELBs and frontend group (what this cluster owns, by the Service's
-        UID). ``name``: the Classic ELB to look for by name when the tagging API does not list it yet
-        (read back as owned first). A Classic ELB already gone is no error. A group AWS still counts as
-        in use (``DependencyViolation``: the deleted ELB's interfaces go a little later) is left to the
-        orphan sweep, which deletes it once free."""
+        UID). ``name``: as :meth:`delete_load_balancers`. A group AWS still counts as in use
+        (``DependencyViolation``: the deleted ELB's interfaces go a little later) is left to the orphan
+        sweep, which deletes it once free."""
         actual = self.discovery.actual(uid)
+        self.delete_load_balancers(key=key, uid=uid, actual=actual, name=name)
+        for sg in actual.security_groups:
+            self.security_groups.delete(sg.sg_id)
+
+    def delete_load_balancers(self, *, key: str, uid: str, actual: ActualStack, name: str | None) -> None:
+        """Delete the Classic ELBs ``actual`` lists for the Service, and the one named ``name`` (or that
+        this process made for ``key``) when the tagging API does not list it yet, read back as owned
+        first. A Classic ELB already gone is no error."""
         with self._lock:
             known = self._known.pop(key, None)
         names = [classic_name(c.arn) for c in actual.classic]
@@ -268,8 +275,6 @@ class ClassicDeployer:
                     )
         for lb in names:
             self._delete_load_balancer(lb)
-        for sg in actual.security_groups:
-            self.security_groups.delete(sg.sg_id)
 
     def _delete_load_balancer(self, name: str) -> None:
         logger.info("deleting Classic ELB %s", name)

@@ -14,9 +14,8 @@ from typing import Final
 
 from ccm.cloudprovider import InvalidSpec, LoadBalancerRequest, ServicePort
 from providers.aws import annotations as ann
-from providers.aws.build.common import CERT_ARN, SSL_POLICY
 from providers.aws.build.ports import require_node_port
-from providers.aws.build.tls import backend_protocol
+from providers.aws.build.tls import backend_protocol, certificate_arn, negotiation_policy
 from providers.aws.classic.model import ClassicListener
 
 log = logging.getLogger(__name__)
@@ -68,23 +67,13 @@ def build_listeners(request: LoadBalancerRequest) -> tuple[tuple[ClassicListener
     health-check port, as upstream), and the SSL negotiation policy ('' for AWS's default)."""
     annotations = request.annotations
     ports = _checked_ports(request)
-    certificate = ann.text(annotations=annotations, key=ann.SSL_CERT)
+    certificate = certificate_arn(annotations)
     backend = backend_protocol(annotations)
     ssl_ports: frozenset[int] = frozenset()
     policy = ""
     if certificate is not None:
-        if not CERT_ARN.fullmatch(certificate):
-            raise ann.invalid(
-                key=ann.SSL_CERT, value=annotations[ann.SSL_CERT], reason="not an ACM or IAM certificate ARN"
-            )
         ssl_ports = _ssl_ports(annotations, ports)
-        policy = ann.text(annotations=annotations, key=ann.SSL_NEGOTIATION_POLICY) or ""
-        if policy and not SSL_POLICY.fullmatch(policy):
-            raise ann.invalid(
-                key=ann.SSL_NEGOTIATION_POLICY,
-                value=annotations[ann.SSL_NEGOTIATION_POLICY],
-                reason="not a security policy name",
-            )
+        policy = negotiation_policy(annotations)
     listeners: list[ClassicListener] = []
     for port in ports:
         if port.port in ssl_ports:

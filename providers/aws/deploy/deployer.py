@@ -241,6 +241,7 @@ class Deployer:
         uid: str,
         keep_protection: bool = False,
         names: Callable[[], model.StackNames] | None = None,
+        classic_name: str | None = None,
     ) -> None:
         """Delete everything of the Service's stack that this cluster owns, in reverse dependency order.
 
@@ -249,7 +250,8 @@ class Deployer:
         back to false once the annotation is gone); otherwise the delete fails, saying how to let it go.
 
         The tagging API may not list what was made a moment ago: then what this process made is
-        deleted from its memory, or, after a restart, what ``names`` finds (read back as owned first).
+        deleted from its memory, or, after a restart, what ``names`` finds (read back as owned first);
+        for a Classic ELB, the one named ``classic_name``.
         """
         actual = self.discovery.actual(uid)
         cache = self._stacks.pop(key, None)
@@ -261,8 +263,8 @@ class Deployer:
         for lb in (actual.load_balancer, *actual.replaced):
             if lb is not None:
                 self.load_balancers.delete(lb.arn, keep_protection=keep_protection)
-        for clb in actual.classic:  # a Classic ELB of the Service (its type changed meanwhile) goes too
-            self.classic.delete_found(clb)
+        # the Service's Classic ELB (or one left from before its type changed), on the same listing
+        self.classic.delete_load_balancers(key=key, uid=uid, actual=actual, name=classic_name)
         for tg in actual.target_groups:
             self.target_groups.delete(tg.arn)
         for sg in actual.security_groups:

@@ -228,6 +228,12 @@ class ForeignLoadBalancers:
         """
         if not stack.owned:
             raise RuntimeError(f"{stack.kind} {stack.name} is not this cluster's and Service's: not deleted")
+        if model.RESOURCE_TAG in stack.tags:
+            # taken over: the load balancer and the parts it took over carry this controller's tags and go
+            # with the Service's own resources; only upstream's rules on the nodes' groups are left (an
+            # NLB's; a Classic ELB's went at the takeover)
+            self._revoke(stack.node_rules)
+            return
         ec2 = self.ctx.clients.ec2
         if stack.kind == NLB:
             with suppress_codes("LoadBalancerNotFound"):
