@@ -103,8 +103,13 @@ def name_prefix(*, cluster_id: str) -> str:
     return f"k8s-{_cid(cluster_id)}-"
 
 
-def instance_group_name(*, cluster_id: str) -> str:
-    """``k8s-ig--{cid}``: one unmanaged instance group per zone, shared by all of the cluster's LBs."""
+def instance_group_name(*, cluster_id: str, upstream_cluster_id: str = "") -> str:
+    """``k8s-ig--{cid}``: one unmanaged instance group per zone, shared by all of the cluster's LBs.
+
+    With the upstream provider's cluster id (cloud config ``upstream-cluster-id``), upstream's own name,
+    ``MakeInstanceGroupName``'s ``k8s-ig--{id}`` uncut (the id is checked when the config is read)."""
+    if upstream_cluster_id:
+        return f"k8s-ig--{upstream_cluster_id}"
     return f"k8s-ig--{_cid(cluster_id)}"
 
 

@@ -40,6 +40,7 @@ _READ: Final = (
     "node-tags",
     "api-endpoint",
     "token-url",
+    "upstream-cluster-id",
 )
 # Keys of upstream's ConfigGlobal that concern other controllers or other parts of upstream's provider:
 # accepted and ignored so an upstream gce.conf works unchanged.
@@ -68,6 +69,8 @@ _ENDPOINT: Final = re.compile(r"(?P<scheme>https?://)?(?P<host>[A-Za-z0-9.\-\[\]
 _VARIABLE: Final = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9-]*)\s*(?:=\s*(?P<value>.*))?")
 _SECTION_LINE: Final = re.compile(r"\[\s*(?P<name>[A-Za-z][A-Za-z0-9.-]*)\s*(?:\"(?P<sub>[^\"]*)\")?\s*\]")
 CLUSTER_ID_LENGTH: Final = 10
+# k8s-ig--<id> is a GCE name (≤ 63): the id is what ingress-gce and upstream accept in it.
+_UPSTREAM_ID: Final = re.compile(r"[a-z0-9]([-a-z0-9]{0,53}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -82,6 +85,9 @@ class GCEConfig:
     node_tags: tuple[str, ...] = ()  # target tags of the firewall rules
     api_endpoint: str = ""  # scheme://host[:port] for google-cloud-compute; "" for the public endpoint
     token_url: str = ""  # "" (Application Default Credentials) or "nil" (no auth); nothing else
+    # The upstream GCP provider's cluster id (ConfigMap kube-system/ingress-uid, key uid): the cluster's
+    # instance groups are then upstream's k8s-ig--<id>, shared with upstream's (and ingress-gce's) LBs.
+    upstream_cluster_id: str = ""
 
     @property
     def anonymous(self) -> bool:
@@ -270,6 +276,18 @@ def _api_endpoint(path: str, values: dict[str, list[str]]) -> str:
     return f"{match['scheme'] or 'https://'}{match['host']}"
 
 
+def _upstream_cluster_id(path: str, values: dict[str, list[str]]) -> str:
+    raw = _one(values, "upstream-cluster-id")
+    if raw and not _UPSTREAM_ID.fullmatch(raw):
+        raise _bad(
+            path,
+            "upstream-cluster-id",
+            raw,
+            "the uid of ConfigMap kube-system/ingress-uid (lower-case letters, digits, hyphens; ≤ 55)",
+        )
+    return raw
+
+
 def load(path: str | None) -> GCEConfig:
     """Read the gce.conf at ``path``; raise :class:`ConfigError` naming file, key and value."""
     if not path:
@@ -303,6 +321,7 @@ def load(path: str | None) -> GCEConfig:
         node_tags=_node_tags(path, values),
         api_endpoint=_api_endpoint(path, values),
         token_url=token_url,
+        upstream_cluster_id=_upstream_cluster_id(path, values),
     )
 
 
@@ -327,4 +346,5 @@ def cluster_network(*, config: GCEConfig, cluster_name: str) -> ClusterNetwork:
         subnetwork=config.subnetwork_name,
         node_tags=config.node_tags,
         cluster_id=cluster_id(cluster_name=cluster_name),
+        upstream_cluster_id=config.upstream_cluster_id,
     )

@@ -112,8 +112,11 @@ class Deployer:
             network_project=network.network_project,
             network=network.network,
             cluster_id=self.cid,
+            upstream_cluster_id=network.upstream_cluster_id,
         )
-        self.instance_groups = InstanceGroups(clients=clients, urls=self.urls)
+        self.instance_groups = InstanceGroups(
+            clients=clients, urls=self.urls, upstreams=bool(network.upstream_cluster_id)
+        )
 
     # -- shared: node health check and its firewall -------------------------------------------------
 

@@ -136,6 +136,8 @@ class UpstreamLoadBalancer:
     parts: tuple[Part, ...]
     network_tier: str = ""  # the rule's (external)
     target_pool: bool = False  # the rule's target is a target pool (upstream's external LB)
+    subnetwork: str = ""  # the rule's subnetwork name (internal: its IP belongs to it)
+    instance_groups: tuple[str, ...] = ()  # names of upstream's k8s-ig groups its backend service uses
     rule: Any = field(default=None, compare=False, repr=False)  # upstream's rule as read (None: gone)
 
     def foreign_parts(self) -> tuple[ForeignPart, ...]:
@@ -157,10 +159,18 @@ class Removal:
 class Upstream:
     """Reads (and on request deletes) upstream's load balancer of a Service, with the provider's clients."""
 
-    def __init__(self, *, clients: GCEClients, network_project: str) -> None:
+    def __init__(
+        self, *, clients: GCEClients, network_project: str, instance_group: str = "", cluster_id: str = ""
+    ) -> None:
+        """``instance_group``: the name of this controller's instance groups; upstream's groups of that
+        name (shared through the cloud config's ``upstream-cluster-id``) are the cluster's, never
+        upstream's parts to delete. ``cluster_id``: upstream's cluster id when the config names it, so
+        that the shared health check of an interrupted takeover is still found by its name."""
         self.c = clients
         self.project, self.region = clients.project, clients.region
         self.network_project = network_project
+        self.instance_group = instance_group
+        self.cluster_id = cluster_id
 
     # -- reading ----------------------------------------------------------------------------------------
 
@@ -200,10 +210,11 @@ class Upstream:
             )
         ]
         parts += self._address(name, request.key)
+        groups: list[str] = []
         if rule.target and "/targetPools/" in str(rule.target):
             parts += self._external(name, request.key, _last(str(rule.target)))
         elif rule.backend_service:
-            parts += self._internal(name, request.key, _last(str(rule.backend_service)))
+            parts += self._internal(name, request.key, _last(str(rule.backend_service)), groups=groups)
         else:
             parts += self._firewalls(name, request.key, internal=False)
         return UpstreamLoadBalancer(
@@ -213,20 +224,31 @@ class Upstream:
             parts=tuple(parts),
             network_tier=str(rule.network_tier or "PREMIUM") if scheme == "EXTERNAL" else "",
             target_pool=bool(rule.target and "/targetPools/" in str(rule.target)),
+            subnetwork=_last(str(rule.subnetwork)) if rule.subnetwork else "",
+            instance_groups=tuple(sorted(set(groups))),
             rule=rule,
         )
 
-    def remains(self, *, request: LoadBalancerRequest) -> UpstreamLoadBalancer | None:
-        """What is left of upstream's external load balancer of the Service once its forwarding rule is
-        gone (a takeover that stopped between deleting upstream's rule and deleting its last part), or
+    def remains(
+        self, *, request: LoadBalancerRequest, scheme: str = "EXTERNAL"
+    ) -> UpstreamLoadBalancer | None:
+        """What is left of upstream's load balancer of the Service (of ``scheme``) once its forwarding rule
+        is gone (a takeover that stopped between deleting upstream's rule and deleting its last part), or
         None when nothing is left.
 
         Each part is read by upstream's name, as :meth:`find` reads it, so that a part whose holder was
-        deleted first (the firewalls, once the target pool is gone) is still found. Costs five GETs when
-        nothing is left; the provider asks only while its own forwarding rule is not complete yet.
+        deleted first (the firewalls, once the target pool or backend service is gone) is still found.
+        Costs five GETs (external) or seven (internal) when nothing is left, two more when the cloud
+        config names upstream's cluster id (its shared health check and firewall); the provider asks only
+        while its own forwarding rule is not complete yet.
         """
         name = load_balancer_name(uid=request.uid)
         parts = self._address(name, request.key)
+        if scheme == "INTERNAL":
+            parts += self._internal_remains(name, request.key)
+            if not parts:
+                return None
+            return UpstreamLoadBalancer(name=name, address="", scheme=scheme, parts=tuple(parts))
         pool = self._read(
             "targetPools.get",
             self.c.target_pools.get,
@@ -239,9 +261,28 @@ class Upstream:
         else:
             parts += self._firewalls(name, request.key, internal=False)
             parts += self._legacy_health_check(name, name=name, key=request.key)
+            if self.cluster_id:  # the shared check: deleted only when no target pool uses it
+                shared = f"k8s-{self.cluster_id}-node"
+                parts += self._legacy_health_check(shared, name=name, key=request.key)
         if not parts:
             return None
         return UpstreamLoadBalancer(name=name, address="", scheme="EXTERNAL", parts=tuple(parts))
+
+    def _internal_remains(self, name: str, key: str) -> list[Part]:
+        service = self._read(
+            "regionBackendServices.get",
+            self.c.backend_services.get,
+            project=self.project,
+            region=self.region,
+            backend_service=name,
+        )
+        if service is not None:
+            return self._internal(name, key, name, service=service)
+        parts = self._firewalls(name, key, internal=True)
+        parts += self._health_check(name, name=name, key=key)
+        if self.cluster_id:  # the shared check: deleted only when no backend service uses it
+            parts += self._health_check(f"k8s-{self.cluster_id}-node", name=name, key=key)
+        return parts
 
     def _read(self, operation: str, fn: Any, /, **kwargs: Any) -> Any | None:
         try:
@@ -295,64 +336,72 @@ class Upstream:
             project=self.project,
             http_health_check=check,
         )
-        if found is None:
-            return []
         firewall = external_health_check_firewall_name(health_check=check)
         shared = _SHARED_HEALTH_CHECK.fullmatch(check)
+        # makeHTTPHealthCheck: the shared check's description names the check itself (sic); its firewall
+        # carries the cluster id, a per-LB one the Service
+        owner = (CLUSTER_ID_KEY, shared["cid"]) if shared else (SERVICE_KEY, key)
+        if found is None:  # a takeover stopped right after deleting it: its firewall is left
+            if not shared and check != name:
+                return []
+            return self._probe_firewall(firewall, check="", shared=bool(shared), owner=owner)
+        if marker(found.get("description")).get(SERVICE_KEY) != (check if shared else name):
+            return []
+        if not shared and check != name:
+            return []
         detail = f"port {found.get('port', 80)} {found.get('requestPath', '/')}"
         if shared:
-            # makeHTTPHealthCheck: the shared check's description names the check itself (sic)
-            if marker(found.get("description")).get(SERVICE_KEY) != check:
-                return []
-            parts = [
-                Part(
-                    kind="httpHealthChecks",
-                    name=check,
-                    label="legacy HTTP health check",
-                    detail=f"{detail}; shared by the cluster's target pools, deleted only when none uses it",
-                    shared=True,
-                )
-            ]
-            fw = self._firewall(firewall)
-            if fw is not None and marker(fw.description).get(CLUSTER_ID_KEY) == shared["cid"]:
-                parts.append(
-                    Part(
-                        kind="firewalls",
-                        name=firewall,
-                        label="firewall rule",
-                        detail="health-check probes; shared, deleted with its health check",
-                        shared=True,
-                        needs=check,
-                    )
-                )
-            return parts
-        if check != name or marker(found.get("description")).get(SERVICE_KEY) != name:
-            return []
-        parts = [Part(kind="httpHealthChecks", name=check, label="legacy HTTP health check", detail=detail)]
-        fw = self._firewall(firewall)
-        if fw is not None and marker(fw.description).get(SERVICE_KEY) == key:
-            parts.append(
-                Part(
-                    kind="firewalls",
-                    name=firewall,
-                    label="firewall rule",
-                    detail="health-check probes",
-                    needs=check,
-                )
+            detail += "; shared by the cluster's target pools, deleted only when none uses it"
+        parts = [
+            Part(
+                kind="httpHealthChecks",
+                name=check,
+                label="legacy HTTP health check",
+                detail=detail,
+                shared=bool(shared),
             )
-        return parts
+        ]
+        return parts + self._probe_firewall(firewall, check=check, shared=bool(shared), owner=owner)
 
-    def _internal(self, name: str, key: str, service_name: str) -> list[Part]:
-        parts: list[Part] = []
-        service = self._read(
-            "regionBackendServices.get",
-            self.c.backend_services.get,
-            project=self.project,
-            region=self.region,
-            backend_service=service_name,
+    def _probe_firewall(
+        self, firewall: str, *, check: str, shared: bool, owner: tuple[str, str]
+    ) -> list[Part]:
+        """The firewall letting a health check's probes in, when its description has ``owner`` (a marker
+        key and value; no key: the name is the proof). ``check``: deleted only once that check is gone
+        ('' when it already is)."""
+        fw = self._firewall(firewall)
+        if fw is None or (owner[0] and marker(fw.description).get(owner[0]) != owner[1]):
+            return []
+        detail = (
+            "health-check probes; shared, deleted with its health check" if shared else "health-check probes"
         )
+        return [
+            Part(
+                kind="firewalls",
+                name=firewall,
+                label="firewall rule",
+                detail=detail,
+                shared=shared,
+                needs=check,
+            )
+        ]
+
+    def _internal(
+        self, name: str, key: str, service_name: str, *, service: Any = None, groups: list[str] | None = None
+    ) -> list[Part]:
+        """The backend service's parts; ``service`` when the caller has just read it. The names of the
+        cluster's instance groups it uses are added to ``groups``."""
+        parts: list[Part] = []
+        if service is None:
+            service = self._read(
+                "regionBackendServices.get",
+                self.c.backend_services.get,
+                project=self.project,
+                region=self.region,
+                backend_service=service_name,
+            )
         checks: list[str] = []
-        groups: list[str] = []
+        backends: list[str] = []
         if service is not None:
             shared = bool(_SHARED_BACKEND.fullmatch(service_name))
             if shared or (service_name == name and marker(service.description).get(SERVICE_KEY) == key):
@@ -366,16 +415,18 @@ class Upstream:
                     )
                 )
                 checks = [_last(str(link)) for link in service.health_checks]
-                groups = [str(backend.group) for backend in service.backends]
+                backends = [str(backend.group) for backend in service.backends]
             else:
                 logger.info("%s: backend service %s is not the Service's; left alone", key, service_name)
         parts += self._firewalls(name, key, internal=True)
         for check in checks:
             parts += self._health_check(check, name=name, key=key)
-        for group in groups:
+        for group in backends:
             zone = group.split("/zones/", 1)[-1].split("/", 1)[0]
             group_name = _last(group)
-            if group_name.startswith("k8s-ig"):
+            if group_name.startswith("k8s-ig") and groups is not None:
+                groups.append(group_name)
+            if group_name.startswith("k8s-ig") and group_name != self.instance_group:
                 parts.append(
                     Part(
                         kind="instanceGroups",
@@ -392,28 +443,19 @@ class Upstream:
         found = self._read(
             "healthChecks.get", self.c.global_health_checks.get, project=self.project, health_check=check
         )
-        if found is None:
-            return []
         firewall = internal_health_check_firewall_name(health_check=check)
         shared = bool(_SHARED_HEALTH_CHECK.fullmatch(check))
-        if not shared and (check != name or marker(found.description).get(SERVICE_KEY) != key):
+        # newInternalLBHealthCheck: the shared check has no description; its firewall is found by name
+        owner = ("", "") if shared else (SERVICE_KEY, key)
+        if not shared and check != name:
+            return []
+        if found is None:  # a takeover stopped right after deleting it: its firewall is left
+            return self._probe_firewall(firewall, check="", shared=shared, owner=owner)
+        if not shared and marker(found.description).get(SERVICE_KEY) != key:
             return []
         detail = "shared, deleted only when nothing uses it" if shared else ""
         parts = [Part(kind="healthChecks", name=check, label="health check", detail=detail, shared=shared)]
-        fw = self._firewall(firewall)
-        # newInternalLBHealthCheck: the shared check has no description; its firewall is found by name
-        if fw is not None and (shared or marker(fw.description).get(SERVICE_KEY) == key):
-            parts.append(
-                Part(
-                    kind="firewalls",
-                    name=firewall,
-                    label="firewall rule",
-                    detail="health-check probes",
-                    shared=shared,
-                    needs=check,
-                )
-            )
-        return parts
+        return parts + self._probe_firewall(firewall, check=check, shared=shared, owner=owner)
 
     def _firewalls(self, name: str, key: str, *, internal: bool) -> list[Part]:
         names = [traffic_firewall_name(lb_name=name), deny_firewall_name(lb_name=name)]
@@ -545,8 +587,9 @@ def taken_over_message(*, ip: str, removal: Removal, reserved_by_user: bool) -> 
 
 INTERRUPTION = (
     "New connections to the IP were refused between the deletion of upstream's forwarding rule and the "
-    "creation of this controller's (usually a few seconds, two GCE operations): GCE cannot repoint a "
-    "forwarding rule from a target pool to a backend service, nor let two rules share an IP and port, "
+    "creation of this controller's (usually a few seconds, two GCE operations): GCE cannot move a "
+    "forwarding rule from upstream's target pool or backend service to this controller's backend service, "
+    "nor let two rules share an IP and port, "
     "and connections open at that moment may be reset."
 )
 

@@ -20,7 +20,7 @@ from google.api_core import exceptions as gexc
 from google.cloud import compute_v1
 
 from providers.common.errors import NotOwned
-from providers.gcp import builder, model
+from providers.gcp import model
 from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.ownership import is_in_use, member_already_exists, owned_description
 from providers.gcp.urls import Urls
@@ -42,10 +42,17 @@ class Membership:
 class InstanceGroups:
     """Thread-safe: one lock guards the membership cache and every change of membership."""
 
-    def __init__(self, *, clients: GCEClients, urls: Urls) -> None:
+    def __init__(self, *, clients: GCEClients, urls: Urls, upstreams: bool = False) -> None:
+        """``upstreams``: the groups are named after the upstream provider's cluster id (the cloud
+        config's ``upstream-cluster-id``); a group of that name without a description is then upstream's
+        (``ensureInternalInstanceGroup`` creates them with a name only) and is used as the cluster's,
+        and deleted as upstream deletes it: once no load balancer uses it (GCE refuses while one does,
+        ingress-gce's included)."""
         self.c = clients
         self.urls = urls
         self.cid = urls.cluster_id
+        self.group = urls.instance_group_name
+        self.upstreams = upstreams
         self.project = urls.project
         self._lock = threading.Lock()
         self._state = Membership()
@@ -128,7 +135,7 @@ class InstanceGroups:
         when there were any, so that the caller tries once more."""
         if "load-balanced instance group" not in str(exc.message):
             return False
-        ig = builder.instance_group_name(cluster_id=self.cid)
+        ig = self.group
         found = set(re.findall(r"zones/([a-z0-9-]+)/instances/([a-z0-9-]+)", str(exc.message)))
         with self._lock:
             for zone, name in sorted(found):
@@ -147,7 +154,7 @@ class InstanceGroups:
         """
         self._state.groups.pop(zone, None)
         have = self._members(zone)
-        ig = builder.instance_group_name(cluster_id=self.cid)
+        ig = self.group
         remove = sorted(have - want)
         if remove:
             self._change_members(zone=zone, group=ig, names=remove, add=False)
@@ -168,7 +175,7 @@ class InstanceGroups:
     def _sync_zone(self, zone: str, want: set[str]) -> None:
         """One zone's group to exactly ``want``. Caller holds the lock."""
         have = self._members(zone)
-        ig = builder.instance_group_name(cluster_id=self.cid)
+        ig = self.group
         add, remove = sorted(want - have), sorted(have - want)
         if add:
             self._change_members(zone=zone, group=ig, names=add, add=True)
@@ -207,7 +214,7 @@ class InstanceGroups:
         known = self._state.groups.get(zone)
         if known is not None:
             return known
-        ig = builder.instance_group_name(cluster_id=self.cid)
+        ig = self.group
         try:
             group = self.c.call(
                 "instanceGroups.get",
@@ -216,7 +223,7 @@ class InstanceGroups:
                 zone=zone,
                 instance_group=ig,
             )
-            if not owned_description(group, self.cid):
+            if not self._ours(group):
                 raise NotOwned(f"instance group {ig} in {zone} exists but is not owned by cluster {self.cid}")
         except gexc.NotFound:
             try:
@@ -257,8 +264,12 @@ class InstanceGroups:
         self._state.groups[zone] = members
         return members
 
+    def _ours(self, group: Any) -> bool:
+        """The cluster's group: marked by this controller, or upstream's when the config shares them."""
+        return bool(owned_description(group, self.cid)) or (self.upstreams and not group.description)
+
     def _delete(self, zone: str) -> bool:
-        ig = builder.instance_group_name(cluster_id=self.cid)
+        ig = self.group
         try:
             group = self.c.call(
                 "instanceGroups.get",
@@ -269,7 +280,7 @@ class InstanceGroups:
             )
         except gexc.NotFound:
             return True
-        if not owned_description(group, self.cid):
+        if not self._ours(group):
             return False
         try:
             self.c.mutate(

@@ -152,3 +152,6 @@ class ClusterNetwork:
     subnetwork: str  # default subnetwork for internal LBs
     node_tags: tuple[str, ...]
     cluster_id: str  # a short id for shared resource names (derived from the cluster name)
+    # The upstream GCP provider's (cloud config upstream-cluster-id): the cluster's instance groups are
+    # then upstream's k8s-ig--<id>, as a node can be in one load-balanced instance group only.
+    upstream_cluster_id: str = ""

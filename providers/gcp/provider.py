@@ -9,8 +9,10 @@ A Service whose status address is served by the load balancer the upstream cloud
 (:mod:`providers.gcp.foreign`) keeps it: an external target-pool load balancer is taken over on the same
 IP (the IP is reserved, our backend service is built, upstream's rule is deleted and ours created on
 the IP, upstream's other parts deleted, the reservation released; a Warning ``LoadBalancerTakenOver``
-names the short interruption between the two rules). What GCE cannot keep the IP for (another scheme or
-tier, another ``loadBalancerIP``, upstream's internal load balancers for now) is refused with
+names the short interruption between the two rules); an internal one the same way, once the cloud
+config's ``upstream-cluster-id`` makes upstream's instance groups the cluster's (a node can be in one
+load-balanced group only). What GCE cannot keep the IP for (another scheme, tier or subnetwork, another
+``loadBalancerIP``, upstream's instance groups without that setting) is refused with
 :class:`ForeignLoadBalancer` before anything changes. A Service that asks for a new address
 (:data:`REPLACE_FOREIGN_ANNOTATION`) gets ours on a new IP, and upstream's per-Service parts are deleted
 once it is complete. Upstream's load balancer is looked for only when the Service has an IP in its
@@ -92,7 +94,12 @@ class GCEProvider:
         self.clock = clock
         self._orphans = OrphanClock(grace=orphan_grace_seconds)
         self._sweep_lock = threading.Lock()  # one sweep at a time
-        self.upstream = Upstream(clients=self.clients, network_project=self.network.network_project)
+        self.upstream = Upstream(
+            clients=self.clients,
+            network_project=self.network.network_project,
+            instance_group=self.deployer.urls.instance_group_name,
+            cluster_id=self.network.upstream_cluster_id,
+        )
         # What the last ensure of a Service found, so that the node sync (update) costs no extra call:
         # the Services served by upstream's load balancer (refused), and those known to be ours.
         self._foreign_lock = threading.Lock()
@@ -161,8 +168,7 @@ class GCEProvider:
             else:
                 self._ours.discard(key)
 
-    @staticmethod
-    def _cannot_take_over(found: UpstreamLoadBalancer, stack: model.Stack) -> str:
+    def _cannot_take_over(self, found: UpstreamLoadBalancer, stack: model.Stack) -> str:
         """Why upstream's load balancer cannot be taken over on its IP ('' when it can)."""
         fr = stack.forwarding_rule
         if fr.scheme != found.scheme:
@@ -171,12 +177,42 @@ class GCEProvider:
                 f"{found.scheme.lower()}; GCE cannot move an IP address between external and internal "
                 "load balancers"
             )
+        if found.scheme == "INTERNAL":
+            return self._cannot_take_over_internal(found, stack)
         if not found.target_pool:
-            return "only upstream's external (target-pool) load balancers are taken over so far"
+            return (
+                "upstream's external load balancer has no target pool; only target-pool ones are taken over"
+            )
         if (fr.network_tier or "PREMIUM") != found.network_tier:
             return (
                 f"the Service asks for network tier {fr.network_tier or 'PREMIUM'} and upstream's IP is "
                 f"{found.network_tier}; an external IP address belongs to one network tier"
+            )
+        if fr.ip_address and fr.ip_address != found.address:
+            return (
+                f"the Service asks for spec.loadBalancerIP {fr.ip_address}, not the IP upstream's rule serves"
+            )
+        return ""
+
+    def _cannot_take_over_internal(self, found: UpstreamLoadBalancer, stack: model.Stack) -> str:
+        """Why upstream's internal load balancer cannot be taken over on its IP ('' when it can)."""
+        fr = stack.forwarding_rule
+        ours = self.deployer.urls.instance_group_name
+        others = [g for g in found.instance_groups if g != ours]
+        if others:
+            upstream_id = others[0].removeprefix("k8s-ig--")
+            return (
+                f"upstream's internal load balancer sends to the instance groups {', '.join(others)}, and a "
+                "node can be in one load-balanced instance group only, so this controller's groups "
+                f"({ours}) cannot take the nodes while upstream's serve. Set upstream-cluster-id = "
+                f"{upstream_id} in the cloud config's [global] section (upstream's cluster id, the uid of "
+                "ConfigMap kube-system/ingress-uid): this controller then uses those groups, and the "
+                "Service is taken over on its IP"
+            )
+        if found.subnetwork and fr.subnetwork and found.subnetwork != _last_segment(fr.subnetwork):
+            return (
+                f"the Service asks for subnetwork {_last_segment(fr.subnetwork)} and upstream's IP "
+                f"{found.address} is in {found.subnetwork}; an internal IP address belongs to its subnetwork"
             )
         if fr.ip_address and fr.ip_address != found.address:
             return (
@@ -191,17 +227,17 @@ class GCEProvider:
 
         With ``found`` None, the takeover of a Service whose upstream rule an earlier, interrupted
         takeover already deleted: asked only while our rule is not complete (no spec-hash label), for
-        an external Service with a status IP, so that upstream's remaining parts still go.
+        a Service with a status IP, so that upstream's remaining parts still go.
         """
         removals: list[Removal] = []
         if found is None:
-            if rule is UNREAD or stack.forwarding_rule.scheme != "EXTERNAL":
+            if rule is UNREAD:
                 return None, removals
             if rule is not None and model.SPEC_HASH_LABEL in dict(rule.labels):
                 return None, removals  # ours is complete: any takeover of it finished
 
             def finish_remains() -> None:
-                left = self.upstream.remains(request=request)
+                left = self.upstream.remains(request=request, scheme=stack.forwarding_rule.scheme)
                 if left is not None:
                     removals.append(self.upstream.delete(left))
 
@@ -320,12 +356,12 @@ class GCEProvider:
                 address_changes=False,
                 foreign=found.foreign_parts(),
                 reason=(
-                    f"upstream's target pool load balancer is taken over and the Service keeps its IP "
-                    f"{found.address}: the IP is reserved, this controller's backend service, health check, "
-                    "instance groups and firewall rules are built, upstream's forwarding rule is deleted and "
-                    "this controller's created on the IP, then upstream's other parts listed here are "
-                    "deleted (shared ones only when nothing else uses them) and the reservation is released. "
-                    + INTERRUPTION
+                    f"upstream's {'target pool' if found.target_pool else 'internal'} load balancer is taken "
+                    f"over and the Service keeps its IP {found.address}: the IP is reserved, this "
+                    "controller's backend service, health check, instance groups and firewall rules are "
+                    "built, upstream's forwarding rule is deleted and this controller's created on the IP, "
+                    "then upstream's other parts listed here are deleted (shared ones only when nothing "
+                    "else uses them) and the reservation is released. " + INTERRUPTION
                 ),
             )
         wanted = stack.forwarding_rule.ip_address
@@ -368,3 +404,8 @@ def new(
         load_balancer_class=load_balancer_class,
         orphan_grace_seconds=orphan_grace_seconds,
     )
+
+
+def _last_segment(link: str) -> str:
+    """A name from a name or a compute URL (a subnetwork the builder names either way)."""
+    return link.rstrip("/").rsplit("/", 1)[-1]

@@ -16,13 +16,19 @@ class Urls:
     network_project: str
     network: str
     cluster_id: str
+    upstream_cluster_id: str = ""  # the upstream provider's, when its instance groups are the cluster's
+
+    @property
+    def instance_group_name(self) -> str:
+        return builder.instance_group_name(
+            cluster_id=self.cluster_id, upstream_cluster_id=self.upstream_cluster_id
+        )
 
     def regional(self, kind: str, name: str) -> str:
         return f"{API}/projects/{self.project}/regions/{self.region}/{kind}/{name}"
 
     def instance_group(self, zone: str) -> str:
-        group = builder.instance_group_name(cluster_id=self.cluster_id)
-        return f"{API}/projects/{self.project}/zones/{zone}/instanceGroups/{group}"
+        return f"{API}/projects/{self.project}/zones/{zone}/instanceGroups/{self.instance_group_name}"
 
     def instance(self, zone: str, name: str) -> str:
         return f"{API}/projects/{self.project}/zones/{zone}/instances/{name}"

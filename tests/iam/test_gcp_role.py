@@ -81,7 +81,8 @@ def change(request: LoadBalancerRequest, **fields: Any) -> LoadBalancerRequest:
 UPSTREAM_UIDS = {
     "old-web": "a1000000-0000-0000-0000-000000000000",  # taken over
     "old-api": "a2000000-0000-0000-0000-000000000000",  # replaced on request
-    "old-db": "a3000000-0000-0000-0000-000000000000",  # internal: refused, then deleted
+    "old-db": "a3000000-0000-0000-0000-000000000000",  # internal, another IP asked: refused, then deleted
+    "old-cache": "a4000000-0000-0000-0000-000000000000",  # internal: taken over (upstream-cluster-id)
 }
 
 
@@ -97,9 +98,18 @@ def build_upstream(gce: FakeCompute) -> dict[str, Built]:
     return built
 
 
+def build_upstream_internal(gce: FakeCompute) -> Built:
+    """Upstream's internal load balancer on the nodes (built once this controller's own lifecycle is
+    over: while it serves, the nodes are in upstream's load-balanced instance groups)."""
+    instances = [(ZONES[i % 2], f"node-{i}") for i in range(3)]
+    cloud = UpstreamCloud(Gce.connect(gce))
+    return cloud.internal(key="default/old-cache", uid=UPSTREAM_UIDS["old-cache"], instances=instances)
+
+
 def run_upstream(gce: FakeCompute, built: dict[str, Built]) -> None:
     """Take over, replace, and delete while refused, each of upstream's load balancers."""
-    provider = new_provider(gce)
+    # upstream's cluster id in the cloud config from the switch on: its instance groups are the cluster's
+    provider = new_provider(gce, upstream_cluster_id=UpstreamCloud(Gce.connect(gce)).cid)
     old_web = service("old-web", UPSTREAM_UIDS["old-web"], 80, status_addresses=(built["old-web"].ip,))
     assert provider.ensure_load_balancer(request=old_web).ingress[0].ip == built["old-web"].ip
     old_api = service(
@@ -110,11 +120,27 @@ def run_upstream(gce: FakeCompute, built: dict[str, Built]) -> None:
         annotations={REPLACE_FOREIGN_ANNOTATION: "true"},
     )
     assert provider.ensure_load_balancer(request=old_api).ingress[0].ip != built["old-api"].ip
-    old_db = service(
-        "old-db", UPSTREAM_UIDS["old-db"], 80, status_addresses=(built["old-db"].ip,), annotations=INTERNAL
+    old_db = service(  # asks for another IP: refused
+        "old-db",
+        UPSTREAM_UIDS["old-db"],
+        80,
+        status_addresses=(built["old-db"].ip,),
+        annotations=INTERNAL,
+        load_balancer_ip="10.128.0.99",
     )
     with pytest.raises(ForeignLoadBalancer):
         provider.ensure_load_balancer(request=old_db)
+    old_cache = service(
+        "old-cache",
+        UPSTREAM_UIDS["old-cache"],
+        80,
+        status_addresses=(built["old-cache"].ip,),
+        annotations=INTERNAL,
+    )
+    assert provider.ensure_load_balancer(request=old_cache).ingress[0].ip == built["old-cache"].ip
+    for request in (old_web, old_api):  # a node joins: in the groups of upstream's name, for every LB
+        provider.update_load_balancer(request=request.with_nodes(nodes(0, 1, 2, 3)))
+    provider.ensure_load_balancer_deleted(request=old_cache)
     for request in (old_web, old_api, old_db):
         provider.ensure_load_balancer_deleted(request=request)
     assert gce.resources("targetPools") == [] and gce.resources("httpHealthChecks") == []
@@ -190,8 +216,13 @@ def lifecycle() -> Iterator[Lifecycle]:
         gce.reset_calls()  # upstream's calls are not the provider's
         gce.operations_stay_running(polls=1)
         run(gce)
+        used, by_route = gce.permissions_used(), gce.permissions_by_route()
+        built["old-cache"] = build_upstream_internal(gce)
+        gce.reset_calls()  # upstream's calls again
         run_upstream(gce, built)
-        yield Lifecycle(gce.permissions_used(), gce.permissions_by_route(), lb_resources(gce))
+        for key, permissions in gce.permissions_by_route().items():
+            by_route[key] = by_route.get(key, set()) | permissions
+        yield Lifecycle(used | gce.permissions_used(), by_route, lb_resources(gce))
 
 
 def _needed_by(by_route: dict[tuple[str, str], set[str]], permissions: set[str]) -> str:

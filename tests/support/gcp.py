@@ -24,9 +24,10 @@ NODE_TAG = "k8s-node"
 RequestFactory = Callable[..., LoadBalancerRequest]
 
 
-def gce_config(url: str) -> GCEConfig:
+def gce_config(url: str, *, upstream_cluster_id: str = "") -> GCEConfig:
     """The GCP provider's configuration for the seeded project, its API at ``url`` (no credentials)."""
     return GCEConfig(
+        upstream_cluster_id=upstream_cluster_id,
         project_id=PROJECT,
         region=REGION,
         network_name="default",
@@ -37,9 +38,14 @@ def gce_config(url: str) -> GCEConfig:
     )
 
 
-def new_provider(gce: FakeCompute) -> GCEProvider:
-    """A GCP provider of cluster ``test`` on the fake, sweeping orphans at once (no grace)."""
-    return GCEProvider(cluster_name="test", config=gce_config(gce.url), orphan_grace_seconds=0.0)
+def new_provider(gce: FakeCompute, *, upstream_cluster_id: str = "") -> GCEProvider:
+    """A GCP provider of cluster ``test`` on the fake, sweeping orphans at once (no grace);
+    ``upstream_cluster_id``: the cloud config's, sharing upstream's instance groups."""
+    return GCEProvider(
+        cluster_name="test",
+        config=gce_config(gce.url, upstream_cluster_id=upstream_cluster_id),
+        orphan_grace_seconds=0.0,
+    )
 
 
 def nodes(*indexes: int) -> tuple[Node, ...]:

@@ -13,6 +13,7 @@ REST, as google-cloud-compute has no client for it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import urllib.error
 import urllib.request
@@ -55,6 +56,7 @@ class UpstreamCloud:
     def __init__(self, gce: Gce, *, cid: str = "0123456789abcdef", node_tag: str = "k8s-node") -> None:
         self.gce = gce
         self.cid = cid
+        self._groups: set[tuple[str, str]] = set()
         self.node_tag = node_tag
 
     # -- raw REST for the legacy health checks ------------------------------------------------------
@@ -182,7 +184,11 @@ class UpstreamCloud:
         group = f"k8s-ig--{self.cid}"
         zones = sorted({zone for zone, _ in instances})
         for zone in zones:
-            self.gce.instance_group(group, zone=zone, instances=tuple(i for z, i in instances if z == zone))
+            members = tuple(i for z, i in instances if z == zone)
+            if (zone, group) in self._groups:  # ensureInternalInstanceGroup: the existing group, as is
+                continue
+            self.gce.instance_group(group, zone=zone, instances=members)
+            self._groups.add((zone, group))
         check = f"k8s-{self.cid}-node"
         hc = compute_v1.HealthCheck(
             name=check,
@@ -196,7 +202,10 @@ class UpstreamCloud:
                 port=NODE_HEALTH_CHECK_PORT, request_path="/healthz"
             ),
         )
-        self.gce.wait(self.gce.global_health_checks.insert_unary(project=PROJECT, health_check_resource=hc))
+        with contextlib.suppress(exceptions.Conflict):  # ensureInternalHealthCheck: the shared one exists
+            self.gce.wait(
+                self.gce.global_health_checks.insert_unary(project=PROJECT, health_check_resource=hc)
+            )
         service = compute_v1.BackendService(
             name=name,
             description=service_description(key),

@@ -253,3 +253,20 @@ def test_malformed_files_are_errors_with_the_line(tmp_path: Path, text: str, mat
         config.load(write(tmp_path, text))
 
     assert re.search(r"gce\.conf:\d+", str(caught.value))
+
+
+def test_upstream_cluster_id_names_the_instance_groups_and_nothing_else(tmp_path: Path) -> None:
+    text = GKE_STYLE + "upstream-cluster-id = 0123456789abcdef\n"
+    loaded = config.load(write(tmp_path, text))
+
+    network = config.cluster_network(config=loaded, cluster_name="prod")
+
+    assert (network.upstream_cluster_id, network.cluster_id) == ("0123456789abcdef", "prod")
+    assert config.load(write(tmp_path, GKE_STYLE)).upstream_cluster_id == ""
+
+
+def test_an_upstream_cluster_id_gce_would_not_take_in_a_name_is_refused_naming_it(tmp_path: Path) -> None:
+    text = GKE_STYLE + "upstream-cluster-id = Not_An_ID\n"
+
+    with pytest.raises(ConfigError, match=r"upstream-cluster-id = 'Not_An_ID': accepted: the uid of"):
+        config.load(write(tmp_path, text))

@@ -3,7 +3,8 @@
 The cluster moved from upstream's cloud-controller-manager to this controller: its Services carry
 upstream's address in their status, served by upstream's target pool (or internal backend service).
 Upstream's external load balancer is taken over on its IP (``test_takeover.py``); what cannot keep the IP
-(another network tier, an internal load balancer for now) is refused (:class:`ForeignLoadBalancer`) and
+(another network tier; an internal load balancer while the cloud config does not share upstream's
+instance groups, ``test_internal_takeover.py``) is refused (:class:`ForeignLoadBalancer`) and
 nothing changes, unless the Service asks for a new address with
 ``ccm-lb.io/replace-foreign-load-balancer: "true"``; then it builds its own and deletes upstream's
 per-Service parts, and the cluster's shared ones only once nothing uses them.
@@ -204,7 +205,7 @@ def test_a_rule_with_upstreams_name_that_names_another_service_is_not_the_servic
     assert {k: [r for r in v if built.name in r["name"]] for k, v in _everything(gce).items()} == upstreams
 
 
-def test_a_service_served_by_upstreams_internal_load_balancer_is_refused(
+def test_an_internal_service_is_refused_naming_the_setting_that_shares_upstreams_instance_groups(
     provider: GCEProvider, gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
 ) -> None:
     built = upstream.internal(key="default/db", uid=UID_WEB, instances=NODES)
@@ -216,6 +217,10 @@ def test_a_service_served_by_upstreams_internal_load_balancer_is_refused(
     assert refused.value.parts[0].name == built.name and built.ip in refused.value.parts[0].detail
     assert {("backend service", built.name), ("health check", f"k8s-{CID}-node")} <= kinds
     assert ("firewall rule", f"k8s-fw-{built.name}") in kinds
+    assert (
+        f"upstream-cluster-id = {CID}" in refused.value.reason
+        and "kube-system/ingress-uid" in refused.value.reason
+    )
     assert provider.clients.mutations() == {} and _everything(gce) == before
 
 

@@ -196,6 +196,23 @@ SHARED_CHECK_GAP = {"targetPools.delete", "httpHealthChecks.delete"}
 SHARED_CHECK_GAP |= {"firewalls.delete"}  # the traffic firewall's deletion, between the two above
 
 
+@pytest.mark.parametrize("crash_point", [12, 14], ids=lambda n: f"after-{n}-{TAKEOVER[n - 1]}")
+def test_with_the_upstream_cluster_id_the_shared_check_left_by_a_crash_is_deleted(
+    gce: FakeCompute, make_request: RequestFactory, crash_point: int
+) -> None:
+    """Once upstream's target pool (or the check itself) is gone, only upstream's cluster id names the
+    shared legacy check and its firewall: with the cloud config's ``upstream-cluster-id`` the next sync
+    deletes them (without it they are left: the gap of the test below)."""
+    upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
+    _web, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
+    doomed = new_provider(gce, upstream_cluster_id=CID)
+    _crash_after(doomed, crash_point)
+    with contextlib.suppress(Crash):
+        doomed.ensure_load_balancer(request=request)
+    new_provider(gce, upstream_cluster_id=CID).ensure_load_balancer(request=request)
+    assert [n for n in _names(gce, "httpHealthChecks") + _names(gce, "firewalls") if CID in n] == []
+
+
 def test_the_crash_points_cover_every_mutation_of_a_takeover(
     gce: FakeCompute, make_request: RequestFactory
 ) -> None:
