@@ -177,9 +177,17 @@ class UpstreamCloud:
     # -- internal: backend service ------------------------------------------------------------------
 
     def internal(
-        self, *, key: str, uid: str, ports: Sequence[int] = (80,), instances: Sequence[tuple[str, str]] = ()
+        self,
+        *,
+        key: str,
+        uid: str,
+        ports: Sequence[int] = (80,),
+        instances: Sequence[tuple[str, str]] = (),
+        local_port: int = 0,
     ) -> Built:
-        """``ensureInternalLoadBalancer`` (``externalTrafficPolicy: Cluster``, no subsetting)."""
+        """``ensureInternalLoadBalancer``, no subsetting: ``externalTrafficPolicy: Cluster`` (the shared
+        check ``k8s-{cid}-node``, no description) or, with ``local_port``, ``Local`` (the check ``a<uid>``
+        on that health-check NodePort, described; ``makeHealthCheckName``, ``newInternalLBHealthCheck``)."""
         name = lb_name(uid)
         group = f"k8s-ig--{self.cid}"
         zones = sorted({zone for zone, _ in instances})
@@ -189,18 +197,17 @@ class UpstreamCloud:
                 continue
             self.gce.instance_group(group, zone=zone, instances=members)
             self._groups.add((zone, group))
-        check = f"k8s-{self.cid}-node"
+        check = name if local_port else f"k8s-{self.cid}-node"
+        check_port = local_port or NODE_HEALTH_CHECK_PORT
         hc = compute_v1.HealthCheck(
             name=check,
             type_="HTTP",
-            description="",
+            description=service_description(key) if local_port else "",
             check_interval_sec=8,
             timeout_sec=1,
             healthy_threshold=1,
             unhealthy_threshold=3,
-            http_health_check=compute_v1.HTTPHealthCheck(
-                port=NODE_HEALTH_CHECK_PORT, request_path="/healthz"
-            ),
+            http_health_check=compute_v1.HTTPHealthCheck(port=check_port, request_path="/healthz"),
         )
         with contextlib.suppress(exceptions.Conflict):  # ensureInternalHealthCheck: the shared one exists
             self.gce.wait(
@@ -245,9 +252,9 @@ class UpstreamCloud:
             ip=ip,
         )
         self._firewall(
-            f"k8s-{self.cid}-node-hc",
+            f"{check}-hc",  # makeHealthCheckFirewallNameFromHC
             description=firewall_description(key, ip),
-            ports=[str(NODE_HEALTH_CHECK_PORT)],
+            ports=[str(check_port)],
             sources=HC_RANGES,
             ip=ip,
         )

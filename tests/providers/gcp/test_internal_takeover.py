@@ -70,7 +70,7 @@ def _names(gce: FakeCompute, kind: str) -> list[str]:
 
 def _upstream_checks(gce: FakeCompute) -> list[str]:
     """Upstream's health checks left (the fake lists ours, regional, in the same collection)."""
-    return [n for n in _names(gce, "healthChecks") if CID in n]
+    return [n for n in _names(gce, "healthChecks") if CID in n or n.startswith("a")]
 
 
 def _members(gce: FakeCompute, zone: str) -> list[str]:
@@ -103,6 +103,26 @@ def test_an_internal_service_keeps_its_ip_upstreams_parts_go_and_the_instance_gr
     mutations = shared.clients.mutations()
     assert mutations["addresses.insert"] == 1 and mutations["addresses.delete"] == 1
     assert "instanceGroups.insert" not in mutations and "instanceGroups.delete" not in mutations
+
+
+def test_a_local_traffic_internal_service_is_taken_over_with_its_own_health_check(
+    shared: GCEProvider, gce: FakeCompute, upstream: UpstreamCloud, make_request: RequestFactory
+) -> None:
+    db = upstream.internal(key="default/db", uid=UID_DB, instances=NODES, local_port=31234)
+    request = make_request(
+        "db",
+        uid=UID_DB,
+        annotations=INTERNAL,
+        status_addresses=(db.ip,),
+        external_traffic_policy="Local",
+        health_check_node_port=31234,
+    )
+    assert _names(gce, "healthChecks") == [db.name] and f"{db.name}-hc" in _names(gce, "firewalls")
+    status = shared.ensure_load_balancer(request=request)
+    assert status.ingress[0].ip == db.ip
+    assert _upstreams(gce, db) == {} and _upstream_checks(gce) == []
+    (event,) = [e for e in status.events if e.reason == TAKEN_OVER]
+    assert f"health check {db.name}" in event.message and f"firewall rule {db.name}-hc" in event.message
 
 
 def test_the_shared_health_check_stays_while_another_upstream_backend_service_uses_it(
