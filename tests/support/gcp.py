@@ -8,6 +8,8 @@ file ``ccm run --cloud-provider=gcp`` reads (:func:`ccm_flags`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,13 +64,38 @@ def lb_resources(gce: FakeCompute) -> dict[str, list[str]]:
     return {kind: sorted(r["name"] for r in gce.resources(kind)) for kind in kinds if gce.resources(kind)}
 
 
-def write_cloud_config(path: Path, gce: FakeCompute) -> Path:
+def write_cloud_config(path: Path, gce: FakeCompute, *, upstream_cluster_id: str = "") -> Path:
     """The ``--cloud-config`` of :func:`gce_config`, in the upstream GCE provider's format."""
     path.write_text(
         f"[global]\nproject-id = {PROJECT}\nregion = {REGION}\nnetwork-name = default\n"
         f"subnetwork-name = nodes\nnode-tags = {NODE_TAG}\napi-endpoint = {gce.url}\ntoken-url = nil\n"
+        + (f"upstream-cluster-id = {upstream_cluster_id}\n" if upstream_cluster_id else "")
     )
     return path
+
+
+def ccm_migrate(
+    control_plane: ControlPlane, cloud_config: Path, *flags: str
+) -> subprocess.CompletedProcess[str]:
+    """``ccm migrate --cloud-provider=gcp`` on the fake project of ``cloud_config``, as a process, with
+    :func:`ccm_flags`' cluster name."""
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ccm.cli",
+            "migrate",
+            "--cloud-provider=gcp",
+            f"--cloud-config={cloud_config}",
+            f"--kubeconfig={control_plane.kubeconfig}",
+            "--cluster-name=e2e",
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def ccm_flags(control_plane: ControlPlane, cloud_config: Path) -> tuple[str, ...]:
