@@ -69,6 +69,14 @@ class BackendSecurityGroup:
                         self._node_sgs_done.add(sg)
         return backend
 
+    def learn(self, *, instance_ids: Sequence[str]) -> None:
+        """Learn the node security groups of the instances not known yet (two calls when there are any;
+        the full drift check's way to the node groups of adopted NLBs after a restart)."""
+        with self._nodes_lock:
+            unknown = [i for i in instance_ids if i not in self._instance_sgs]
+            if unknown:
+                self._learn_instance_sgs(unknown)
+
     def node_groups(self, instance_ids: Sequence[str]) -> list[str]:
         """The node security groups of ``instance_ids`` that get load-balancer rules (as learned by
         :meth:`ensure`, which must have seen these instances)."""

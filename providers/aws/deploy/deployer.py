@@ -99,6 +99,7 @@ class Deployer:
             orphan_grace=orphan_grace,
             targets_match=self._targets_match,
             node_rules=self.node_rules,
+            node_rules_drifted=self._node_rules_drifted,
         )
         # Classic ELBs: same discovery, groups and sweep (which hands it the Classic ELBs it lists)
         self.classic = ClassicDeployer(
@@ -173,6 +174,9 @@ class Deployer:
         ):
             cache.lb_arn = lb.arn
             cache.tg_arns = {tg.resource_id: tg.arn for tg in actual.target_groups}
+            if stack.adopted and cache.node_rules_stale:  # found by the full drift check
+                self._ensure_node_rules(stack)
+                cache.node_rules_stale = False
             self.targets.sync(cache=cache, stack=stack)
             return Deployed(dns_name=self.load_balancers.dns_name(cache), lb_arn=cache.lb_arn)
 
@@ -203,11 +207,8 @@ class Deployer:
             if sg.sg_id != frontend:
                 self.security_groups.delete(sg.sg_id)
         if stack.adopted:
-            self.node_rules.ensure(
-                lb_name=stack.load_balancer.name,
-                rules=stack.node_rules,
-                groups=self.backend.node_groups(stack.targets),
-            )
+            self._ensure_node_rules(stack)
+            cache.node_rules_stale = False
         self.targets.sync(cache=cache, stack=stack)
         # Last: the hash on the NLB says the whole stack is complete for this spec, which is what lets
         # the bulk drift check (one listing for all Services) stand in for an ensure after a restart.
@@ -292,6 +293,28 @@ class Deployer:
         return self.sweep.drifted(
             stacks=nlbs, classic_stacks=classic, live_uids=live_uids, full=full, now=now
         )
+
+    def _ensure_node_rules(self, stack: model.Stack) -> None:
+        self.node_rules.ensure(
+            lb_name=stack.load_balancer.name,
+            rules=stack.node_rules,
+            groups=self.backend.node_groups(stack.targets),
+        )
+
+    def _node_rules_drifted(self, adopted: Mapping[str, model.Stack]) -> frozenset[str]:
+        """Keys of adopted NLBs whose rules on the nodes' groups differ (a rule revoked or added by hand);
+        remembered, so that the ensure the drift triggers puts them back. One DescribeSecurityGroups for
+        all of them, plus two calls to learn the nodes' groups when this process has not seen them yet."""
+        self.backend.learn(instance_ids=sorted({i for stack in adopted.values() for i in stack.targets}))
+        found = self.node_rules.drifted(
+            {
+                key: (stack.load_balancer.name, stack.node_rules, self.backend.node_groups(stack.targets))
+                for key, stack in adopted.items()
+            }
+        )
+        for key in found:
+            self._stacks.setdefault(key, StackCache()).node_rules_stale = True
+        return found
 
     def _targets_match(self, key: str, arns: Mapping[str, str], stack: model.Stack) -> bool:
         """Read what each listed target group holds; remember it (so the ensure this may trigger

@@ -52,6 +52,33 @@ class NodeRules:
                     len(revoke),
                 )
 
+    def drifted(
+        self, wanted: Mapping[str, tuple[str, Sequence[model.Rule], Sequence[str]]]
+    ) -> frozenset[str]:
+        """Keys of ``wanted`` (key → (NLB name, rules, node groups)) whose rules on their node groups
+        differ from what :meth:`ensure` would make: one DescribeSecurityGroups for all of them."""
+        groups = sorted({g for _name, _rules, gs in wanted.values() for g in gs})
+        if not groups or self.ctx.config.disable_security_group_ingress:
+            return frozenset()
+        described = self.ctx.clients.ec2.describe_security_groups(GroupIds=groups)["SecurityGroups"]
+        have = {g["GroupId"]: g.get("IpPermissions", []) for g in described}
+        found: set[str] = set()
+        for key, (lb_name, rules, node_groups) in sorted(wanted.items()):
+            for group in node_groups:
+                grant, revoke = plan(lb_name=lb_name, want=rules, have=have.get(group, []))
+                if grant or revoke:
+                    logger.info(
+                        "%s: node group %s lacks %d of NLB %s's rules and has %d to revoke: ensuring it",
+                        key,
+                        group,
+                        len(grant),
+                        lb_name,
+                        len(revoke),
+                    )
+                    found.add(key)
+                    break
+        return frozenset(found)
+
     def forget(self, *, lb_name: str) -> None:
         """Revoke NLB ``lb_name``'s rules from the cluster's security groups (those with its tag key in
         the cluster's VPC, where upstream writes them): its load balancer is gone."""

@@ -123,6 +123,7 @@ class StackCache:
     # listener ARN → the attributes we set or saw on it; an ARN not here is described before it is set
     listener_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     notices: list[tuple[str, str]] = field(default_factory=list)  # (event reason, message) of the last ensure
+    node_rules_stale: bool = False  # the full drift check found an adopted NLB's node rules changed
 
 
 @dataclass(frozen=True)

@@ -62,6 +62,7 @@ class Sweep:
         orphan_grace: float,
         targets_match: Callable[[str, Mapping[str, str], model.Stack], bool] | None = None,
         node_rules: NodeRules | None = None,
+        node_rules_drifted: Callable[[Mapping[str, model.Stack]], frozenset[str]] | None = None,
     ) -> None:
         self.discovery = discovery
         self.load_balancers = load_balancers
@@ -71,6 +72,8 @@ class Sweep:
         # (key, resource id → target group ARN, stack) → whether the target groups hold the stack's targets
         self.targets_match = targets_match
         self.node_rules = node_rules
+        # (key → adopted stack) → the keys whose rules on the nodes' groups differ (full passes only)
+        self.node_rules_drifted = node_rules_drifted
         self.classic: ClassicSweep | None = None  # the Classic ELB deployer, attached once it exists
         self._lock = threading.Lock()  # one sweep at a time
 
@@ -95,6 +98,10 @@ class Sweep:
             drifted = drifted_keys(stacks=stacks, by_uid=by_uid, full=full)
             if full and self.targets_match is not None:
                 drifted |= self._targets_drifted(stacks=stacks, by_uid=by_uid, drifted=drifted)
+            if full and self.node_rules_drifted is not None:
+                adopted = {k: s for k, (_uid, s) in stacks.items() if s.adopted and k not in drifted}
+                if adopted:
+                    drifted |= self.node_rules_drifted(adopted)
             if classic_stacks and self.classic is not None:
                 drifted |= self.classic.drifted_in(stacks=classic_stacks, by_uid=by_uid, full=full)
             if live_uids is None:

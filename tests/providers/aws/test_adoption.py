@@ -17,7 +17,13 @@ from ccm.cloudprovider import ForeignLoadBalancer, InvalidSpec, ServicePort
 from providers.aws import annotations as ann
 from providers.aws.provider import AWSProvider
 from tests.support.aws import Crash, Network, RequestFactory, add_instance, crash_after, new_provider, owned
-from tests.support.upstream_aws import Upstream, make_upstream_nlb, nlb_exists, upstream_rule_descriptions
+from tests.support.upstream_aws import (
+    Upstream,
+    make_upstream_nlb,
+    nlb_exists,
+    node_sg_rules,
+    upstream_rule_descriptions,
+)
 
 UID = "6f1c2a3b-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 PORTS = ((80, 30080), (443, 30443))
@@ -142,6 +148,45 @@ def test_a_port_change_on_an_adopted_service_moves_upstreams_node_rules_and_targ
         if r.get("Description") == f"kubernetes.io/rule/nlb/client={upstream.name}"
     }
     assert client_ports == {30080, 31443}
+
+
+def test_a_node_rule_revoked_by_hand_is_found_by_the_full_check_and_put_back(
+    network: Network, make_request: RequestFactory, upstream: Upstream
+) -> None:
+    """An adopted NLB has no security group: clients reach the nodes through upstream's rules on the
+    nodes' group. The full drift check (every 6th resync) reads the nodes' groups once for every adopted
+    NLB, so a rule someone revoked is back after it and the ensure it triggers; the unchanged resync and
+    the normal drift check read nothing."""
+    provider = new_provider()
+    provider.full_sweep_every = 2
+    request = _served(make_request, upstream)
+    provider.ensure_load_balancer(request=request)
+    rules_before = upstream_rule_descriptions(network)
+    client_rule = f"kubernetes.io/rule/nlb/client={upstream.name}"
+    ec2 = boto3.client("ec2")
+    revoked = [
+        {**p, "IpRanges": [r for r in p["IpRanges"] if r.get("Description") == client_rule]}
+        for p in node_sg_rules(network)
+        if any(r.get("Description") == client_rule for r in p.get("IpRanges", []))
+    ]
+    ec2.revoke_security_group_ingress(GroupId=network.node_sg, IpPermissions=revoked)
+    assert client_rule not in upstream_rule_descriptions(network)
+
+    assert provider.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()  # not full
+    restarted = new_provider()  # a new leader knows no instance yet: the full check learns them
+    restarted.full_sweep_every = 1
+    restarted.clients.reset_counts()
+    assert restarted.drifted_load_balancers(requests=[request], live_uids=None) == {request.key}
+    calls = restarted.clients.snapshot()
+    assert calls.get("DescribeSecurityGroups", 0) <= 2 and "DescribeInstances" in calls, calls
+    assert not any(op.startswith(WRITES) for op in calls), calls
+    restarted.ensure_load_balancer(request=request)
+
+    assert upstream_rule_descriptions(network) == rules_before
+    restarted.clients.reset_counts()
+    assert restarted.drifted_load_balancers(requests=[request], live_uids=None) == frozenset()
+    calls = restarted.clients.snapshot()
+    assert calls.get("DescribeSecurityGroups") == 1 and "DescribeInstances" not in calls, calls
 
 
 # the takeover tags the 2 target groups, the 2 listeners, then the NLB: a crash after the first target
