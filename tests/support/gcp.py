@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ccm.cloudprovider import LoadBalancerRequest, Node
 from ccm.envtest.controlplane import ControlPlane
@@ -110,3 +111,25 @@ def ccm_flags(control_plane: ControlPlane, cloud_config: Path) -> tuple[str, ...
         "--concurrent-service-syncs=2",
         "--v=2",
     )
+
+
+class Crash(Exception):
+    """The process dies right after a call GCE carried out."""
+
+
+def crash_after(provider: GCEProvider, mutations: int) -> list[str]:
+    """Raise :class:`Crash` right after the ``mutations``-th mutation succeeded (every mutation of the
+    provider, upstream's deletions included, goes through ``clients.mutate``); returns the list of
+    mutations seen."""
+    done: list[str] = []
+    real = provider.clients.mutate
+
+    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
+        result = real(operation, fn, req, scope=scope, location=location)
+        done.append(operation)
+        if len(done) == mutations:
+            raise Crash(operation)
+        return result
+
+    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
+    return done

@@ -18,7 +18,7 @@ import pytest
 from ccm.cloudprovider import InvalidSpec
 from fakegce import FakeCompute
 from providers.gcp.provider import GCEProvider
-from tests.support.gcp import RequestFactory, gce_config, lb_resources, new_provider
+from tests.support.gcp import Crash, RequestFactory, crash_after, gce_config, lb_resources, new_provider
 
 INTERNAL = {"networking.gke.io/load-balancer-type": "Internal"}
 
@@ -142,24 +142,6 @@ def test_a_change_gce_cannot_make_on_the_same_ip_changes_it_and_says_so(
     assert gce.resources("addresses") == []
 
 
-class Crash(Exception):
-    """The process 'dies' right after a mutation that GCE already carried out."""
-
-
-def _crash_after(provider: GCEProvider, mutations: int) -> None:
-    done: list[str] = []
-    real = provider.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == mutations:
-            raise Crash(operation)
-        return result
-
-    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
-
-
 # reserve, delete the rule, update the backend service, insert the rule, patch the firewall, release,
 # setLabels: counted by the test below
 REBUILD_MUTATIONS = 7
@@ -194,7 +176,7 @@ def test_a_crash_anywhere_in_a_rebuild_keeps_the_ip_held_and_the_next_sync_finis
     request, changed = _port_and_protocol_change(make_request, **fields)
     ip = new_provider(gce).ensure_load_balancer(request=request).ingress[0].ip
     doomed = new_provider(gce)
-    _crash_after(doomed, crash_point)
+    crash_after(doomed, crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=changed)
     held = {a["address"] for a in gce.resources("addresses")} | {
@@ -217,7 +199,7 @@ def test_a_reservation_left_by_a_crash_goes_with_the_service(
     request, changed = _port_and_protocol_change(make_request)
     new_provider(gce).ensure_load_balancer(request=request)
     doomed = new_provider(gce)
-    _crash_after(doomed, 1)  # right after the IP was reserved
+    crash_after(doomed, 1)  # right after the IP was reserved
     with pytest.raises(Crash):
         doomed.ensure_load_balancer(request=changed)
     assert len(gce.resources("addresses")) == 1
@@ -241,7 +223,7 @@ def test_a_reservation_left_by_a_crash_of_a_classed_instance_goes_with_the_servi
     request, changed = _port_and_protocol_change(make_request, load_balancer_class=cls)
     classed().ensure_load_balancer(request=request)
     doomed = classed()
-    _crash_after(doomed, 1)  # right after the IP was reserved
+    crash_after(doomed, 1)  # right after the IP was reserved
     with pytest.raises(Crash):
         doomed.ensure_load_balancer(request=changed)
     assert len(gce.resources("addresses")) == 1

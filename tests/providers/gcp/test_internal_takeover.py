@@ -24,7 +24,7 @@ from ccm.cloudprovider import ForeignLoadBalancer, LoadBalancerRequest
 from fakegce import FakeCompute
 from providers.gcp.provider import TAKEN_OVER, GCEProvider
 from tests.support.fakegce import Gce
-from tests.support.gcp import ZONES, RequestFactory, new_provider, nodes
+from tests.support.gcp import ZONES, Crash, RequestFactory, crash_after, new_provider, nodes
 from tests.support.upstream_gce import Built, UpstreamCloud
 
 CID = "0123456789abcdef"
@@ -198,26 +198,6 @@ def test_plan_migration_says_adopt_only_with_the_setting(
     assert shared.clients.mutations() == {} and provider.clients.mutations() == {}
 
 
-class Crash(Exception):
-    """The process dies right after a call GCE carried out."""
-
-
-def _crash_after(provider: GCEProvider, mutations: int) -> list[str]:
-    """Raise :class:`Crash` right after the ``mutations``-th mutation succeeded."""
-    done: list[str] = []
-    real = provider.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == mutations:
-            raise Crash(operation)
-        return result
-
-    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
-    return done
-
-
 # The internal takeover's mutations, in order (asserted below, so that every one is a crash point).
 TAKEOVER = [
     "regionHealthChecks.insert",  # the cluster's shared parts first, as for any Service
@@ -242,7 +222,7 @@ def test_the_crash_points_cover_every_mutation_of_an_internal_takeover(
     upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
     _db, request = _internal_service(make_request, upstream, "db", uid=UID_DB)
     provider = new_provider(gce, upstream_cluster_id=CID)
-    seen = _crash_after(provider, 10_000)
+    seen = crash_after(provider, 10_000)
     provider.ensure_load_balancer(request=request)
     assert seen == TAKEOVER, repr(seen)[:2000]
 
@@ -256,7 +236,7 @@ def test_a_crash_anywhere_in_an_internal_takeover_keeps_the_ip_and_the_next_sync
     upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
     db, request = _internal_service(make_request, upstream, "db", uid=UID_DB)
     doomed = new_provider(gce, upstream_cluster_id=CID)
-    _crash_after(doomed, crash_point)
+    crash_after(doomed, crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=request)
     held = {a["address"] for a in gce.resources("addresses")} | {

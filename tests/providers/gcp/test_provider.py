@@ -18,7 +18,16 @@ from providers.gcp.client import GCEClients, OperationFailed
 from providers.gcp.deployer import Deployer
 from providers.gcp.provider import GCEProvider
 from tests.support.fakegce import Gce  # the real compute clients, beside the provider's
-from tests.support.gcp import PROJECT, REGION, RequestFactory, lb_resources, new_provider, nodes
+from tests.support.gcp import (
+    PROJECT,
+    REGION,
+    Crash,
+    RequestFactory,
+    crash_after,
+    lb_resources,
+    new_provider,
+    nodes,
+)
 
 
 def _mutations(provider: GCEProvider) -> dict[str, int]:
@@ -507,25 +516,6 @@ def test_a_rule_left_unlabelled_by_a_crash_is_swept_when_its_service_is_gone(
     assert lb_resources(gce) == {}
 
 
-class Crash(Exception):
-    """The process 'dies' right after a mutation that GCE already carried out."""
-
-
-def crash_after(*, provider: GCEProvider, mutations: int) -> None:
-    """Make the provider raise Crash once its n-th mutation has completed."""
-    done: list[str] = []
-    real = provider.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == mutations:
-            raise Crash(operation)
-        return result
-
-    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
-
-
 CREATE_MUTATIONS, DELETE_MUTATIONS = 10, 7  # a create's and a delete's, counted below
 
 
@@ -548,7 +538,7 @@ def test_create_converges_after_a_crash_after_any_mutation(
 ) -> None:
     request = make_request("crashy")
     doomed = new_provider(gce)
-    crash_after(provider=doomed, mutations=crash_point)
+    crash_after(doomed, crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=request)
     restarted = new_provider(gce)
@@ -570,7 +560,7 @@ def test_delete_converges_after_a_crash_after_any_mutation(
     request = make_request("doomed")
     new_provider(gce).ensure_load_balancer(request=request)
     deleting = new_provider(gce)
-    crash_after(provider=deleting, mutations=crash_point)
+    crash_after(deleting, crash_point)
     with contextlib.suppress(Crash):
         deleting.ensure_load_balancer_deleted(request=request)
     finisher = new_provider(gce)

@@ -21,7 +21,7 @@ from ccm.cloudprovider import LoadBalancerRequest
 from fakegce import FakeCompute
 from providers.gcp.provider import TAKEN_OVER, GCEProvider
 from tests.support.fakegce import PROJECT, REGION, Gce
-from tests.support.gcp import ZONES, RequestFactory, new_provider
+from tests.support.gcp import ZONES, Crash, RequestFactory, crash_after, new_provider
 from tests.support.upstream_gce import Built, UpstreamCloud
 
 CID = "0123456789abcdef"
@@ -140,32 +140,11 @@ def test_a_steady_ensure_after_the_takeover_costs_what_any_service_of_ours_costs
     assert fresh.clients.mutations() == {}
 
 
-class Crash(Exception):
-    """The process dies right after a call GCE carried out."""
-
-
-def _crash_after(provider: GCEProvider, mutations: int) -> list[str]:
-    """Raise :class:`Crash` right after the ``mutations``-th mutation succeeded (every mutation of the
-    provider, upstream's deletions included, goes through ``clients.mutate``)."""
-    done: list[str] = []
-    real = provider.clients.mutate
-
-    def crashing(operation: str, fn: Any, req: Any, *, scope: str, location: str = "") -> Any:
-        result = real(operation, fn, req, scope=scope, location=location)
-        done.append(operation)
-        if len(done) == mutations:
-            raise Crash(operation)
-        return result
-
-    provider.clients.mutate = crashing  # type: ignore[method-assign,assignment]
-    return done
-
-
 def _takeover_mutations(gce: FakeCompute, make_request: RequestFactory) -> list[str]:
     upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
     _web, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
     provider = new_provider(gce)
-    seen = _crash_after(provider, 10_000)
+    seen = crash_after(provider, 10_000)
     provider.ensure_load_balancer(request=request)
     return seen
 
@@ -206,7 +185,7 @@ def test_with_the_upstream_cluster_id_the_shared_check_left_by_a_crash_is_delete
     upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
     _web, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
     doomed = new_provider(gce, upstream_cluster_id=CID)
-    _crash_after(doomed, crash_point)
+    crash_after(doomed, crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=request)
     new_provider(gce, upstream_cluster_id=CID).ensure_load_balancer(request=request)
@@ -229,7 +208,7 @@ def test_a_crash_anywhere_in_a_takeover_keeps_the_ip_and_the_next_sync_finishes_
     upstream = UpstreamCloud(Gce.connect(gce), cid=CID)
     web, request = _upstream_service(make_request, upstream, "web", uid=UID_WEB)
     doomed = new_provider(gce)
-    _crash_after(doomed, crash_point)
+    crash_after(doomed, crash_point)
     with contextlib.suppress(Crash):
         doomed.ensure_load_balancer(request=request)
     held = {a["address"] for a in gce.resources("addresses")} | {
