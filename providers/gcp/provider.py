@@ -188,11 +188,7 @@ class GCEProvider:
                 f"the Service asks for network tier {fr.network_tier or 'PREMIUM'} and upstream's IP is "
                 f"{found.network_tier}; an external IP address belongs to one network tier"
             )
-        if fr.ip_address and fr.ip_address != found.address:
-            return (
-                f"the Service asks for spec.loadBalancerIP {fr.ip_address}, not the IP upstream's rule serves"
-            )
-        return ""
+        return _other_ip(fr, found)
 
     def _cannot_take_over_internal(self, found: UpstreamLoadBalancer, stack: model.Stack) -> str:
         """Why upstream's internal load balancer cannot be taken over on its IP ('' when it can)."""
@@ -214,11 +210,7 @@ class GCEProvider:
                 f"the Service asks for subnetwork {_last_segment(fr.subnetwork)} and upstream's IP "
                 f"{found.address} is in {found.subnetwork}; an internal IP address belongs to its subnetwork"
             )
-        if fr.ip_address and fr.ip_address != found.address:
-            return (
-                f"the Service asks for spec.loadBalancerIP {fr.ip_address}, not the IP upstream's rule serves"
-            )
-        return ""
+        return _other_ip(fr, found)
 
     def _takeover(
         self, request: LoadBalancerRequest, stack: model.Stack, found: UpstreamLoadBalancer | None, rule: Any
@@ -409,3 +401,10 @@ def new(
 def _last_segment(link: str) -> str:
     """A name from a name or a compute URL (a subnetwork the builder names either way)."""
     return link.rstrip("/").rsplit("/", 1)[-1]
+
+
+def _other_ip(fr: model.ForwardingRule, found: UpstreamLoadBalancer) -> str:
+    """Why ``found`` cannot be taken over when the Service asks for another IP ('' when it does not)."""
+    if fr.ip_address and fr.ip_address != found.address:
+        return f"the Service asks for spec.loadBalancerIP {fr.ip_address}, not the IP upstream's rule serves"
+    return ""

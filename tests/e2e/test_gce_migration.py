@@ -24,12 +24,11 @@ from tests.support import kube
 from tests.support.ccm_run import CcmProcesses
 from tests.support.fakegce import Gce
 from tests.support.gcp import (
-    NODE_TAG,
     PROJECT,
-    REGION,
     ZONES,
     ccm_flags,
     ccm_migrate,
+    seeded_gce,
     write_cloud_config,
 )
 from tests.support.upstream_gce import Built, UpstreamCloud
@@ -42,13 +41,7 @@ NODES = tuple((ZONES[i % 2], f"gke-node-{i}") for i in range(3))
 
 @pytest.fixture
 def gce() -> Iterator[FakeCompute]:
-    with FakeCompute(project=PROJECT, region=REGION) as fake:
-        fake.seed_network("default")
-        fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
-        for i in range(4):
-            fake.seed_instance(
-                ZONES[i % 2], f"gke-node-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
-            )
+    with seeded_gce(prefix="gke-node") as fake:
         yield fake
 
 

@@ -21,7 +21,7 @@ from fakegce import FakeCompute
 from providers.gcp import model
 from tests.support import kube
 from tests.support.ccm_run import CcmProcess, CcmProcesses
-from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, ccm_flags, write_cloud_config
+from tests.support.gcp import PROJECT, ZONES, ccm_flags, seeded_gce, write_cloud_config
 
 SECOND = "example.com/second"
 INSTANCES = {"default": None, "second": SECOND}
@@ -34,13 +34,7 @@ KINDS = ("forwardingRules", "backendServices", "healthChecks", "firewalls", "ins
 
 @pytest.fixture
 def gce() -> Iterator[FakeCompute]:
-    with FakeCompute(project=PROJECT, region=REGION) as fake:
-        fake.seed_network("default")
-        fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
-        for i in range(2):
-            fake.seed_instance(
-                ZONES[i % 2], f"gke-node-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
-            )
+    with seeded_gce(instances=2, prefix="gke-node") as fake:
         yield fake
 
 

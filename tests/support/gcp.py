@@ -8,9 +8,10 @@ file ``ccm run --cloud-provider=gcp`` reads (:func:`ccm_flags`).
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,20 @@ ZONES = ("us-central1-a", "us-central1-b")
 NODE_TAG = "k8s-node"
 
 RequestFactory = Callable[..., LoadBalancerRequest]
+
+
+@contextlib.contextmanager
+def seeded_gce(*, instances: int = 4, prefix: str = "node") -> Iterator[FakeCompute]:
+    """The fake project: network ``default``, subnetwork ``nodes`` (10.128.0.0/20), and ``instances``
+    instances ``<prefix>-<i>`` tagged :data:`NODE_TAG`, alternating between the two :data:`ZONES`."""
+    with FakeCompute(project=PROJECT, region=REGION) as fake:
+        fake.seed_network("default")
+        fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
+        for i in range(instances):
+            fake.seed_instance(
+                ZONES[i % 2], f"{prefix}-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
+            )
+        yield fake
 
 
 def gce_config(url: str, *, upstream_cluster_id: str = "") -> GCEConfig:

@@ -262,3 +262,11 @@ class UpstreamCloud:
 
     def http_health_checks(self) -> list[str]:
         return sorted(r["name"] for r in self.gce.fake.resources("httpHealthChecks"))
+
+
+def left_of(fake: Any, built: Built, kinds: Sequence[str]) -> dict[str, list[str]]:
+    """Upstream's resources of ``kinds`` of one load balancer (by its name) still in the fake project."""
+    found = {
+        kind: sorted(r["name"] for r in fake.resources(kind) if built.name in r["name"]) for kind in kinds
+    }
+    return {kind: names for kind, names in found.items() if names}

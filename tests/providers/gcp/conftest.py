@@ -12,18 +12,17 @@ import pytest
 from ccm.cloudprovider import LoadBalancerRequest, ServicePort
 from fakegce import FakeCompute
 from providers.gcp.provider import GCEProvider
-from tests.support.gcp import NODE_TAG, PROJECT, REGION, ZONES, RequestFactory, new_provider, nodes
+from tests.support.gcp import (
+    RequestFactory,
+    new_provider,
+    nodes,
+    seeded_gce,
+)
 
 
 @pytest.fixture
 def gce() -> Iterator[FakeCompute]:
-    with FakeCompute(project=PROJECT, region=REGION) as fake:
-        fake.seed_network("default")
-        fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
-        for i in range(4):
-            fake.seed_instance(
-                ZONES[i % 2], f"node-{i}", tags=(NODE_TAG,), network="default", subnetwork="nodes"
-            )
+    with seeded_gce() as fake:
         yield fake
 
 

@@ -25,7 +25,7 @@ from fakegce import FakeCompute
 from providers.gcp.provider import TAKEN_OVER, GCEProvider
 from tests.support.fakegce import Gce
 from tests.support.gcp import ZONES, Crash, RequestFactory, crash_after, new_provider, nodes
-from tests.support.upstream_gce import Built, UpstreamCloud
+from tests.support.upstream_gce import Built, UpstreamCloud, left_of
 
 CID = "0123456789abcdef"
 GROUP = f"k8s-ig--{CID}"
@@ -57,11 +57,7 @@ def _internal_service(
 
 def _upstreams(gce: FakeCompute, built: Built) -> dict[str, list[str]]:
     """Upstream's resources of one load balancer (by its name) still in the project."""
-    found = {
-        kind: sorted(r["name"] for r in gce.resources(kind) if built.name in r["name"])
-        for kind in UPSTREAM_KINDS
-    }
-    return {kind: names for kind, names in found.items() if names}
+    return left_of(gce, built, UPSTREAM_KINDS)
 
 
 def _names(gce: FakeCompute, kind: str) -> list[str]:

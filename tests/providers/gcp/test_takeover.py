@@ -22,7 +22,7 @@ from fakegce import FakeCompute
 from providers.gcp.provider import TAKEN_OVER, GCEProvider
 from tests.support.fakegce import PROJECT, REGION, Gce
 from tests.support.gcp import ZONES, Crash, RequestFactory, crash_after, new_provider
-from tests.support.upstream_gce import Built, UpstreamCloud
+from tests.support.upstream_gce import Built, UpstreamCloud, left_of
 
 CID = "0123456789abcdef"
 NODES = ((ZONES[0], "node-0"), (ZONES[1], "node-1"), (ZONES[0], "node-2"))
@@ -48,11 +48,7 @@ def _upstream_service(
 
 def _upstreams(gce: FakeCompute, built: Built) -> dict[str, list[str]]:
     """Upstream's resources of one load balancer (by its name) still in the project."""
-    found = {
-        kind: sorted(r["name"] for r in gce.resources(kind) if built.name in r["name"])
-        for kind in UPSTREAM_KINDS
-    }
-    return {kind: names for kind, names in found.items() if names}
+    return left_of(gce, built, UPSTREAM_KINDS)
 
 
 def _names(gce: FakeCompute, kind: str) -> list[str]:
