@@ -5,12 +5,12 @@ Each side gets an identical fresh set-up: a fresh etcd + kube-apiserver, a fresh
 the same way (a VPC, two subnets tagged for the cluster, a node security group, M instances and their
 M Nodes), and the same phases:
 
-1. ``create``: N Services of type LoadBalancer (NLB, two TCP ports) until every one has an address and
-   the cloud is quiet;
+1. ``create``: N Services of type LoadBalancer (NLB, two TCP ports; with ``--type classic``, Classic ELBs,
+   upstream's default kind) until every one has an address and the cloud is quiet;
 2. ``steady``: nothing changes for ``--steady`` seconds;
 3. ``restart``: the controller is stopped and started again with N provisioned Services;
-4. ``node-add``: one instance and its Node are added, until the cloud is quiet (then every target group
-   is checked for the new instance);
+4. ``node-add``: one instance and its Node are added, until the cloud is quiet (then every target group,
+   or every Classic ELB, is checked for the new instance);
 5. ``delete``: all N Services are deleted, until they are gone and the cloud is quiet (then moto is
    checked for what is left).
 
@@ -200,6 +200,7 @@ class Account:
         config = botocore.config.Config(retries={"max_attempts": 5, "mode": "standard"})
         self.ec2 = session.client("ec2", endpoint_url=endpoint, config=config)
         self.elbv2 = session.client("elbv2", endpoint_url=endpoint, config=config)
+        self.elb = session.client("elb", endpoint_url=endpoint, config=config)
 
     @staticmethod
     def _tags(resource: str, tags: Mapping[str, str]) -> list[dict[str, Any]]:
@@ -271,6 +272,10 @@ class Account:
         pages = self.ec2.get_paginator("describe_security_groups").paginate()
         return [sg for page in pages for sg in page["SecurityGroups"]]
 
+    def classic_load_balancers(self) -> list[dict[str, Any]]:
+        pages = self.elb.get_paginator("describe_load_balancers").paginate()
+        return [lb for page in pages for lb in page["LoadBalancerDescriptions"]]
+
     def inventory(self) -> dict[str, int]:
         """What the controller left in the account (the seed's node group and default groups left out)."""
         groups = [
@@ -278,9 +283,16 @@ class Account:
         ]
         return {
             "load_balancers": len(self.load_balancers()),
+            "classic_load_balancers": len(self.classic_load_balancers()),
             "target_groups": len(self.target_groups()),
             "security_groups": len(groups),
         }
+
+    def classic_load_balancers_with(self, instance_id: str) -> tuple[int, int]:
+        """(Classic ELBs that list ``instance_id``, all Classic ELBs)."""
+        elbs = self.classic_load_balancers()
+        having = sum(1 for lb in elbs if instance_id in {i["InstanceId"] for i in lb.get("Instances", [])})
+        return having, len(elbs)
 
     def target_groups_with(self, instance_id: str) -> tuple[int, int]:
         """(target groups that list ``instance_id``, all target groups)."""
@@ -501,7 +513,9 @@ class Phase:
 # -- one side ---------------------------------------------------------------------------------------
 
 
-def service_body(index: int) -> dict[str, Any]:
+def service_body(index: int, *, kind: str = "nlb") -> dict[str, Any]:
+    """Service ``svc-<index>``: two TCP ports, ``aws-load-balancer-type`` ``kind`` (nlb or classic, which
+    both read: upstream builds a Classic ELB for any value but nlb and external)."""
     name = f"svc-{index:05d}"
     return {
         "apiVersion": "v1",
@@ -509,7 +523,7 @@ def service_body(index: int) -> dict[str, Any]:
         "metadata": {
             "name": name,
             "labels": {BENCH_LABEL: "1", "app": name},
-            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": "nlb"},
+            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-type": kind},
         },
         "spec": {
             "type": "LoadBalancer",
@@ -739,7 +753,11 @@ class Side:
 
             def create_all() -> None:
                 path = f"/api/v1/namespaces/{self.NAMESPACE}/services"
-                run_parallel(self.pool, lambda i: self.api.request("POST", path, service_body(i)), self.n)
+                run_parallel(
+                    self.pool,
+                    lambda i: self.api.request("POST", path, service_body(i, kind=self.args.type)),
+                    self.n,
+                )
 
             create = self.measure("create", create_all, condition=lambda: watcher.count() >= self.n)
             inventory = self.account.inventory()
@@ -762,8 +780,13 @@ class Side:
             self.create_node(instance, self.m)
 
         node = self.measure("node-add", add_node)
-        having, groups = self.account.target_groups_with(self.network.instances[-1].instance_id)
-        node.check = f"new instance in {having}/{groups} target groups"
+        added = self.network.instances[-1].instance_id
+        if self.args.type == "classic":
+            having, elbs = self.account.classic_load_balancers_with(added)
+            node.check = f"new instance in {having}/{elbs} Classic ELBs"
+        else:
+            having, groups = self.account.target_groups_with(added)
+            node.check = f"new instance in {having}/{groups} target groups"
 
         def delete_all() -> None:
             path = f"/api/v1/namespaces/{self.NAMESPACE}/services/svc-"
@@ -847,7 +870,13 @@ def run_side(name: str, args: argparse.Namespace, workdir: Path) -> dict[str, An
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--services", type=int, default=100, help="N Services (two-port NLBs)")
+    parser.add_argument("--services", type=int, default=100, help="N Services (two TCP ports each)")
+    parser.add_argument(
+        "--type",
+        choices=("nlb", "classic"),
+        default="nlb",
+        help="aws-load-balancer-type of the Services: nlb, or classic (Classic ELBs, upstream's default)",
+    )
     parser.add_argument("--nodes", type=int, default=20, help="M instances and Nodes (one more is added)")
     parser.add_argument("--workers", type=int, default=1, help="--concurrent-service-syncs of both")
     parser.add_argument("--qps", type=float, default=20.0, help="--kube-api-qps of both (their default)")
@@ -930,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     config = {
         "services": args.services,
+        "type": args.type,
         "nodes": args.nodes,
         "workers": args.workers,
         "qps": args.qps,
@@ -955,7 +985,8 @@ def main(argv: list[str] | None = None) -> int:
         if results and args.json is not None:
             args.json.write_text(json.dumps({"config": config, "results": results}, indent=2) + "\n")
     sys.stdout.write(
-        f"{args.services} two-port NLB Services, {args.nodes} Nodes, "
+        f"{args.services} two-port {'Classic ELB' if args.type == 'classic' else 'NLB'} Services, "
+        f"{args.nodes} Nodes, "
         f"--concurrent-service-syncs={args.workers}, "
         f"--kube-api-qps={args.qps:g}, node SG rules {'on' if args.node_sg_rules else 'off'}, "
         f"NLB security groups {'Managed (both)' if args.nlb_sg_managed else 'upstream default (none)'}, "
