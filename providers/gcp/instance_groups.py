@@ -216,13 +216,7 @@ class InstanceGroups:
             return known
         ig = self.group
         try:
-            group = self.c.call(
-                "instanceGroups.get",
-                self.c.instance_groups.get,
-                project=self.project,
-                zone=zone,
-                instance_group=ig,
-            )
+            group = self._get(zone)
             if not self._ours(group):
                 raise NotOwned(f"instance group {ig} in {zone} exists but is not owned by cluster {self.cid}")
         except gexc.NotFound:
@@ -268,16 +262,20 @@ class InstanceGroups:
         """The cluster's group: marked by this controller, or upstream's when the config shares them."""
         return bool(owned_description(group, self.cid)) or (self.upstreams and not group.description)
 
+    def _get(self, zone: str) -> Any:
+        """The zone's group as GCE has it (raises NotFound)."""
+        return self.c.call(
+            "instanceGroups.get",
+            self.c.instance_groups.get,
+            project=self.project,
+            zone=zone,
+            instance_group=self.group,
+        )
+
     def _delete(self, zone: str) -> bool:
         ig = self.group
         try:
-            group = self.c.call(
-                "instanceGroups.get",
-                self.c.instance_groups.get,
-                project=self.project,
-                zone=zone,
-                instance_group=ig,
-            )
+            group = self._get(zone)
         except gexc.NotFound:
             return True
         if not self._ours(group):
