@@ -168,11 +168,21 @@ def add_migrate_flags(parser: argparse.ArgumentParser) -> None:
         nargs="?",
         const=True,
         default=True,
-        help="only say what would happen (the default; the controller, ccm run, applies the plan)",
+        help="only say what would happen (the default); false: apply the plan once, Service by Service, "
+        "with the controller's own sync while holding its leader Lease, and print each result",
     )
     parser.add_argument(
         "--output", "-o", choices=("text", "json"), default="text", help="a table for review, or JSON"
     )
+    parser.add_argument(
+        "--leader-elect-resource-name",
+        default="ccm-lb-controller",
+        help="the controller's Lease, held while --dry-run=false applies the plan (as ccm run's)",
+    )
+    parser.add_argument("--leader-elect-resource-namespace", default="kube-system")
+    parser.add_argument("--leader-elect-lease-duration", type=go_duration, default=15.0)
+    parser.add_argument("--leader-elect-renew-deadline", type=go_duration, default=10.0)
+    parser.add_argument("--leader-elect-retry-period", type=go_duration, default=2.0)
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -265,7 +275,8 @@ def new_parser(*, commands: Mapping[str, Command] | None = None) -> argparse.Arg
             "Reads the cluster and the cloud and prints, for every LoadBalancer Service this instance "
             "handles, whether its load balancer is kept, created, replaced or refused (another "
             "controller's serves it), what of the other controller's would be deleted, and whether "
-            "the address would change. Changes nothing."
+            "the address would change. Changes nothing, unless --dry-run=false: then it applies the plan "
+            "once and prints what each Service got."
         ),
         allow_abbrev=False,
     )

@@ -5,7 +5,9 @@ For each Service this instance would handle (its ``--load-balancer-class``), the
 :meth:`~ccm.cloudprovider.MigrationPlanner.plan_migration` says whether its load balancer is kept,
 created, refused (another controller's serves the address: the Service keeps it until it asks for a new
 one) or replaced, what of the other controller's would be deleted, and whether clients would have to
-move to a new address. Nothing is changed: the controller (``ccm run``) applies the plan.
+move to a new address. Nothing is changed unless ``--dry-run=false``: then the plan is applied once,
+Service by Service, by the controller's own sync under its leader Lease (:mod:`ccm.migrate_apply`), and
+the result of each is printed; otherwise the controller (``ccm run``) applies it when it runs.
 
 The rows are built by :func:`plan_rows` (I/O: the API and the provider), printed by :func:`render_text`
 or :func:`render_json` (pure).
@@ -18,16 +20,16 @@ import json
 import logging
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from kubernetes import client
 
-from ccm import connect, logs
+from ccm import connect, logs, migrate_apply
 from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION, ForeignPart, MigrationPlan, MigrationPlanner
 from ccm.controllers import predicates
 from ccm.controllers.request import build_request
+from ccm.k8s.leader import validate_timings
 
 logger = logging.getLogger(__name__)
 
@@ -49,12 +51,15 @@ class Row:
 def run(args: argparse.Namespace) -> int:
     """``ccm migrate``: print the plan of every LoadBalancer Service; exit 1 if one could not be read."""
     logs.setup(verbosity=args.v, fmt=args.logging_format)
-    if not args.dry_run:
-        sys.stderr.write(
-            "ccm migrate: error: --dry-run=false: ccm migrate only reviews; the controller applies the plan "
-            "when it runs (ccm run, or the Helm chart). Services it refuses keep their address until they "
-            f'are annotated {REPLACE_FOREIGN_ANNOTATION}: "true"\n'
-        )
+    try:
+        if not args.dry_run:
+            validate_timings(
+                lease_duration=args.leader_elect_lease_duration,
+                renew_deadline=args.leader_elect_renew_deadline,
+                retry_period=args.leader_elect_retry_period,
+            )
+    except ValueError as exc:
+        sys.stderr.write(f"ccm migrate: error: {exc}\n")
         return EXIT_USAGE
     try:
         provider = connect.provider_from_flags(args)
@@ -73,8 +78,34 @@ def run(args: argparse.Namespace) -> int:
         cluster_name=args.cluster_name,
         load_balancer_class=args.load_balancer_class,
     )
-    sys.stdout.write(render_json(rows) if args.output == "json" else render_text(rows))
-    return EXIT_FAILED if any(r.plan.action == "error" for r in rows) else 0
+    if args.dry_run:
+        sys.stdout.write(render_json(rows) if args.output == "json" else render_text(rows))
+        return EXIT_FAILED if any(r.plan.action == "error" for r in rows) else 0
+    if args.output != "json":
+        sys.stdout.write(render_text(rows))
+        sys.stdout.flush()
+    try:
+        outcomes = migrate_apply.apply_plan(
+            api=api,
+            provider=provider,
+            cluster_name=args.cluster_name,
+            load_balancer_class=args.load_balancer_class,
+            actions={r.service: r.plan.action for r in rows},
+            lease_name=args.leader_elect_resource_name,
+            lease_namespace=args.leader_elect_resource_namespace,
+            lease_duration=args.leader_elect_lease_duration,
+            renew_deadline=args.leader_elect_renew_deadline,
+            retry_period=args.leader_elect_retry_period,
+        )
+    except migrate_apply.LeaseHeld as exc:
+        sys.stderr.write(f"ccm migrate: error: --dry-run=false: {exc}\n")
+        return EXIT_FAILED
+    applied = {o.service: o for o in outcomes}
+    if args.output == "json":
+        sys.stdout.write(render_json(rows, applied=applied))
+    else:
+        sys.stdout.write(migrate_apply.render_outcomes_text(outcomes))
+    return EXIT_FAILED if any(o.result == "failed" for o in outcomes) else 0
 
 
 def plan_rows(
@@ -83,8 +114,8 @@ def plan_rows(
     """Every LoadBalancer Service of the instance's class with its plan, sorted by namespace/name."""
     core = client.CoreV1Api(api)
     # the API's own JSON (camelCase), which the predicates and the request builder read
-    services = _items(core.list_service_for_all_namespaces(_preload_content=False))
-    nodes = _items(core.list_node(_preload_content=False))
+    services = migrate_apply.items_of(core.list_service_for_all_namespaces(_preload_content=False))
+    nodes = migrate_apply.items_of(core.list_node(_preload_content=False))
     targets = [n for n in nodes if predicates.is_load_balancer_target(n)]
     rows: list[Row] = []
     for service in services:
@@ -105,12 +136,6 @@ def plan_rows(
     return sorted(rows, key=lambda r: r.service)
 
 
-def _items(response: Any) -> list[dict[str, Any]]:
-    """The items of a list call made with ``_preload_content=False`` (an HTTP response)."""
-    items: list[dict[str, Any]] = json.loads(response.data)["items"]
-    return items
-
-
 # -- printing (pure) -------------------------------------------------------------------------------------
 
 
@@ -122,8 +147,9 @@ def summary(rows: Sequence[Row]) -> dict[str, int]:
     return out
 
 
-def render_json(rows: Sequence[Row]) -> str:
-    """``-o json``: the rows and the summary, stable keys, one document."""
+def render_json(rows: Sequence[Row], *, applied: Mapping[str, migrate_apply.Outcome] | None = None) -> str:
+    """``-o json``: the rows and the summary, stable keys, one document; with ``applied`` (after
+    ``--dry-run=false``) each row also says what applying it did."""
     return (
         json.dumps(
             {
@@ -136,6 +162,11 @@ def render_json(rows: Sequence[Row]) -> str:
                         "addressChanges": r.plan.address_changes,
                         "foreign": [_part_json(p) for p in r.plan.foreign],
                         "reason": r.plan.reason,
+                        **(
+                            migrate_apply.outcome_json(applied[r.service])
+                            if applied is not None and r.service in applied
+                            else {}
+                        ),
                     }
                     for r in rows
                 ],

@@ -67,6 +67,17 @@ def _served_by_upstream(
     return built
 
 
+def _cluster_upstream_served(
+    kube_api: client.ApiClient, namespace: str, gce: FakeCompute, node_names: list[str]
+) -> tuple[Built, Built]:
+    """The Nodes, and the Services ``web`` (external) and ``db`` (internal) upstream served."""
+    for zone, name in NODES:
+        kube.create_node(kube_api, name, provider_id=f"gce://{PROJECT}/{zone}/{name}", zone=zone)
+        node_names.append(name)
+    web = _served_by_upstream(kube_api, namespace, "web", gce, internal=False)
+    return web, _served_by_upstream(kube_api, namespace, "db", gce, internal=True)
+
+
 def _rows(result: Any, namespace: str) -> dict[str, dict[str, Any]]:
     assert result.returncode == 0, result.stderr
     return {
@@ -111,11 +122,7 @@ def test_migrate_reviews_then_ccm_run_takes_over_external_and_internal_load_bala
     node_names: list[str],
     tmp_path: Path,
 ) -> None:
-    for zone, name in NODES:
-        kube.create_node(kube_api, name, provider_id=f"gce://{PROJECT}/{zone}/{name}", zone=zone)
-        node_names.append(name)
-    web = _served_by_upstream(kube_api, namespace, "web", gce, internal=False)
-    db = _served_by_upstream(kube_api, namespace, "db", gce, internal=True)
+    web, db = _cluster_upstream_served(kube_api, namespace, gce, node_names)
     gce.reset_calls()
 
     # 1. the review, without and with upstream's cluster id; nothing changes
@@ -162,3 +169,58 @@ def test_migrate_reviews_then_ccm_run_takes_over_external_and_internal_load_bala
     kube.eventually(lambda: gce.resources("forwardingRules") == [], timeout=60)
     kube.eventually(lambda: gce.resources("backendServices") == [], timeout=60)
     kube.eventually(lambda: kube.get_service(kube_api, namespace, "db") is None, timeout=60)
+
+
+def test_migrate_dry_run_false_applies_the_plan_under_the_controllers_lease_and_reports_each_service(
+    kube_api: client.ApiClient,
+    namespace: str,
+    gce: FakeCompute,
+    control_plane: ControlPlane,
+    ccm_run: CcmProcesses,
+    node_names: list[str],
+    tmp_path: Path,
+) -> None:
+    web, db = _cluster_upstream_served(kube_api, namespace, gce, node_names)
+    kube.create_service(kube_api, namespace, "fresh")
+    sharing = write_cloud_config(tmp_path / "gce.conf", gce, upstream_cluster_id=CID)
+    lease = (f"--leader-elect-resource-name=migrate-{namespace}", "--leader-elect-resource-namespace=default")
+    timings = (
+        "--leader-elect-lease-duration=2s",
+        "--leader-elect-renew-deadline=1500ms",
+        "--leader-elect-retry-period=1s",
+    )
+
+    # 1. a running controller holds the Lease (here one of another class, which leaves these Services
+    # alone): applying is refused and nothing changes
+    holder = ccm_run.start(
+        *ccm_flags(control_plane, sharing),
+        "--leader-elect=true",
+        *lease,
+        *timings,
+        "--load-balancer-class=example.com/other",
+    )
+    kube.eventually(lambda: "became leader" in holder.log(), timeout=30, message="the holder leads")
+    gce.reset_calls()
+    held = ccm_migrate(control_plane, sharing, "--dry-run=false", *lease, *timings)
+    assert held.returncode == 1 and "is held by another holder" in held.stderr, held.stderr
+    assert gce.mutations() == {}
+    holder.stop()  # releases the Lease
+
+    # 2. applied: each Service synced once, as the controller syncs it, and the result said
+    applied = ccm_migrate(control_plane, sharing, "--dry-run=false", "-o", "json", *lease, *timings)
+    assert applied.returncode == 0, applied.stderr
+    rows = _rows(applied, namespace)
+    assert {n: (r["action"], r["result"]) for n, r in rows.items()} == {
+        "web": ("adopt", "applied"),
+        "db": ("adopt", "applied"),
+        "fresh": ("create", "applied"),
+    }
+    assert (rows["web"]["addressNow"], rows["db"]["addressNow"]) == (web.ip, db.ip)
+    assert rows["fresh"]["addressNow"]
+    for name in ("web", "db"):
+        assert "LoadBalancerTakenOver" in kube.reasons(kube_api, namespace, name)
+    assert _upstreams_left(gce, web, db) == []
+
+    # 3. reviewed again: all kept
+    again = _rows(ccm_migrate(control_plane, sharing, "-o", "json"), namespace)
+    assert {n: r["action"] for n, r in again.items()} == {"web": "keep", "db": "keep", "fresh": "keep"}

@@ -9,6 +9,7 @@ import pytest
 from ccm.cli import main
 from ccm.cloudprovider import ForeignPart, MigrationPlan
 from ccm.migrate import Row, render_json, render_text, summary
+from ccm.migrate_apply import Outcome, render_outcomes_text
 
 NLB = ForeignPart(kind="NLB", name="a1b2", detail="a1b2-1.elb.us-east-1.amazonaws.com")
 
@@ -68,13 +69,28 @@ def test_text_report_of_no_service_says_so() -> None:
     assert render_text([]) == "No LoadBalancer Service for this controller instance.\n"
 
 
-def test_migrate_with_dry_run_false_is_refused_with_how_the_plan_is_applied(
+def test_applying_with_lease_timings_the_controller_would_refuse_is_a_usage_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    code = main(["migrate", "--cloud-provider=aws", "--dry-run=false"])
+    code = main(["migrate", "--cloud-provider=aws", "--dry-run=false", "--leader-elect-retry-period=500ms"])
 
     assert code == 2
-    assert "only reviews" in capsys.readouterr().err
+    assert "--leader-elect-retry-period=0.5s: must be at least 1s" in capsys.readouterr().err
+
+
+def test_the_applied_report_lists_what_changed_and_says_why_a_service_failed() -> None:
+    outcomes = [
+        Outcome(service="shop/api", action="keep", result="skipped"),
+        Outcome(service="shop/old", action="adopt", result="applied", address="203.0.113.7"),
+        Outcome(service="shop/web", action="create", result="failed", message="quota exceeded"),
+    ]
+
+    text = render_outcomes_text(outcomes)
+
+    assert "shop/api" not in text
+    assert "shop/old  adopt   applied  203.0.113.7" in text
+    assert "shop/web: failed: quota exceeded" in text and "1 applied, 1 failed" in text
+    assert "Nothing to apply" in render_outcomes_text(outcomes[:1])
 
 
 def test_migrate_needs_a_provider_that_can_plan(capsys: pytest.CaptureFixture[str]) -> None:
