@@ -47,19 +47,43 @@ def build_udp_health_check(
     )
 
 
+def local_health_check_port(request: LoadBalancerRequest) -> int:
+    """The health-check NodePort of an ``externalTrafficPolicy: Local`` Service (kube-proxy answers
+    ``/healthz`` there), refused when the apiserver gave it none."""
+    if not 1 <= request.health_check_node_port <= 65535:
+        raise InvalidSpec(
+            field="spec.healthCheckNodePort",
+            value=request.health_check_node_port,
+            accepted="a port from 1 to 65535, allocated by the apiserver for externalTrafficPolicy Local",
+            reason="externalTrafficPolicy Local needs a health-check NodePort",
+        )
+    return request.health_check_node_port
+
+
+def protocol_annotation(
+    annotations: Mapping[str, str], *, accepted: tuple[str, ...], what: str = ""
+) -> str | None:
+    """The ``healthcheck-protocol`` annotation, upper-cased, one of ``accepted`` (None when unset); ``what``
+    says whose health checks ``accepted`` are, in the refusal."""
+    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PROTOCOL)
+    if wanted is None:
+        return None
+    if wanted.upper() not in accepted:
+        raise ann.invalid(
+            key=ann.HEALTHCHECK_PROTOCOL,
+            value=annotations[ann.HEALTHCHECK_PROTOCOL],
+            reason="unknown health-check protocol",
+            accepted=f"{', '.join(accepted)} ({what})" if what else None,
+        )
+    return wanted.upper()
+
+
 def build_health_check(request: LoadBalancerRequest, config: AWSConfig) -> HealthCheck:
     """aws-provider.md §4 defaults; each health-check annotation overrides one field."""
     annotations = request.annotations
     local = request.external_traffic_policy == "Local"
     if local:
-        if not 1 <= request.health_check_node_port <= 65535:
-            raise InvalidSpec(
-                field="spec.healthCheckNodePort",
-                value=request.health_check_node_port,
-                accepted="a port from 1 to 65535, allocated by the apiserver for externalTrafficPolicy Local",
-                reason="externalTrafficPolicy Local needs a health-check NodePort",
-            )
-        protocol, port, path = "HTTP", str(request.health_check_node_port), "/healthz"
+        protocol, port, path = "HTTP", str(local_health_check_port(request)), "/healthz"
         interval, healthy, unhealthy = HC_LOCAL
     elif config.health_probe_mode == "Shared":
         protocol, port, path = "HTTP", str(config.shared_probe_port), config.shared_probe_path
@@ -68,15 +92,7 @@ def build_health_check(request: LoadBalancerRequest, config: AWSConfig) -> Healt
         protocol, port, path = "TCP", TRAFFIC_PORT, "/"
         interval, healthy, unhealthy = HC_CLUSTER
 
-    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PROTOCOL)
-    if wanted is not None:
-        if wanted.upper() not in ann.HEALTHCHECK_PROTOCOLS:
-            raise ann.invalid(
-                key=ann.HEALTHCHECK_PROTOCOL,
-                value=annotations[ann.HEALTHCHECK_PROTOCOL],
-                reason="unknown health-check protocol",
-            )
-        protocol = wanted.upper()
+    protocol = protocol_annotation(annotations, accepted=ann.HEALTHCHECK_PROTOCOLS) or protocol
     wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PORT)
     if wanted is not None:
         if wanted == TRAFFIC_PORT:

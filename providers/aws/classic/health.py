@@ -22,9 +22,10 @@ import logging
 from collections.abc import Mapping
 from typing import Final
 
-from ccm.cloudprovider import InvalidSpec, LoadBalancerRequest
+from ccm.cloudprovider import LoadBalancerRequest
 from providers.aws import annotations as ann
 from providers.aws.build.common import TRAFFIC_PORT
+from providers.aws.build.health_checks import local_health_check_port, protocol_annotation
 from providers.aws.classic.model import ClassicHealthCheck
 from providers.aws.config import AWSConfig
 
@@ -46,29 +47,18 @@ def build_classic_health_check(
     instance port, ``backend`` the lower-cased ``backend-protocol`` (None when unset)."""
     annotations = request.annotations
     if request.external_traffic_policy == "Local":
-        if not 1 <= request.health_check_node_port <= 65535:
-            raise InvalidSpec(
-                field="spec.healthCheckNodePort",
-                value=request.health_check_node_port,
-                accepted="a port from 1 to 65535, allocated by the apiserver for externalTrafficPolicy Local",
-                reason="externalTrafficPolicy Local needs a health-check NodePort",
-            )
-        protocol, port, path = "HTTP", request.health_check_node_port, "/healthz"
+        protocol, port, path = "HTTP", local_health_check_port(request), "/healthz"
     elif config.health_probe_mode == "Shared":
         protocol, port, path = "HTTP", config.shared_probe_port, config.shared_probe_path
     else:
         protocol, port, path = ("SSL" if backend in ("https", "ssl") else "TCP"), first_node_port, "/"
 
-    wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PROTOCOL)
-    if wanted is not None:
-        if wanted.upper() not in ann.CLASSIC_HEALTHCHECK_PROTOCOLS:
-            raise ann.invalid(
-                key=ann.HEALTHCHECK_PROTOCOL,
-                value=annotations[ann.HEALTHCHECK_PROTOCOL],
-                reason="unknown health-check protocol",
-                accepted=", ".join(ann.CLASSIC_HEALTHCHECK_PROTOCOLS) + " (a Classic ELB's health checks)",
-            )
-        protocol = wanted.upper()
+    protocol = (
+        protocol_annotation(
+            annotations, accepted=ann.CLASSIC_HEALTHCHECK_PROTOCOLS, what="a Classic ELB's health checks"
+        )
+        or protocol
+    )
     wanted = ann.text(annotations=annotations, key=ann.HEALTHCHECK_PORT)
     if wanted == TRAFFIC_PORT:
         # upstream: for Local, the first listener's NodePort; otherwise it keeps its default port, which in
