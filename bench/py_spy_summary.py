@@ -30,8 +30,8 @@ def samples(path: Path) -> Iterator[tuple[str, list[str], int]]:
     """(thread, frames outermost first, count) per line of ``py-spy record --format raw --threads``."""
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        if not stack:
-            continue
+        if not stack or not count.isdigit():
+            continue  # a frame name with a line break in it (seen once, at the interpreter's exit)
         thread, *frames = stack.split(";")
         yield _THREAD.sub("", thread), frames, int(count)
 
