@@ -405,7 +405,6 @@ class Controller:
         self.port = free_port()
         self.log_path = workdir / f"controller-{seq}.log"
         self.profile_path = workdir / f"controller-{seq}.profile.txt"
-        ccm = Path(sys.executable).with_name("ccm")
         flags = [
             "run",
             "--cloud-provider=fake",
@@ -427,9 +426,9 @@ class Controller:
                 str(self.profile_path),
             ]
             self.command += flags
-        elif ccm.exists():
-            self.command = [str(ccm), *flags]
         else:
+            # ``-m`` from the checkout (cwd=REPO_ROOT): the checkout's code, also from a git worktree sharing
+            # another checkout's virtualenv, whose ``ccm`` script imports that checkout's
             self.command = [sys.executable, "-m", "ccm.cli", *flags]
         self._ssl = ssl.create_default_context()
         self._ssl.check_hostname = False

@@ -358,9 +358,20 @@ def aws_env(endpoint: str, *, with_endpoint_url: bool) -> dict[str, str]:
 class ControllerProcess:
     """One controller (either side) as a child process in its own session, its log in the work dir."""
 
-    def __init__(self, *, command: list[str], env: dict[str, str], port: int, health: str, log_path: Path):
+    def __init__(
+        self,
+        *,
+        command: list[str],
+        env: dict[str, str],
+        port: int,
+        health: str,
+        log_path: Path,
+        profile: Path | None = None,
+    ):
         self.command, self.env, self.port, self.health, self.log_path = command, env, port, health, log_path
+        self.profile = profile
         self.proc: subprocess.Popen[bytes] | None = None
+        self.spy: subprocess.Popen[bytes] | None = None
         self._ssl = ssl.create_default_context()
         self._ssl.check_hostname = False
         self._ssl.verify_mode = ssl.CERT_NONE  # self-signed serving certificates
@@ -383,6 +394,8 @@ class ControllerProcess:
                 start_new_session=True,
                 cwd=REPO_ROOT,
             )
+        if self.profile is not None:
+            self.spy = start_py_spy(self.proc.pid, self.profile)
         while time.monotonic() - t < timeout:
             self.check_alive()
             with contextlib.suppress(OSError, urllib.error.URLError):
@@ -405,6 +418,44 @@ class ControllerProcess:
 
     def stop(self) -> None:
         stop_process(self.proc, grace=30)
+        if self.spy is not None:  # py-spy writes its profile when the process it samples has exited
+            try:
+                self.spy.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                stop_process(self.spy, grace=5)
+            log(f"py-spy profile of pid {self.pid}: {self.profile}")
+            self.spy = None
+
+
+def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes]:
+    """py-spy sampling ``pid`` until it exits, into ``out`` (collapsed stacks, thread names as the root
+    frames; ``flamegraph.pl`` and https://speedscope.app read them). ``--nonblocking``: the controller is
+    never paused, so its CPU and timings stay its own; py-spy's own CPU is py-spy's process's. ``--gil``:
+    only the thread holding the GIL is sampled, i.e. Python running; without it a thread blocked in a
+    socket read, ``connect`` or ``time.sleep`` counts as busy (py-spy cannot tell without pausing the
+    process), which made waits on moto and the apiserver a third of the samples."""
+    spy = Path(sys.executable).with_name("py-spy")
+    if not spy.exists():
+        raise BenchError(f"--py-spy needs py-spy next to {sys.executable} (pip install py-spy)")
+    command = [str(spy), "record", "--pid", str(pid), "--nonblocking", "--gil", "--threads"]
+    command += ["--format", "raw"]
+    command += ["--rate", "200", "--output", str(out)]
+    with open(out.with_suffix(".log"), "ab") as log_file:
+        return subprocess.Popen(
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+
+def compile_checkout() -> None:
+    """Byte-compile the checkout's ``ccm`` and ``providers`` (into their git-ignored ``__pycache__``), as
+    installing the wheel does in the image: with ``PYTHONDONTWRITEBYTECODE=1`` in the environment (the
+    image sets it too) and no cached bytecode, every start of ours compiled its own ~100 modules again,
+    ~0.14 s of CPU that a deployed controller does not spend (bench/README.md, "Controller CPU profile")."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q", "ccm", "providers"], cwd=REPO_ROOT, check=True)
 
 
 def controller_command(
@@ -431,9 +482,9 @@ def controller_command(
     if side == "upstream":
         extra = ["--authentication-skip-lookup=true", f"--cert-dir={workdir / 'upstream-certs'}"]
         return [str(args.upstream_binary), *common, *extra], "/healthz"
-    ccm = Path(sys.executable).with_name("ccm")
-    head = [str(ccm), "run"] if ccm.exists() else [sys.executable, "-m", "ccm.cli", "run"]
-    return [*head, *common], "/readyz"
+    # ``-m`` from the checkout (the process runs with cwd=REPO_ROOT): the checkout's code, also from a git
+    # worktree sharing another checkout's virtualenv, whose ``ccm`` script imports that checkout's
+    return [sys.executable, "-m", "ccm.cli", "run", *common], "/readyz"
 
 
 # -- measuring a controller process -------------------------------------------------------------------
@@ -612,6 +663,8 @@ class Side:
                 nlb_sg_managed=self.args.nlb_sg_managed,
             )
         )
+        if self.name == "ours":
+            compile_checkout()
         self.info["setup_s"] = round(time.monotonic() - t, 1)
         log(
             f"[{self.name}] moto at {self.moto.endpoint}, apiserver at {self.plane.server}, "
@@ -650,6 +703,11 @@ class Side:
             port=port,
             health=health,
             log_path=self.workdir / f"controller-{self.starts}.log",
+            profile=(
+                self.workdir / f"controller-{self.starts}.py-spy.txt"
+                if self.args.py_spy and self.name == "ours"
+                else None
+            ),
         )
         if self.starts == 1:
             log(f"[{self.name}] {' '.join(command)}")
@@ -923,6 +981,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="logs and cloud configs go here (default: a new temporary directory, kept)",
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--py-spy",
+        action="store_true",
+        help="sample ours' controller with py-spy (pip install -e .[bench]) into "
+        "<workdir>/ours/controller-<n>.py-spy.txt",
+    )
     args = parser.parse_args(argv)
     sides = [s.strip() for s in args.sides.split(",") if s.strip()]
     if not sides or any(s not in SIDES for s in sides):

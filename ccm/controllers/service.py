@@ -51,6 +51,7 @@ from ccm.controllers import metrics, predicates, status
 from ccm.controllers.predicates import Obj
 from ccm.controllers.request import build_request, node_from_object
 from ccm.k8s.checkpoint import node_set_digest
+from ccm.k8s.core import CoreV1
 from ccm.k8s.events import NORMAL, WARNING, EventRecorder
 from ccm.k8s.patches import ServicePatcher
 from ccm.k8s.reflector import Reflector, object_key, strip_node
@@ -174,7 +175,7 @@ class ServiceController:
         self.workers = max(1, workers)
         self.recorder = recorder
         if api is not None:
-            core = client.CoreV1Api(api)
+            core = CoreV1(api)
             patcher = patcher or ServicePatcher(api=api)
             list_services = list_services or core.list_service_for_all_namespaces
             list_nodes = list_nodes or core.list_node

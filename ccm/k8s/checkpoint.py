@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from ccm.k8s.core import CoreV1, decoded, discard
+
 logger = logging.getLogger(__name__)
 
 NODE_SET_KEY = "nodeSet"
@@ -32,14 +34,16 @@ class Checkpoint:
     """``read``/``write`` the node-set digest in ConfigMap ``namespace/name`` (created on first write)."""
 
     def __init__(self, *, api: client.ApiClient, namespace: str, name: str) -> None:
-        self._core = client.CoreV1Api(api)
+        self._core = CoreV1(api)
         self.namespace = namespace
         self.name = name
 
     def read(self) -> str | None:
         """The recorded digest; None when there is none (first start) or it cannot be read."""
         try:
-            cm = self._core.read_namespaced_config_map(self.name, self.namespace)
+            cm = decoded(
+                self._core.read_namespaced_config_map(self.name, self.namespace, _preload_content=False)
+            )
         except ApiException as exc:
             if exc.status != 404:
                 logger.warning(
@@ -49,29 +53,38 @@ class Checkpoint:
                     exc.reason,
                 )
             return None
-        return (cm.data or {}).get(NODE_SET_KEY)
+        digest = (cm.get("data") or {}).get(NODE_SET_KEY)
+        return str(digest) if digest is not None else None
 
     def write(self, digest: str) -> None:
         """Patch the ConfigMap, or create it; the service workers and the node sync write from their own
         threads, so a create that loses to another writer's (AlreadyExists) patches after all."""
         body = {"data": {NODE_SET_KEY: digest}}
         try:
-            self._core.patch_namespaced_config_map(self.name, self.namespace, body)
+            discard(
+                self._core.patch_namespaced_config_map(
+                    self.name, self.namespace, body, _preload_content=False
+                )
+            )
             return
         except ApiException as exc:
             if exc.status != 404:
                 raise
         try:
-            self._core.create_namespaced_config_map(
-                self.namespace,
-                client.V1ConfigMap(
-                    metadata=client.V1ObjectMeta(
-                        name=self.name, labels={"app.kubernetes.io/managed-by": "ccm-lb"}
-                    ),
-                    data=body["data"],
-                ),
+            config_map = {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": self.name, "labels": {"app.kubernetes.io/managed-by": "ccm-lb"}},
+                "data": body["data"],
+            }
+            discard(
+                self._core.create_namespaced_config_map(self.namespace, config_map, _preload_content=False)
             )
         except ApiException as exc:
             if exc.status != 409:
                 raise
-            self._core.patch_namespaced_config_map(self.name, self.namespace, body)
+            discard(
+                self._core.patch_namespaced_config_map(
+                    self.name, self.namespace, body, _preload_content=False
+                )
+            )

@@ -24,6 +24,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from ccm.k8s.core import CoreV1, discard
+
 logger = logging.getLogger(__name__)
 
 NORMAL, WARNING = "Normal", "Warning"
@@ -56,9 +58,9 @@ class EventRecorder:
         aggregate_window: float = 10.0,
         cache_size: int = 4096,
         queue_size: int = 50_000,
-        core: client.CoreV1Api | None = None,
+        core: CoreV1 | None = None,
     ) -> None:
-        self._core = core or client.CoreV1Api(api)
+        self._core = core or CoreV1(api)
         self.component = component
         self.host = host or socket.gethostname()
         self.aggregate_window = aggregate_window
@@ -124,7 +126,7 @@ class EventRecorder:
                 seen.pending += 1
                 return
             try:
-                _discard(
+                discard(
                     self._core.patch_namespaced_event(  # the answer is not needed: do not decode it
                         seen.name,
                         seen.namespace,
@@ -162,20 +164,7 @@ class EventRecorder:
             "lastTimestamp": stamp,
             "count": 1,
         }
-        _discard(self._core.create_namespaced_event(namespace, body, _preload_content=False))  # not decoded
+        discard(self._core.create_namespaced_event(namespace, body, _preload_content=False))  # not decoded
         self._cache[cache_key] = _Seen(name=name, namespace=namespace, count=1, first=stamp, last_sent=now)
         while len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
-
-
-def _discard(response: Any) -> None:
-    """Read an undecoded answer to its end and give its connection back to the pool.
-
-    An answer asked for with ``_preload_content=False`` holds its connection until it is read or
-    released (urllib3); left alone, every Event opened a new TLS connection to the apiserver, which
-    cost most of the controller's CPU in a burst of creates.
-    """
-    drain = getattr(response, "drain_conn", None)
-    if drain is not None:
-        drain()
-        response.release_conn()

@@ -19,12 +19,14 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils.retry import retry_on_conflict
 
+from ccm.k8s.core import CoreV1
+
 logger = logging.getLogger(__name__)
 
 
 class ServicePatcher:
     def __init__(self, *, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
+        self._core = CoreV1(api)
         self.patches = 0  # how many writes were sent (tests count them)
 
     def _patch_status(self, *, namespace: str, name: str, body: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -133,7 +133,8 @@ def strip_node(obj: Obj) -> Obj:
 
 
 class Reflector:
-    """List and watch one resource (a ``list_*`` function of the generated client) into a Store."""
+    """List and watch one resource into a Store (``list_func``: a ``list_*`` method of
+    :class:`ccm.k8s.core.CoreV1` or of the generated client, called with ``_preload_content=False``)."""
 
     def __init__(
         self,
