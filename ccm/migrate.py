@@ -29,6 +29,7 @@ from ccm import connect, logs, migrate_apply
 from ccm.cloudprovider import REPLACE_FOREIGN_ANNOTATION, ForeignPart, MigrationPlan, MigrationPlanner
 from ccm.controllers import predicates
 from ccm.controllers.request import build_request
+from ccm.k8s.core import CoreV1
 from ccm.k8s.leader import validate_timings
 
 logger = logging.getLogger(__name__)
@@ -112,7 +113,7 @@ def plan_rows(
     *, api: client.ApiClient, planner: MigrationPlanner, cluster_name: str, load_balancer_class: str
 ) -> list[Row]:
     """Every LoadBalancer Service of the instance's class with its plan, sorted by namespace/name."""
-    core = client.CoreV1Api(api)
+    core = CoreV1(api)
     # the API's own JSON (camelCase), which the predicates and the request builder read
     services = migrate_apply.items_of(core.list_service_for_all_namespaces(_preload_content=False))
     nodes = migrate_apply.items_of(core.list_node(_preload_content=False))

@@ -25,6 +25,7 @@ from kubernetes import client
 
 from ccm.cloudprovider import LoadBalancer
 from ccm.controllers.service import ServiceController, SyncError
+from ccm.k8s.core import CoreV1
 from ccm.k8s.events import EventRecorder
 from ccm.k8s.leader import LeaderElector
 from ccm.k8s.reflector import strip_node
@@ -113,7 +114,7 @@ def _sync_each(
     actions: Mapping[str, str],
     lost: threading.Event,
 ) -> list[Outcome]:
-    core = client.CoreV1Api(api)
+    core = CoreV1(api)
     controller = ServiceController(
         api=api,
         provider=provider,
@@ -126,6 +127,7 @@ def _sync_each(
         controller.services.store.add(service)
     for node in items_of(core.list_node(_preload_content=False)):
         controller.nodes.store.add(strip_node(node))
+    done: list[tuple[str, str]] = []
     outcomes: list[Outcome] = []
     for key, action in sorted(actions.items()):
         if action not in APPLIED:
@@ -147,14 +149,21 @@ def _sync_each(
                 Outcome(service=key, action=action, result="failed", message=f"{type(exc).__name__}: {exc}")
             )
             continue
-        outcomes.append(Outcome(service=key, action=action, result="applied", address=_address(core, key)))
-    return outcomes
+        done.append((key, action))
+    # the addresses the syncs wrote, from one listing
+    now = {
+        f"{meta.get('namespace')}/{meta.get('name')}": _address(service)
+        for service in items_of(core.list_service_for_all_namespaces(_preload_content=False))
+        if (meta := service.get("metadata") or {})
+    }
+    outcomes += [
+        Outcome(service=key, action=action, result="applied", address=now.get(key, ""))
+        for key, action in done
+    ]
+    return sorted(outcomes, key=lambda o: o.service)
 
 
-def _address(core: client.CoreV1Api, key: str) -> str:
-    namespace, name = key.split("/", 1)
-    response: Any = core.read_namespaced_service(name, namespace, _preload_content=False)
-    service = json.loads(response.data)
+def _address(service: Mapping[str, Any]) -> str:
     ingress = ((service.get("status") or {}).get("loadBalancer") or {}).get("ingress") or []
     return ",".join(str(i.get("ip") or i.get("hostname") or "") for i in ingress)
 
