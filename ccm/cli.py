@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if server is not None:
         server.stop()
     logger.info("stopped")
-    return 0
+    logs.exit_at_once(0)  # the election's and the watches' daemon threads cannot be stopped
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -100,13 +100,15 @@ def run(args: argparse.Namespace) -> int:
         )
     except migrate_apply.LeaseHeld as exc:
         sys.stderr.write(f"ccm migrate: error: --dry-run=false: {exc}\n")
-        return EXIT_FAILED
+        logs.exit_at_once(EXIT_FAILED)
     applied = {o.service: o for o in outcomes}
     if args.output == "json":
         sys.stdout.write(render_json(rows, applied=applied))
     else:
         sys.stdout.write(migrate_apply.render_outcomes_text(outcomes))
-    return EXIT_FAILED if any(o.result == "failed" for o in outcomes) else 0
+    logs.exit_at_once(  # the election's daemon thread, started by apply_plan, cannot be stopped
+        EXIT_FAILED if any(o.result == "failed" for o in outcomes) else 0
+    )
 
 
 def plan_rows(
