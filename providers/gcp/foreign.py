@@ -75,6 +75,11 @@ def deny_firewall_name(*, lb_name: str) -> str:
     return f"k8s-fw-{lb_name}-deny"
 
 
+def nodes_health_check_name(*, cluster_id: str) -> str:
+    """``MakeNodesHealthCheckName``: the cluster's shared health check ``k8s-{cid}-node``."""
+    return f"k8s-{cluster_id}-node"
+
+
 def external_health_check_firewall_name(*, health_check: str) -> str:
     """``MakeHealthCheckFirewallName``: ``k8s-{cid}-node-http-hc`` (shared) or ``k8s-{lb}-http-hc``."""
     if _SHARED_HEALTH_CHECK.fullmatch(health_check):
@@ -105,7 +110,8 @@ def marker(description: str | None) -> dict[str, str]:
     return {str(k): str(v) for k, v in data.items()} if isinstance(data, dict) else {}
 
 
-def _last(link: str) -> str:
+def last_segment(link: str) -> str:
+    """A resource's name from its compute URL (or the name itself)."""
     return link.rstrip("/").rsplit("/", 1)[-1]
 
 
@@ -212,9 +218,9 @@ class Upstream:
         parts += self._address(name, request.key)
         groups: list[str] = []
         if rule.target and "/targetPools/" in str(rule.target):
-            parts += self._external(name, request.key, _last(str(rule.target)))
+            parts += self._external(name, request.key, last_segment(str(rule.target)))
         elif rule.backend_service:
-            parts += self._internal(name, request.key, _last(str(rule.backend_service)), groups=groups)
+            parts += self._internal(name, request.key, last_segment(str(rule.backend_service)), groups=groups)
         else:
             parts += self._firewalls(name, request.key, internal=False)
         return UpstreamLoadBalancer(
@@ -224,7 +230,7 @@ class Upstream:
             parts=tuple(parts),
             network_tier=str(rule.network_tier or "PREMIUM") if scheme == "EXTERNAL" else "",
             target_pool=bool(rule.target and "/targetPools/" in str(rule.target)),
-            subnetwork=_last(str(rule.subnetwork)) if rule.subnetwork else "",
+            subnetwork=last_segment(str(rule.subnetwork)) if rule.subnetwork else "",
             instance_groups=tuple(sorted(set(groups))),
             rule=rule,
         )
@@ -262,7 +268,7 @@ class Upstream:
             parts += self._firewalls(name, request.key, internal=False)
             parts += self._legacy_health_check(name, name=name, key=request.key)
             if self.cluster_id:  # the shared check: deleted only when no target pool uses it
-                shared = f"k8s-{self.cluster_id}-node"
+                shared = nodes_health_check_name(cluster_id=self.cluster_id)
                 parts += self._legacy_health_check(shared, name=name, key=request.key)
         if not parts:
             return None
@@ -281,7 +287,9 @@ class Upstream:
         parts = self._firewalls(name, key, internal=True)
         parts += self._health_check(name, name=name, key=key)
         if self.cluster_id:  # the shared check: deleted only when no backend service uses it
-            parts += self._health_check(f"k8s-{self.cluster_id}-node", name=name, key=key)
+            parts += self._health_check(
+                nodes_health_check_name(cluster_id=self.cluster_id), name=name, key=key
+            )
         return parts
 
     def _read(self, operation: str, fn: Any, /, **kwargs: Any) -> Any | None:
@@ -323,7 +331,7 @@ class Upstream:
                         detail=f"{len(pool.instances)} instances, session affinity {affinity}",
                     )
                 )
-                checks = [_last(str(link)) for link in pool.health_checks]
+                checks = [last_segment(str(link)) for link in pool.health_checks]
         parts += self._firewalls(name, key, internal=False)
         for check in checks:
             parts += self._legacy_health_check(check, name=name, key=key)
@@ -414,7 +422,7 @@ class Upstream:
                         shared=shared,
                     )
                 )
-                checks = [_last(str(link)) for link in service.health_checks]
+                checks = [last_segment(str(link)) for link in service.health_checks]
                 backends = [str(backend.group) for backend in service.backends]
             else:
                 logger.info("%s: backend service %s is not the Service's; left alone", key, service_name)
@@ -423,7 +431,7 @@ class Upstream:
             parts += self._health_check(check, name=name, key=key)
         for group in backends:
             zone = group.split("/zones/", 1)[-1].split("/", 1)[0]
-            group_name = _last(group)
+            group_name = last_segment(group)
             if group_name.startswith("k8s-ig") and groups is not None:
                 groups.append(group_name)
             if group_name.startswith("k8s-ig") and group_name != self.instance_group:

@@ -54,6 +54,7 @@ from providers.gcp.foreign import (
     Removal,
     Upstream,
     UpstreamLoadBalancer,
+    last_segment,
     replaced_message,
     service_ips,
     taken_over_message,
@@ -205,9 +206,9 @@ class GCEProvider:
                 "ConfigMap kube-system/ingress-uid): this controller then uses those groups, and the "
                 "Service is taken over on its IP"
             )
-        if found.subnetwork and fr.subnetwork and found.subnetwork != _last_segment(fr.subnetwork):
+        if found.subnetwork and fr.subnetwork and found.subnetwork != last_segment(fr.subnetwork):
             return (
-                f"the Service asks for subnetwork {_last_segment(fr.subnetwork)} and upstream's IP "
+                f"the Service asks for subnetwork {last_segment(fr.subnetwork)} and upstream's IP "
                 f"{found.address} is in {found.subnetwork}; an internal IP address belongs to its subnetwork"
             )
         return _other_ip(fr, found)
@@ -396,11 +397,6 @@ def new(
         load_balancer_class=load_balancer_class,
         orphan_grace_seconds=orphan_grace_seconds,
     )
-
-
-def _last_segment(link: str) -> str:
-    """A name from a name or a compute URL (a subnetwork the builder names either way)."""
-    return link.rstrip("/").rsplit("/", 1)[-1]
 
 
 def _other_ip(fr: model.ForwardingRule, found: UpstreamLoadBalancer) -> str:
