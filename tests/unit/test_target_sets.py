@@ -48,6 +48,6 @@ def test_a_set_nothing_holds_any_more_is_forgotten() -> None:
 
 def test_two_stack_caches_remembering_the_same_targets_hold_one_set() -> None:
     one, other = StackCache(), StackCache()
-    one.remember_targets("arn:tg/a", ["i-4a", "i-4b"])
-    other.remember_targets("arn:tg/b", ("i-4b", "i-4a"))
+    one.remember_targets(arn="arn:tg/a", instance_ids=["i-4a", "i-4b"])
+    other.remember_targets(arn="arn:tg/b", instance_ids=("i-4b", "i-4a"))
     assert one.targets["arn:tg/a"] is other.targets["arn:tg/b"]

@@ -127,7 +127,7 @@ class StackCache:
     notices: list[tuple[str, str]] = field(default_factory=list)  # (event reason, message) of the last ensure
     node_rules_stale: bool = False  # the full drift check found an adopted NLB's node rules changed
 
-    def remember_targets(self, arn: str, instance_ids: Iterable[str]) -> None:
+    def remember_targets(self, *, arn: str, instance_ids: Iterable[str]) -> None:
         """What target group ``arn`` holds; the set is shared with every other target group holding
         the same instances (:func:`providers.aws.deploy.target_sets.shared`)."""
         self.targets[arn] = shared(instance_ids)
