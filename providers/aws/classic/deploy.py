@@ -48,6 +48,7 @@ from providers.aws.deploy.parts import (
 )
 from providers.aws.deploy.security_groups import FrontendSecurityGroups
 from providers.aws.deploy.sweep import Sweep
+from providers.aws.deploy.target_sets import shared
 from providers.aws.deploy.targets import NotRunning
 from providers.common.spec_hash import spec_hash
 
@@ -244,7 +245,7 @@ class ClassicDeployer:
         if add or remove:
             now = frozenset((known.instances - set(remove)) | registered)
             with self._lock:
-                self._known[key] = Known(name=known.name, dns_name=known.dns_name, instances=now)
+                self._known[key] = Known(name=known.name, dns_name=known.dns_name, instances=shared(now))
 
     # -- delete -------------------------------------------------------------------------------------
 
@@ -389,7 +390,7 @@ class ClassicDeployer:
             return self._known.get(key)
 
     def _remember(self, key: str, live: LiveClassic) -> Known:
-        known = Known(name=live.name, dns_name=live.dns_name, instances=live.instances)
+        known = Known(name=live.name, dns_name=live.dns_name, instances=shared(live.instances))
         with self._lock:
             self._known[key] = known
         return known

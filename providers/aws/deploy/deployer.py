@@ -324,7 +324,7 @@ class Deployer:
         for arn in arns.values():
             registered = self.targets.registered(arn)
             if cache is not None:
-                cache.targets[arn] = registered
+                cache.remember_targets(arn=arn, instance_ids=registered)
             if not self.targets.holds(want=frozenset(stack.targets), registered=registered):
                 logger.info("%s: target group %s does not hold the Service's targets: ensuring it", key, arn)
                 matched = False

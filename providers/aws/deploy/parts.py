@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from providers.aws import model
+from providers.aws.deploy.target_sets import shared
 
 LB_TYPE = "elasticloadbalancing:loadbalancer"
 TG_TYPE = "elasticloadbalancing:targetgroup"
@@ -119,11 +120,17 @@ class StackCache:
     dns_name: str = ""
     listeners_hash: str = ""  # the spec hash whose listeners were seen complete
     tg_arns: dict[str, str] = field(default_factory=dict)  # resource id → ARN
-    targets: dict[str, frozenset[str]] = field(default_factory=dict)  # TG ARN → instance IDs
+    # TG ARN → instance IDs, set through :meth:`remember_targets` (equal sets are one object)
+    targets: dict[str, frozenset[str]] = field(default_factory=dict)
     # listener ARN → the attributes we set or saw on it; an ARN not here is described before it is set
     listener_attributes: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
     notices: list[tuple[str, str]] = field(default_factory=list)  # (event reason, message) of the last ensure
     node_rules_stale: bool = False  # the full drift check found an adopted NLB's node rules changed
+
+    def remember_targets(self, *, arn: str, instance_ids: Iterable[str]) -> None:
+        """What target group ``arn`` holds; the set is shared with every other target group holding
+        the same instances (:func:`providers.aws.deploy.target_sets.shared`)."""
+        self.targets[arn] = shared(instance_ids)
 
 
 @dataclass(frozen=True)

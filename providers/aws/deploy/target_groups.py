@@ -98,7 +98,8 @@ class TargetGroups:
                 )
             arns[spec.resource_id] = arn
             if created_new:
-                cache.targets[arn] = frozenset()  # a new target group has no targets: no describe needed
+                # a new target group has no targets: no describe needed
+                cache.remember_targets(arn=arn, instance_ids=())
             else:
                 cache.targets.pop(arn, None)
         cache.tg_arns = dict(arns)

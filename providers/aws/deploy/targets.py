@@ -79,7 +79,7 @@ class Targets:
             refused: set[str] = set()
             for chunk in chunks(add, 100):
                 refused |= self._register(arn=arn, instance_ids=chunk)
-            cache.targets[arn] = (have - set(remove)) | (set(add) - refused)
+            cache.remember_targets(arn=arn, instance_ids=(have - set(remove)) | (set(add) - refused))
 
     def registered(self, arn: str) -> frozenset[str]:
         """The instances registered in the target group (draining ones are on their way out)."""
