@@ -744,8 +744,9 @@ class Deployer:
 
     def drifted(
         self, *, stacks: Mapping[str, tuple[str, model.Stack]], live_uids: frozenset[str] | None
-    ) -> tuple[frozenset[str], list[str]]:
-        """(keys whose LB is missing or differs, names of this scope's orphaned LBs).
+    ) -> tuple[frozenset[str], list[str], dict[str, str]]:
+        """(keys whose LB is missing or differs, names of this scope's orphaned LBs, the IP of each
+        other key's rule).
 
         A load balancer is an orphan when the Service UID its forwarding rule carries is not in
         ``live_uids`` (every Service of the cluster), read from its UID label or, before ``setLabels``
@@ -759,8 +760,13 @@ class Deployer:
             if stack.forwarding_rule.name not in rules
             or dict(rules[stack.forwarding_rule.name].labels).get(model.SPEC_HASH_LABEL) != stack.spec_hash()
         }
+        served = {
+            key: str(rules[stack.forwarding_rule.name].I_p_address)
+            for key, (_uid, stack) in stacks.items()
+            if key not in drifted
+        }
         if live_uids is None:
-            return frozenset(drifted), []
+            return frozenset(drifted), [], served
         live = {builder.label_value(uid) for uid in live_uids} | {
             builder.label_value(uid) for uid, _stack in stacks.values()
         }
@@ -772,7 +778,7 @@ class Deployer:
                 uid = builder.label_value(marker.get(model.SERVICE_UID_KEY, ""))
             if uid and uid not in live:
                 orphans.append(name)
-        return frozenset(drifted), sorted(orphans)
+        return frozenset(drifted), sorted(orphans), served
 
 
 def _with_destination(fw: model.Firewall, ip: str) -> model.Firewall:

@@ -368,11 +368,15 @@ class GCEProvider:
         """The bulk drift check and the orphan sweep (rule: :class:`ccm.cloudprovider.DriftChecker`).
 
         A request that cannot be built is reported as drifted (the full ensure shows the user why)
-        and its load balancer is kept: its UID is live.
+        and its load balancer is kept: its UID is live. A Service whose status IP its unchanged rule
+        serves is ours, as after an ensure: its next update looks for no upstream load balancer.
         """
         built = build_stacks(requests=requests, build=self._stack, live_uids=live_uids)
         with self._sweep_lock:
-            drifted, orphans = self.deployer.drifted(stacks=built.stacks, live_uids=built.live_uids)
+            drifted, orphans, served = self.deployer.drifted(stacks=built.stacks, live_uids=built.live_uids)
+            for request in requests:
+                if served.get(request.key) in service_ips(request):
+                    self._settled(request.key, ours=True)
             for name in self._orphans.observe(orphans, now=self.clock()):
                 logger.info("deleting orphaned load balancer %s: no Service with its UID exists", name)
                 try:

@@ -108,6 +108,37 @@ def test_a_new_leader_checks_unchanged_services_in_one_listing_and_mutates_nothi
     assert _mutations(restarted) == {}
 
 
+def test_after_a_restart_that_trusted_every_service_a_node_change_reads_no_forwarding_rule(
+    gce: FakeCompute,
+    provider: GCEProvider,
+    make_request: RequestFactory,
+) -> None:
+    """The bulk check at restart saw each Service's rule serve its status IP: the node sync that
+    follows needs no per-Service look for upstream's load balancer (gce_phases.py saw 100
+    ``forwardingRules.get`` for 100 Services here)."""
+    requests = []
+    for request in [make_request(ports=((80, "TCP"),)) for _ in range(4)]:
+        status = provider.ensure_load_balancer(request=request)
+        requests.append(dataclasses.replace(request, status_addresses=(status.ingress[0].ip,)))
+    restarted = new_provider(gce)
+    assert restarted.drifted_load_balancers(requests=requests, live_uids=None) == frozenset()
+    restarted.clients.reset_counts()
+
+    more = nodes(0, 1)  # node-2 left
+    for request in requests:
+        restarted.update_load_balancer(request=request.with_nodes(more))
+
+    calls = restarted.clients.snapshot()
+    assert "forwardingRules.get" not in calls, calls
+    # the shared instance groups read once (cold after the restart) and node-2 taken out
+    assert calls == {
+        "instanceGroups.get": 2,
+        "instanceGroups.listInstances": 2,
+        "instanceGroups.removeInstances": 1,
+        "zoneOperations.wait": 1,
+    }
+
+
 def test_a_list_of_several_pages_is_read_whole_and_each_page_is_a_counted_request(
     provider: GCEProvider, gce: FakeCompute
 ) -> None:
