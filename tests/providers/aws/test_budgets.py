@@ -231,6 +231,33 @@ def test_a_new_leader_checks_unchanged_load_balancers_in_one_listing_and_writes_
     assert all(op.startswith(READ_PREFIXES) for op in calls), calls
 
 
+def test_a_node_added_after_a_trusted_restart_is_what_the_target_groups_lack_and_one_register_each(
+    provider: AWSProvider,
+    make_request: RequestFactory,
+    network: Network,
+) -> None:
+    """After the bulk check trusted every stack (nothing ensured, nothing cached per target group), a
+    node change finds each Service's target groups (one GetResources: the restart's listing names the
+    NLBs only, to stay within ⌈N/100⌉ + 5 calls), reads what each holds once and registers the new
+    instance in it: 5 calls per two-port Service (upstream's node sync ensures the whole NLB, 14)."""
+    requests = [make_request(f"svc-{i}") for i in range(3)]
+    for request in requests:
+        provider.ensure_load_balancer(request=request)
+    restarted = new_provider()
+    assert restarted.drifted_load_balancers(requests=requests, live_uids=None) == frozenset()
+    add_instance(network)
+    restarted.clients.reset_counts()
+
+    for request in requests:
+        restarted.update_load_balancer(request=request.with_nodes(network.nodes()))
+
+    assert restarted.clients.snapshot() == {
+        "GetResources": len(requests),
+        "DescribeTargetHealth": 2 * len(requests),
+        "RegisterTargets": 2 * len(requests),
+    }
+
+
 def test_a_new_process_ensuring_an_unchanged_service_makes_five_reads_and_no_write(
     provider: AWSProvider,
     make_request: RequestFactory,
