@@ -604,6 +604,17 @@ def node_body(instance: Instance) -> dict[str, Any]:
     }
 
 
+DEFAULT_NODE_PORTS = 2768  # kube-apiserver's --service-node-port-range 30000-32767
+
+
+def node_port_range(services: int) -> tuple[str, ...]:
+    """A wider NodePort range when N two-port Services need more than the default's 2,768 ports (1,384
+    Services); a cluster of that size widens it too. The flag is given again: the last one counts."""
+    if 2 * services <= DEFAULT_NODE_PORTS:
+        return ()
+    return (f"--service-node-port-range=30000-{30000 + 2 * services + 99}",)
+
+
 class Side:
     """One side's fresh set-up (moto, control plane, seed, Nodes), its controller and its phases."""
 
@@ -614,7 +625,9 @@ class Side:
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.moto = Moto(log_path=self.workdir / "moto.log", corrected=args.corrections)
-        self.plane = ControlPlane(assets=find_assets(), service_cidr="10.96.0.0/16")
+        self.plane = ControlPlane(
+            assets=find_assets(), service_cidr="10.96.0.0/16", extra_apiserver_args=node_port_range(self.n)
+        )
         self.pool = ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix=f"{name}-client")
         self.sampler = Sampler()
         self._api: Api | None = None
