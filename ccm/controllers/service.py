@@ -205,6 +205,9 @@ class ServiceController:
         self._trusted: dict[str, tuple[str, frozenset[tuple[str, str]]]] = {}
         self._unsettled: set[str] = set()
         self._checkpointed: str | None = None
+        # Keys ensured while a resync's bulk check runs (None when none runs): the listing the check
+        # read may predate their load balancer, so their "drift" is not re-queued.
+        self._ensured_during_check: set[str] | None = None
         self._locks: dict[str, threading.Lock] = {}
         # Guards _known, _last_synced_nodes and _locks (the maps, not their values): each entry is
         # written by the worker holding its key's lock, and read by the node sync and the resync.
@@ -395,6 +398,8 @@ class ServiceController:
         with self._state_lock:
             if ok:
                 self._unsettled.discard(key)
+                if self._ensured_during_check is not None:
+                    self._ensured_during_check.add(key)
             else:
                 self._unsettled.add(key)
 
@@ -772,7 +777,20 @@ class ServiceController:
                 self.service_queue.add(object_key(svc))
         if isinstance(self.provider, DriftChecker):
             requests = [self._request(s, targets) for s in wanted]
-            drifted = self.provider.drifted_load_balancers(requests=requests, live_uids=live_uids)
+            with self._state_lock:
+                self._ensured_during_check = set()
+            try:
+                drifted = self.provider.drifted_load_balancers(requests=requests, live_uids=live_uids)
+            finally:
+                with self._state_lock:
+                    ensured = self._ensured_during_check or set()  # (another resync's end may have taken it)
+                    self._ensured_during_check = None
+            if ensured & drifted:
+                logger.info(
+                    "resync: %d load balancers ensured while the bulk check ran are not ensured again",
+                    len(ensured & drifted),
+                )
+            drifted -= ensured
         else:
             drifted = frozenset(object_key(s) for s in wanted)
         for key in drifted:
