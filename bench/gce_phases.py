@@ -54,7 +54,7 @@ from controller_scale import (
     ready_patch,
     run_parallel,
 )
-from side_by_side import Calls, ControllerProcess, Sampler, controller_command, service_body
+from side_by_side import Calls, ControllerProcess, Sampler, controller_command, node_port_range, service_body
 
 from ccm.envtest.assets import find_assets
 from ccm.envtest.controlplane import ControlPlane, free_port
@@ -208,7 +208,9 @@ class GceBench:
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
         self.args, self.n, self.m, self.workdir = args, args.services, args.nodes, workdir
         self.fake = CountingFake()
-        self.plane = ControlPlane(assets=find_assets(), service_cidr="10.96.0.0/16")
+        self.plane = ControlPlane(
+            assets=find_assets(), service_cidr="10.96.0.0/16", extra_apiserver_args=node_port_range(self.n)
+        )
         self.pool = ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="client")
         self.sampler = Sampler()
         self._api: Api | None = None

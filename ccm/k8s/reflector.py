@@ -136,13 +136,11 @@ def share_strings(value: Any) -> Any:
 
 def strip_managed_fields(obj: Obj) -> Obj:
     """Drop ``metadata.managedFields`` (client-go's ``TransformStripManagedFields``): server-side-apply
-    bookkeeping no controller reads, often the largest part of a small object; the rest is stored with
-    its strings shared (:func:`share_strings`)."""
+    bookkeeping no controller reads, often the largest part of a small object."""
     meta = obj.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
-    shared: Obj = share_strings(obj)
-    return shared
+    return obj
 
 
 def strip_node(obj: Obj) -> Obj:
@@ -172,7 +170,7 @@ class Reflector:
         transform: Callable[[Obj], Obj] = strip_managed_fields,
     ) -> None:
         self.name = name
-        self._transform = transform
+        self._transform = transform  # then stored with its strings shared (share_strings)
         self.store = Store()
         self.synced = threading.Event()
         self._list_func = list_func
@@ -253,7 +251,7 @@ class Reflector:
                 raise
             page = json.loads(response.data)
             for obj in page.get("items") or ():
-                items[object_key(obj)] = self._transform(obj)
+                items[object_key(obj)] = self._stored(obj)
             meta = page.get("metadata") or {}
             resource_version = meta.get("resourceVersion", resource_version)
             token = meta.get("continue") or None
@@ -303,6 +301,11 @@ class Reflector:
             self._response = None
             response.release_conn()
 
+    def _stored(self, obj: Obj) -> Obj:
+        """What the store keeps of a decoded object: the transform's result, strings shared."""
+        stored: Obj = share_strings(self._transform(obj))
+        return stored
+
     def _apply(self, event: Mapping[str, Any]) -> None:
         kind, obj = event.get("type"), event.get("object") or {}
         if kind == "ERROR":
@@ -316,7 +319,7 @@ class Reflector:
             return
         key = object_key(obj)
         if kind in {"ADDED", "MODIFIED"}:
-            obj = self._transform(dict(obj))
+            obj = self._stored(dict(obj))
             old = self.store._set(key, obj)
             self._dispatch("add" if old is None else "update", obj, old)
         elif kind == "DELETED":

@@ -1,11 +1,11 @@
 """What the reflectors keep of each object: no managed fields, no Node image lists, and strings shared
-between objects decoded apart (ccm/k8s/reflector.py)."""
+between objects decoded apart (ccm/k8s/reflector.py: the transform, then ``share_strings``)."""
 
 from __future__ import annotations
 
 import json
 
-from ccm.k8s.reflector import strip_managed_fields, strip_node
+from ccm.k8s.reflector import Reflector, share_strings, strip_managed_fields, strip_node
 
 SERVICE = {
     "metadata": {
@@ -38,7 +38,7 @@ def test_services_decoded_apart_share_their_keys_and_short_values_once_stored() 
     one, other = decoded_apart()
     assert next(iter(one["spec"])) is not next(iter(other["spec"]))  # what json gives each event
 
-    a, b = strip_managed_fields(one), strip_managed_fields(other)
+    a, b = share_strings(strip_managed_fields(one)), share_strings(strip_managed_fields(other))
 
     assert next(iter(a["spec"])) is next(iter(b["spec"]))
     assert a["spec"]["ports"][0]["protocol"] is b["spec"]["ports"][0]["protocol"]
@@ -50,7 +50,7 @@ def test_services_decoded_apart_share_their_keys_and_short_values_once_stored() 
 def test_long_values_are_kept_as_decoded() -> None:
     one, other = decoded_apart()
 
-    a, b = strip_managed_fields(one), strip_managed_fields(other)
+    a, b = share_strings(strip_managed_fields(one)), share_strings(strip_managed_fields(other))
 
     hostname_a = a["status"]["loadBalancer"]["ingress"][0]["hostname"]
     hostname_b = b["status"]["loadBalancer"]["ingress"][0]["hostname"]
@@ -76,3 +76,23 @@ def test_a_stored_node_has_no_images_volumes_or_managed_fields() -> None:
         "spec": {"providerID": "aws:///us-east-1a/i-0abc"},
         "status": {"addresses": [{"type": "InternalIP", "address": "10.0.0.1"}]},
     }
+
+
+class _Ignore:
+    def on_add(self, obj: dict) -> None: ...  # type: ignore[type-arg]
+    def on_update(self, old: dict, new: dict) -> None: ...  # type: ignore[type-arg]
+    def on_delete(self, obj: dict) -> None: ...  # type: ignore[type-arg]
+
+
+def test_a_reflector_stores_watch_events_with_the_transform_applied_and_strings_shared() -> None:
+    reflector = Reflector(name="services", list_func=lambda **_: None, handler=_Ignore())
+    one, other = decoded_apart()
+    other["metadata"]["name"] = "api"
+
+    for obj in (one, other):
+        reflector._apply({"type": "ADDED", "object": obj})  # as the watch loop hands each event over
+
+    a, b = reflector.store.get("shop/web"), reflector.store.get("shop/api")
+    assert a is not None and b is not None
+    assert "managedFields" not in a["metadata"]
+    assert next(iter(a["spec"])) is next(iter(b["spec"]))
