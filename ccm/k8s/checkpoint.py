@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Iterable
 
+import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -52,6 +53,14 @@ class Checkpoint:
                     self.name,
                     exc.reason,
                 )
+            return None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:  # the apiserver unreachable (restarting)
+            logger.warning(
+                "cannot reach the apiserver for the checkpoint %s/%s (%s): every Service is ensured in full",
+                self.namespace,
+                self.name,
+                exc,
+            )
             return None
         digest = (cm.get("data") or {}).get(NODE_SET_KEY)
         return str(digest) if digest is not None else None
