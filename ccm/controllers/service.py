@@ -239,7 +239,12 @@ class ServiceController:
             len(self.nodes.store),
             self.workers,
         )
-        self.trust_unchanged()
+        try:
+            self.trust_unchanged()
+        except Exception:  # whatever it was, the leader must still start its workers
+            logger.exception("the start-up check failed: every Service is ensured in full")
+            with self._state_lock:
+                self._trusted.clear()
         for i in range(self.workers):
             self._spawn(f"service-worker-{i}", self._service_worker)
         self._spawn("node-worker", self._node_worker)

@@ -100,3 +100,35 @@ def test_a_new_leader_gives_a_node_added_meanwhile_to_every_load_balancer(
         )
     kube.eventually(lambda: second.service_queue.pending() == 0)
     kube.eventually(lambda: checkpoint.read() == node_set_digest(second.targets().fingerprint))
+
+
+def test_a_start_up_check_that_fails_unexpectedly_still_starts_the_workers_and_trusts_nothing(
+    kube_api: client.ApiClient,
+    namespace: str,
+    make_controller: ControllerFactory,
+    cloud: FakeCloud,
+    nodes: Callable[..., str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The soak test once found the start-up thread dead after the checkpoint's read raised what it
+    # did not expect: no worker ever started and the leader synced nothing. Whatever the start-up
+    # check raises, the leader ensures every Service as if it had no checkpoint.
+    nodes()
+    checkpoint = _settle(kube_api, namespace, make_controller)
+    cloud.clear_calls()
+
+    def garbled() -> str | None:
+        raise ValueError("the checkpoint's body is not JSON")
+
+    monkeypatch.setattr(checkpoint, "read", garbled)
+    second = make_controller(checkpoint=checkpoint)
+    kube.create_service(kube_api, namespace, "after")
+    kube.eventually(
+        lambda: kube.ingress(kube.get_service(kube_api, namespace, "after")),
+        message="a Service created after the failed check to get an address",
+    )
+    kube.eventually(lambda: second.service_queue.pending() == 0)
+    ensured = {c.key for c in cloud.calls_for(method="ensure_load_balancer")}
+    assert {f"{namespace}/web", f"{namespace}/api"} <= ensured
+    assert "the start-up check failed" in caplog.text
