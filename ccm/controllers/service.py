@@ -486,6 +486,16 @@ class ServiceController:
         with self._state_lock:
             self._known[key] = service
 
+    def follow(self, key: str, *, old: Obj, new: Obj) -> None:
+        """A change that needs no sync (our finalizer or status, say) moves what we know of ``key``
+        to ``new``, when what we knew is exactly ``old``: one copy of each Service is kept, the
+        store's, and a Service deleted without our finalizer is deleted as it last stood, with the
+        status we wrote, as the finalizer path deletes it. A sync under way is not disturbed: it
+        keeps its own reference, and remembers the version it read when it next starts."""
+        with self._state_lock:
+            if self._known.get(key) is old:
+                self._known[key] = new
+
     def _remember_nodes(self, key: str, fingerprint: frozenset[tuple[str, str]]) -> None:
         with self._state_lock:
             self._last_synced_nodes[key] = fingerprint
@@ -820,6 +830,8 @@ class _ServiceHandler:
             old, new, load_balancer_class=self.c.load_balancer_class
         ) or self.c.needs_cleanup(new):
             self.c.service_queue.add(object_key(new))
+        else:
+            self.c.follow(object_key(new), old=old, new=new)
 
     def on_delete(self, obj: Obj) -> None:
         if self.c.wants_load_balancer(obj) or self.c.has_finalizer(obj):

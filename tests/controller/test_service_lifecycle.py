@@ -209,6 +209,32 @@ def test_a_service_deleted_without_our_finalizer_still_gets_its_load_balancer_de
     assert key not in cloud.balancers
 
 
+def test_a_service_deleted_without_our_finalizer_is_deleted_with_the_address_its_status_showed(
+    kube_api: client.ApiClient,
+    namespace: str,
+    controller: ServiceController,
+    cloud: FakeCloud,
+) -> None:
+    # The deletion of a Service whose finalizer a user removed is built from what the controller last
+    # knew of it; that must be the Service as it last stood (with the status we wrote), as the
+    # finalizer path's deletion is: the GCP provider deletes upstream's parts only when they serve
+    # the status address (upstream's cache keeps the version it last synced, before its own status).
+    seen: list[LoadBalancerRequest] = []
+    delete = cloud.ensure_load_balancer_deleted
+
+    def recording(*, request: LoadBalancerRequest) -> None:
+        seen.append(request)
+        delete(request=request)
+
+    cloud.ensure_load_balancer_deleted = recording  # type: ignore[method-assign]
+    kube.create_service(kube_api, namespace, "stripped")
+    hostname = _hostname(kube_api, namespace, "stripped")
+    kube.patch_service(kube_api, namespace, "stripped", {"metadata": {"finalizers": None}})
+    kube.delete_service(kube_api, namespace, "stripped")
+    kube.eventually(lambda: seen, message="delete of the LB of a Service whose finalizer a user removed")
+    assert seen[0].status_addresses == (hostname,)
+
+
 def test_cluster_ip_service_is_never_sent_to_the_cloud(
     kube_api: client.ApiClient,
     namespace: str,
