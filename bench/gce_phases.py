@@ -288,11 +288,7 @@ class GceBench:
             port=port,
             workdir=self.workdir,
         )
-        replace = {
-            "--cloud-provider=aws": "--cloud-provider=gce",
-            "--leader-elect=false": f"--leader-elect={'true' if self.args.leader_elect else 'false'}",
-        }
-        command = [replace.get(c, c) for c in command]
+        command = [c.replace("--cloud-provider=aws", "--cloud-provider=gce") for c in command]
         self.controller = ControllerProcess(
             command=command,
             env=dict(os.environ),
