@@ -13,14 +13,16 @@ goes straight into the fake's state, not over HTTP, so every call the fake count
 (``--leader-elect=false`` unless ``--leader-elect``: the controller trusts its restart checkpoint only
 with leader election, docs/running.md "Restart and fail-over").
 
-Phases, as in ``side_by_side.py``: ``start``; ``create`` (N Services of type LoadBalancer, two TCP
-ports, until every one has an address and the fake has counted no call for ``--quiet`` s); ``steady``
-(``--steady`` s of nothing); ``restart`` (stop, start); ``node-add`` (one instance + Node, then the
-zone's instance group must hold it and every backend service must use that group); ``delete`` (all N,
-until they are gone and the fake is quiet, then the fake must hold none of the cluster's LB resources).
+Phases, as in ``side_by_side.py`` (both run ``bench/phases.py``'s): ``start``; ``create`` (N Services of
+type LoadBalancer, two TCP ports, until every one has an address and the fake has counted no call for
+``--quiet`` s); ``steady`` (``--steady`` s of nothing); ``restart`` (stop, start); ``node-add`` (one
+instance + Node, then the zone's instance group must hold it and every backend service must use that
+group); ``delete`` (all N, until they are gone and the fake is quiet, then the fake must hold none of
+the cluster's LB resources).
 
 Per phase: the GCE calls (HTTP requests counted at the fake, operation waits included: total,
-mutations, errors, the top operations), the time to converge, the controller's CPU and peak RSS.
+mutations (the ``writes`` of the JSON), errors, the top operations), the time to converge, the
+controller's CPU and peak RSS.
 
     KUBEBUILDER_ASSETS=$HOME/.cache/ccm-lb/control-plane/bin \\
         .venv/bin/python bench/gce_phases.py --services 100 --nodes 20 [--leader-elect]
@@ -37,9 +39,7 @@ import tempfile
 import time
 import types
 from collections import Counter
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -48,13 +48,12 @@ from controller_scale import (
     BENCH_LABEL,
     Api,
     BenchError,
-    IngressWatcher,
     log,
-    proc_stats,
     ready_patch,
     run_parallel,
 )
-from side_by_side import Calls, ControllerProcess, Sampler, controller_command, node_port_range, service_body
+from phases import PHASES, Calls, PhaseRunner
+from side_by_side import ControllerProcess, controller_command, node_port_range, service_body
 
 from ccm.envtest.assets import find_assets
 from ccm.envtest.controlplane import ControlPlane, free_port
@@ -64,8 +63,6 @@ PROJECT, REGION = "test-project", "us-central1"
 ZONES = ("us-central1-a", "us-central1-b")
 NODE_TAG = "k8s-node"
 CLUSTER = "bench"
-NAMESPACE = "bench"
-PHASES = ("start", "create", "steady", "restart", "node-add", "delete")
 LB_KINDS = ("forwardingRules", "backendServices", "healthChecks", "firewalls", "instanceGroups", "addresses")
 
 Key = tuple[str, str]  # (HTTP method, the fake's path template)
@@ -150,32 +147,6 @@ def cloud_config(url: str) -> str:
 # -- figures -----------------------------------------------------------------------------------------
 
 
-@dataclass
-class Phase:
-    name: str
-    calls: Calls
-    mutations: int
-    converge_s: float
-    condition_s: float
-    cpu_s: float
-    peak_rss_mib: float
-    check: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "calls": self.calls.total,
-            "mutations": self.mutations,
-            "errors": sum(self.calls.errors.values()),
-            "converge_s": round(self.converge_s, 2),
-            "condition_s": round(self.condition_s, 2),
-            "cpu_s": round(self.cpu_s, 2),
-            "peak_rss_mib": round(self.peak_rss_mib, 1),
-            "by_operation": dict(sorted(self.calls.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "errors_by_operation": dict(sorted(self.calls.errors.items())),
-            "check": self.check,
-        }
-
-
 def gce_service_body(index: int) -> dict[str, Any]:
     """``side_by_side``'s two-port Service, without its AWS annotation (external LB, ETP Cluster)."""
     body = service_body(index)
@@ -202,37 +173,21 @@ def node_body(name: str, zone: str) -> dict[str, Any]:
 # -- the run -----------------------------------------------------------------------------------------
 
 
-class GceBench:
-    """The fake, the control plane, the seed, the controller process and the phases."""
+class GceBench(PhaseRunner):
+    """The fake, the control plane, the seed and the controller process, through the phases of
+    :class:`phases.PhaseRunner`."""
 
     def __init__(self, args: argparse.Namespace, workdir: Path) -> None:
-        self.args, self.n, self.m, self.workdir = args, args.services, args.nodes, workdir
+        super().__init__(args=args)
+        self.m, self.workdir = args.nodes, workdir
         self.fake = CountingFake()
         self.plane = ControlPlane(
             assets=find_assets(), service_cidr="10.96.0.0/16", extra_apiserver_args=node_port_range(self.n)
         )
-        self.pool = ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix="client")
-        self.sampler = Sampler()
-        self._api: Api | None = None
-        self.controller: ControllerProcess | None = None
+        self.process: ControllerProcess | None = None
         self.starts = 0
-        self.ready_at = 0.0  # time.time() the last started controller became ready
         self.instances: list[tuple[str, str]] = []  # (name, zone)
-        self.phases: list[Phase] = []
-        self.info: dict[str, Any] = {
-            "leader_elect": args.leader_elect,
-            "fake_gce": "in the benchmark's process",
-        }
-
-    @property
-    def api(self) -> Api:
-        assert self._api is not None
-        return self._api
-
-    @property
-    def ctl(self) -> ControllerProcess:
-        assert self.controller is not None
-        return self.controller
+        self.info.update({"leader_elect": args.leader_elect, "fake_gce": "in the benchmark's process"})
 
     def setup(self) -> None:
         t = time.monotonic()
@@ -241,7 +196,7 @@ class GceBench:
         self.fake.seed_subnetwork("nodes", "default", "10.128.0.0/20")
         self.plane.start()
         self._api = Api(self.plane.kubeconfig, pool_size=self.args.threads + 2)
-        self.api.request("POST", "/api/v1/namespaces", {"metadata": {"name": NAMESPACE}})
+        self.api.request("POST", "/api/v1/namespaces", {"metadata": {"name": self.NAMESPACE}})
         for i in range(self.m):
             self.add_instance(i)
         run_parallel(self.pool, self.create_node, self.m)
@@ -289,7 +244,7 @@ class GceBench:
             workdir=self.workdir,
         )
         command = [c.replace("--cloud-provider=aws", "--cloud-provider=gce") for c in command]
-        self.controller = ControllerProcess(
+        self.process = ControllerProcess(
             command=command,
             env=dict(os.environ),
             port=port,
@@ -298,140 +253,34 @@ class GceBench:
         )
         if self.starts == 1:
             log(" ".join(command))
-        seconds = self.ctl.start(timeout=self.args.timeout)
-        self.ready_at = time.time()
-        self.sampler.follow(self.ctl.pid)
-        return seconds
+        return self.launch(self.process)
 
     def close(self) -> None:
-        self.sampler.stop()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.controller is not None:
-            self.controller.stop()
-        if self._api is not None:
-            self._api.close()
+        super().close()
         self.plane.stop()
         self.fake.stop()
 
-    # -- measuring (as side_by_side.Side's, on the fake's counters) --------------------------------------
+    # -- what the phases ask of GCE (the fake's counters) -----------------------------------------------
 
-    def quiet(self, *, since: float, condition: Callable[[], bool] | None = None) -> tuple[Calls, float]:
-        held = 0.0
-        deadline = time.monotonic() + self.args.timeout
-        last_progress = time.monotonic()
-        while True:
-            if self.controller is not None:
-                self.ctl.check_alive()
-            reading = self.fake.read()
-            if not held and (condition is None or condition()):
-                held = time.time()
-            if held and reading.now - max(reading.last, since) >= self.args.quiet:
-                return reading, held
-            if time.monotonic() > deadline:
-                raise BenchError(f"not converged within {self.args.timeout:.0f}s")
-            if time.monotonic() - last_progress >= 30:
-                last_progress = time.monotonic()
-                log(f"  ... {reading.total} calls so far, the last {reading.now - reading.last:.1f}s ago")
-            time.sleep(0.5)
+    def read_calls(self) -> Calls:
+        return self.fake.read()
 
-    def measure(
-        self,
-        name: str,
-        action: Callable[[], None],
-        *,
-        condition: Callable[[], bool] | None = None,
-        fixed: float = 0.0,
-    ) -> Phase:
-        before = self.fake.read()
-        cpu0 = proc_stats(self.ctl.pid).cpu_seconds if self.controller is not None else 0.0
-        pid0 = self.ctl.pid if self.controller is not None else 0
-        self.sampler.take()
-        t0 = time.time()
-        self.ready_at = 0.0
-        action()
-        if fixed:
-            time.sleep(fixed)
-            after, held = self.fake.read(), 0.0
-            converge = fixed
-        else:
-            # a (re)started controller: the quiet period counts from its readiness, not from the stop
-            after, held = self.quiet(since=max(t0, self.ready_at), condition=condition)
-            converge = max(held, after.last if after.last > t0 else t0) - t0
-        cpu = proc_stats(self.ctl.pid).cpu_seconds - (cpu0 if self.ctl.pid == pid0 else 0.0)
-        calls = after.minus(before)
-        phase = Phase(
-            name=name,
-            calls=calls,
-            mutations=sum(n for k, n in calls.calls.items() if self.fake.is_mutation(k)),
-            converge_s=converge,
-            condition_s=(held - t0) if held and condition is not None else 0.0,
-            cpu_s=cpu,
-            peak_rss_mib=self.sampler.take() / 1024,
-        )
-        self.phases.append(phase)
-        s = phase.summary()
-        log(
-            f"{name}: {s['calls']} calls ({s['mutations']} mutations, {s['errors']} errors), "
-            f"converged in {s['converge_s']}s, CPU {s['cpu_s']}s, peak RSS {s['peak_rss_mib']} MiB"
-        )
-        return phase
+    def is_write(self, operation: str) -> bool:
+        return self.fake.is_mutation(operation)
 
-    # -- the phases --------------------------------------------------------------------------------------
+    def service_body(self, index: int) -> dict[str, Any]:
+        return gce_service_body(index)
 
-    def run(self) -> None:
-        self.setup()
-        self.info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
-        start = self.measure(
-            "start", lambda: self.info.__setitem__("ready_s", round(self.start_controller(), 2))
-        )
-        start.check = f"ready after {self.info['ready_s']}s"
-
-        watcher = IngressWatcher(self.api)
-        watcher.start()
-        try:
-            if not watcher.listed.wait(30):
-                raise BenchError("the ingress watcher could not list Services")
-
-            def create_all() -> None:
-                path = f"/api/v1/namespaces/{NAMESPACE}/services"
-                run_parallel(self.pool, lambda i: self.api.request("POST", path, gce_service_body(i)), self.n)
-
-            create = self.measure("create", create_all, condition=lambda: watcher.count() >= self.n)
-            create.check = f"{watcher.count()}/{self.n} addresses; fake holds {self.inventory()}"
-        finally:
-            watcher.stop()
-
-        self.measure("steady", lambda: None, fixed=self.args.steady)
-
-        def restart() -> None:
-            self.ctl.stop()
-            self.info["restart_ready_s"] = round(self.start_controller(), 2)
-
-        restarted = self.measure("restart", restart)
-        restarted.check = f"ready after {self.info['restart_ready_s']}s"
-
-        def add_node() -> None:
-            self.add_instance(self.m)
-            self.create_node(self.m)
-
-        node = self.measure("node-add", add_node)
-        node.check = self.node_check(*self.instances[-1])
-
-        def delete_all() -> None:
-            path = f"/api/v1/namespaces/{NAMESPACE}/services/svc-"
-            run_parallel(self.pool, lambda i: self.api.request("DELETE", f"{path}{i:05d}"), self.n)
-
-        delete = self.measure("delete", delete_all, condition=self.no_services_left)
-        left = {kind: names for kind, names in self.fake.lb_resources().items() if names}
-        self.info["left_after_delete"] = left
-        delete.check = f"fake holds {left or 'no LB resource'}"
-        self.info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    def add_node(self) -> None:
+        self.add_instance(self.m)
+        self.create_node(self.m)
 
     def inventory(self) -> dict[str, int]:
         return {kind: len(names) for kind, names in self.fake.lb_resources().items()}
 
-    def node_check(self, name: str, zone: str) -> str:
+    def node_check(self) -> str:
         """Is the new instance in its zone's instance group(s), and do all backend services use one?"""
+        name, zone = self.instances[-1]
         groups = [g for g in self.fake.resources("instanceGroups") if g["zone"].endswith(f"/{zone}")]
         holding = {
             g["selfLink"]
@@ -445,14 +294,6 @@ class GceBench:
             f"{using}/{len(services)} backend services use such a group"
         )
 
-    def no_services_left(self) -> bool:
-        page = self.api.request(
-            "GET",
-            f"/api/v1/namespaces/{NAMESPACE}/services",
-            query={"labelSelector": f"{BENCH_LABEL}=1", "limit": "1"},
-        )
-        return not page.get("items")
-
 
 # -- report ------------------------------------------------------------------------------------------
 
@@ -465,7 +306,7 @@ def report(results: Mapping[str, Any], *, top: int) -> str:
             continue
         ops = ", ".join(f"{k} {v}" for k, v in list(s["by_operation"].items())[:top])
         lines.append(
-            f"== {phase}: {s['calls']} calls ({s['mutations']} mutations, {s['errors']} errors), "
+            f"== {phase}: {s['calls']} calls ({s['writes']} mutations, {s['errors']} errors), "
             f"converged {s['converge_s']}s, CPU {s['cpu_s']}s, peak RSS {s['peak_rss_mib']} MiB"
         )
         if ops:
@@ -481,7 +322,7 @@ def report(results: Mapping[str, Any], *, top: int) -> str:
         if s is not None:
             converge = "-" if phase == "steady" else s["converge_s"]
             lines.append(
-                f"| {phase} | {s['calls']} | {s['mutations']} | {s['errors']} | {converge} | "
+                f"| {phase} | {s['calls']} | {s['writes']} | {s['errors']} | {converge} | "
                 f"{s['cpu_s']} | {s['peak_rss_mib']} |"
             )
     return "\n".join(lines)

@@ -33,13 +33,11 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import types
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,13 +48,12 @@ from controller_scale import (
     BENCH_LABEL,
     Api,
     BenchError,
-    IngressWatcher,
     log,
-    proc_stats,
     ready_patch,
     run_parallel,
 )
 from moto_corrected import CALLS_PATH, SEED_ACCESS_KEY
+from phases import PHASES, Calls, PhaseRunner
 
 from ccm.envtest.assets import find_assets
 from ccm.envtest.controlplane import ControlPlane, free_port
@@ -69,7 +66,6 @@ CLUSTER_TAG = f"kubernetes.io/cluster/{CLUSTER}"
 IMAGE_ID = "ami-12c6146b"  # one of moto's built-in AMIs
 ACCESS_KEY = "testing"  # the controllers' (counted); the benchmark signs with SEED_ACCESS_KEY
 READ_PREFIXES = ("Describe", "Get", "List")
-PHASES = ("start", "create", "steady", "restart", "node-add", "delete")
 SIDES = ("upstream", "ours")
 
 
@@ -78,34 +74,6 @@ def is_write(operation: str) -> bool:
 
 
 # -- moto --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Calls:
-    """A reading of moto's counters (``/_bench/calls``)."""
-
-    calls: dict[str, int]
-    errors: dict[str, int]
-    total: int
-    last: float  # time.time() of the last counted request
-    now: float
-    repeats: dict[str, int] = field(default_factory=dict)  # idempotent creates answered (moto_corrected)
-
-    def minus(self, before: Calls) -> Calls:
-        grown = {k: v - before.calls.get(k, 0) for k, v in self.calls.items()}
-        errs = {k: v - before.errors.get(k, 0) for k, v in self.errors.items()}
-        return Calls(
-            calls={k: v for k, v in grown.items() if v},
-            errors={k: v for k, v in errs.items() if v},
-            total=self.total - before.total,
-            last=self.last,
-            now=self.now,
-            repeats={
-                k: v - before.repeats.get(k, 0)
-                for k, v in self.repeats.items()
-                if v - before.repeats.get(k, 0)
-            },
-        )
 
 
 class Moto:
@@ -490,77 +458,6 @@ def controller_command(
 # -- measuring a controller process -------------------------------------------------------------------
 
 
-class Sampler:
-    """Reads the controller's VmRSS every ``interval`` s; :meth:`take` returns the peak since the last."""
-
-    def __init__(self, interval: float = 0.25) -> None:
-        self.interval = interval
-        self.pid = 0
-        self.peak_kib = 0
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
-        self._thread.start()
-
-    def follow(self, pid: int) -> None:
-        with self._lock:
-            self.pid, self.peak_kib = pid, 0
-
-    def take(self) -> int:
-        self._sample()
-        with self._lock:
-            peak, self.peak_kib = self.peak_kib, 0
-        return peak
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _sample(self) -> None:
-        with self._lock:
-            pid = self.pid
-        if not pid:
-            return
-        try:
-            rss = proc_stats(pid).vm_rss_kib
-        except (OSError, ValueError, IndexError):
-            return
-        with self._lock:
-            if pid == self.pid:
-                self.peak_kib = max(self.peak_kib, rss)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self._sample()
-
-
-@dataclass
-class Phase:
-    name: str
-    calls: Calls
-    converge_s: float
-    condition_s: float  # when the phase's own condition held (addresses, Services gone), else 0
-    cpu_s: float
-    peak_rss_mib: float
-    check: str = ""
-
-    def summary(self) -> dict[str, Any]:
-        writes = {k: v for k, v in self.calls.calls.items() if is_write(k)}
-        return {
-            "calls": self.calls.total,
-            "writes": sum(writes.values()),
-            "errors": sum(self.calls.errors.values()),
-            "converge_s": round(self.converge_s, 2),
-            "condition_s": round(self.condition_s, 2),
-            "cpu_s": round(self.cpu_s, 2),
-            "peak_rss_mib": round(self.peak_rss_mib, 1),
-            "by_operation": dict(sorted(self.calls.calls.items(), key=lambda kv: (-kv[1], kv[0]))),
-            "errors_by_operation": dict(sorted(self.calls.errors.items())),
-            "repeated_creates": self.calls.repeats,
-            "check": self.check,
-        }
-
-
 # -- one side ---------------------------------------------------------------------------------------
 
 
@@ -615,33 +512,23 @@ def node_port_range(services: int) -> tuple[str, ...]:
     return (f"--service-node-port-range=30000-{30000 + 2 * services + 99}",)
 
 
-class Side:
-    """One side's fresh set-up (moto, control plane, seed, Nodes), its controller and its phases."""
-
-    NAMESPACE = "bench"
+class Side(PhaseRunner):
+    """One side's fresh set-up (moto, control plane, seed, Nodes) and its controller, through the phases
+    of :class:`phases.PhaseRunner`."""
 
     def __init__(self, name: str, *, args: argparse.Namespace, workdir: Path) -> None:
-        self.name, self.args, self.n, self.m = name, args, args.services, args.nodes
+        super().__init__(args=args, label=f"[{name}] ", thread_prefix=f"{name}-client")
+        self.name, self.m = name, args.nodes
         self.workdir = workdir / name
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.moto = Moto(log_path=self.workdir / "moto.log", corrected=args.corrections)
         self.plane = ControlPlane(
             assets=find_assets(), service_cidr="10.96.0.0/16", extra_apiserver_args=node_port_range(self.n)
         )
-        self.pool = ThreadPoolExecutor(max_workers=args.threads, thread_name_prefix=f"{name}-client")
-        self.sampler = Sampler()
-        self._api: Api | None = None
         self._account: Account | None = None
         self._network: Network | None = None
-        self.controller: ControllerProcess | None = None
+        self.process: ControllerProcess | None = None
         self.starts = 0
-        self.phases: list[Phase] = []
-        self.info: dict[str, Any] = {}
-
-    @property
-    def api(self) -> Api:
-        assert self._api is not None
-        return self._api
 
     @property
     def account(self) -> Account:
@@ -652,11 +539,6 @@ class Side:
     def network(self) -> Network:
         assert self._network is not None
         return self._network
-
-    @property
-    def ctl(self) -> ControllerProcess:
-        assert self.controller is not None
-        return self.controller
 
     def setup(self) -> None:
         t = time.monotonic()
@@ -710,7 +592,7 @@ class Side:
             port=port,
             workdir=self.workdir,
         )
-        self.controller = ControllerProcess(
+        self.process = ControllerProcess(
             command=command,
             env=aws_env(self.moto.endpoint, with_endpoint_url=self.name == "ours"),
             port=port,
@@ -724,156 +606,39 @@ class Side:
         )
         if self.starts == 1:
             log(f"[{self.name}] {' '.join(command)}")
-        seconds = self.ctl.start(timeout=self.args.timeout)
-        self.sampler.follow(self.ctl.pid)
-        return seconds
+        return self.launch(self.process)
 
     def close(self) -> None:
-        self.sampler.stop()
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        if self.controller is not None:
-            self.controller.stop()
-        if self._api is not None:
-            self._api.close()
+        super().close()
         self.plane.stop()
         self.moto.stop()
 
-    # -- measuring --------------------------------------------------------------------------------------
+    # -- what the phases ask of AWS ---------------------------------------------------------------------
 
-    def quiet(self, *, since: float, condition: Callable[[], bool] | None = None) -> tuple[Calls, float]:
-        """Wait until ``condition`` holds and moto has counted no call for ``--quiet`` s. Returns the
-        reading and the wall time (time.time()) at which the condition was first seen to hold."""
-        held = 0.0
-        deadline = time.monotonic() + self.args.timeout
-        last_progress = time.monotonic()
-        while True:
-            if self.controller is not None:
-                self.ctl.check_alive()
-            reading = self.moto.read()
-            if not held and (condition is None or condition()):
-                held = time.time()
-            if held and reading.now - max(reading.last, since) >= self.args.quiet:
-                return reading, held
-            if time.monotonic() > deadline:
-                raise BenchError(f"[{self.name}] not converged within {self.args.timeout:.0f}s")
-            if time.monotonic() - last_progress >= 30:
-                last_progress = time.monotonic()
-                log(
-                    f"[{self.name}]   ... {reading.total} calls so far, "
-                    f"the last {reading.now - reading.last:.1f}s ago"
-                )
-            time.sleep(0.5)
+    def read_calls(self) -> Calls:
+        return self.moto.read()
 
-    def measure(
-        self,
-        name: str,
-        action: Callable[[], None],
-        *,
-        condition: Callable[[], bool] | None = None,
-        fixed: float = 0.0,
-    ) -> Phase:
-        """Run ``action`` and wait for convergence (or ``fixed`` s); the phase's calls, time, CPU, RSS."""
-        before = self.moto.read()
-        cpu0 = proc_stats(self.ctl.pid).cpu_seconds if self.controller is not None else 0.0
-        pid0 = self.ctl.pid if self.controller is not None else 0
-        self.sampler.take()
-        t0 = time.time()
-        action()
-        if fixed:
-            time.sleep(fixed)
-            after, held = self.moto.read(), 0.0
-            converge = fixed
-        else:
-            # the quiet window starts when the action is done (for ``restart``: once the new process is
-            # healthy), never before: a controller slow to make its first call must not end the phase
-            after, held = self.quiet(since=time.time(), condition=condition)
-            converge = max(held, after.last if after.last > t0 else t0) - t0
-        cpu = proc_stats(self.ctl.pid).cpu_seconds - (cpu0 if self.ctl.pid == pid0 else 0.0)
-        phase = Phase(
-            name=name,
-            calls=after.minus(before),
-            converge_s=converge,
-            condition_s=(held - t0) if held and condition is not None else 0.0,
-            cpu_s=cpu,
-            peak_rss_mib=self.sampler.take() / 1024,
-        )
-        self.phases.append(phase)
-        s = phase.summary()
-        log(
-            f"[{self.name}] {name}: {s['calls']} calls ({s['writes']} writes, {s['errors']} errors), "
-            f"converged in {s['converge_s']}s, CPU {s['cpu_s']}s, peak RSS {s['peak_rss_mib']} MiB"
-        )
-        return phase
+    def is_write(self, operation: str) -> bool:
+        return is_write(operation)
 
-    # -- the phases --------------------------------------------------------------------------------------
+    def service_body(self, index: int) -> dict[str, Any]:
+        return service_body(index, kind=self.args.type)
 
-    def run(self) -> None:
-        self.setup()
-        self.info["loadavg_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    def add_node(self) -> None:
+        (instance,) = self.account.run_instances(self.network, zone=ZONES[0], count=1)
+        self.network.instances.append(instance)
+        self.create_node(instance, self.m)
 
-        start = self.measure(
-            "start", lambda: self.info.__setitem__("ready_s", round(self.start_controller(), 2))
-        )
-        start.check = f"healthy after {self.info['ready_s']}s"
-
-        watcher = IngressWatcher(self.api)
-        watcher.start()
-        try:
-            if not watcher.listed.wait(30):
-                raise BenchError("the ingress watcher could not list Services")
-
-            def create_all() -> None:
-                path = f"/api/v1/namespaces/{self.NAMESPACE}/services"
-                run_parallel(
-                    self.pool,
-                    lambda i: self.api.request("POST", path, service_body(i, kind=self.args.type)),
-                    self.n,
-                )
-
-            create = self.measure("create", create_all, condition=lambda: watcher.count() >= self.n)
-            inventory = self.account.inventory()
-            create.check = f"{watcher.count()}/{self.n} addresses; moto holds {inventory}"
-        finally:
-            watcher.stop()
-
-        self.measure("steady", lambda: None, fixed=self.args.steady)
-
-        def restart() -> None:
-            self.ctl.stop()
-            self.info["restart_ready_s"] = round(self.start_controller(), 2)
-
-        restart_phase = self.measure("restart", restart)
-        restart_phase.check = f"healthy after {self.info['restart_ready_s']}s"
-
-        def add_node() -> None:
-            (instance,) = self.account.run_instances(self.network, zone=ZONES[0], count=1)
-            self.network.instances.append(instance)
-            self.create_node(instance, self.m)
-
-        node = self.measure("node-add", add_node)
+    def node_check(self) -> str:
         added = self.network.instances[-1].instance_id
         if self.args.type == "classic":
             having, elbs = self.account.classic_load_balancers_with(added)
-            node.check = f"new instance in {having}/{elbs} Classic ELBs"
-        else:
-            having, groups = self.account.target_groups_with(added)
-            node.check = f"new instance in {having}/{groups} target groups"
+            return f"new instance in {having}/{elbs} Classic ELBs"
+        having, groups = self.account.target_groups_with(added)
+        return f"new instance in {having}/{groups} target groups"
 
-        def delete_all() -> None:
-            path = f"/api/v1/namespaces/{self.NAMESPACE}/services/svc-"
-            run_parallel(self.pool, lambda i: self.api.request("DELETE", f"{path}{i:05d}"), self.n)
-
-        delete = self.measure("delete", delete_all, condition=self.no_services_left)
-        delete.check = f"moto holds {self.account.inventory()}"
-        self.info["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-
-    def no_services_left(self) -> bool:
-        page = self.api.request(
-            "GET",
-            f"/api/v1/namespaces/{self.NAMESPACE}/services",
-            query={"labelSelector": f"{BENCH_LABEL}=1", "limit": "1"},
-        )
-        return not page.get("items")
+    def inventory(self) -> dict[str, int]:
+        return self.account.inventory()
 
 
 # -- report ------------------------------------------------------------------------------------------
