@@ -452,7 +452,9 @@ def controller_command(
         return [str(args.upstream_binary), *common, *extra], "/healthz"
     # ``-m`` from the checkout (the process runs with cwd=REPO_ROOT): the checkout's code, also from a git
     # worktree sharing another checkout's virtualenv, whose ``ccm`` script imports that checkout's
-    return [sys.executable, "-m", "ccm.cli", "run", *common], "/readyz"
+    resync = getattr(args, "resync_period", "")  # gce_phases.py has no such flag
+    extra = [f"--load-balancer-resync-period={resync}"] if resync else []
+    return [sys.executable, "-m", "ccm.cli", "run", *common, *extra], "/readyz"
 
 
 # -- measuring a controller process -------------------------------------------------------------------
@@ -765,6 +767,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="run both with leader election (ours trusts its restart checkpoint only then: a restart "
         "with nothing changed makes one tagging listing per 100 Services; upstream's new process may "
         "wait for its old Lease to expire)",
+    )
+    parser.add_argument(
+        "--resync-period",
+        default="",
+        help="ours' --load-balancer-resync-period (default: its own, 10m); at N = 5,000 on moto a resync "
+        "during create reads a listing moto truncates while the workers create (bench/README.md)",
     )
     parser.add_argument(
         "--py-spy",
