@@ -8,6 +8,7 @@ written as a tag, so desired and actual parts are matched by identity, never by 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -38,8 +39,10 @@ TARGET_GROUP_PREFIX = "target-group:"  # + "<port>/<protocol>"
 Tags = tuple[tuple[str, str], ...]
 
 
+@functools.lru_cache(maxsize=8)
 def cluster_tag(cluster_name: str) -> str:
-    """The ownership tag key; its value is ``owned`` on everything this cluster created."""
+    """The ownership tag key; its value is ``owned`` on everything this cluster created (one string
+    per cluster, not one per tag of every stack a drift check builds)."""
     return f"kubernetes.io/cluster/{cluster_name}"
 
 

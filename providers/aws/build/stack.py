@@ -82,11 +82,12 @@ def build_stack(
     byo_groups = byo_security_groups(annotations)
     ranges = source_ranges(request)
     targets = target_instances(request)
+    service_key = request.key  # one string for every resource's tags
 
     def tags(resource: str) -> Tags:
         return resource_tags(
             cluster_id=cluster_id,
-            service_key=request.key,
+            service_key=service_key,
             uid=request.uid,
             scope=cluster.scope,
             extra=extra_tags,

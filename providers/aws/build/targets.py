@@ -1,13 +1,35 @@
-"""Which nodes are targets: the node selector annotation, and the instance ID of each node."""
+"""Which nodes are targets: the node selector annotation, and the instance ID of each node.
+
+Nearly every Service targets the same nodes, and a drift check builds every Service's stack at once
+(5,000 at a time at 5,000 Services): equal target tuples are handed out as one object, instance ID
+strings included, instead of one copy per stack (~1.5 KB per stack at 20 nodes).
+"""
 
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping, Sequence
 
 from ccm.cloudprovider import LoadBalancerRequest, Node
 from providers.aws import annotations as ann
 from providers.aws.build.names import instance_id
+
+_MAX_SHARED = 64  # distinct target tuples kept for sharing (node sets in flux, selectors)
+_shared: dict[tuple[str, ...], tuple[str, ...]] = {}
+_shared_lock = threading.Lock()
+
+
+def _share(ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The tuple equal to ``ids`` handed out before, or ``ids`` (then remembered)."""
+    with _shared_lock:
+        known = _shared.get(ids)
+        if known is not None:
+            return known
+        if len(_shared) >= _MAX_SHARED:
+            _shared.clear()
+        _shared[ids] = ids
+        return ids
 
 
 def _node_selector(annotations: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
@@ -37,4 +59,4 @@ def target_instances(request: LoadBalancerRequest) -> tuple[str, ...]:
             ids.add(instance_id(node.provider_id))
         except ValueError:
             continue
-    return tuple(sorted(ids))
+    return _share(tuple(sorted(ids)))
