@@ -184,8 +184,6 @@ class GceBench(PhaseRunner):
         self.plane = ControlPlane(
             assets=find_assets(), service_cidr="10.96.0.0/16", extra_apiserver_args=node_port_range(self.n)
         )
-        self.process: ControllerProcess | None = None
-        self.starts = 0
         self.instances: list[tuple[str, str]] = []  # (name, zone)
         self.info.update({"leader_elect": args.leader_elect, "fake_gce": "in the benchmark's process"})
 
@@ -244,7 +242,7 @@ class GceBench(PhaseRunner):
             workdir=self.workdir,
         )
         command = [c.replace("--cloud-provider=aws", "--cloud-provider=gce") for c in command]
-        self.process = ControllerProcess(
+        process = ControllerProcess(
             command=command,
             env=dict(os.environ),
             port=port,
@@ -253,7 +251,7 @@ class GceBench(PhaseRunner):
         )
         if self.starts == 1:
             log(" ".join(command))
-        return self.launch(self.process)
+        return self.launch(process)
 
     def close(self) -> None:
         super().close()

@@ -164,6 +164,7 @@ class PhaseRunner(abc.ABC):
         self.sampler = Sampler()
         self._api: Api | None = None
         self.controller: Controller | None = None
+        self.starts = 0  # controllers started: each one's log is controller-<starts>.log
         self.phases: list[Phase] = []
         self.info: dict[str, Any] = {}
 

@@ -529,8 +529,6 @@ class Side(PhaseRunner):
         )
         self._account: Account | None = None
         self._network: Network | None = None
-        self.process: ControllerProcess | None = None
-        self.starts = 0
 
     @property
     def account(self) -> Account:
@@ -594,7 +592,7 @@ class Side(PhaseRunner):
             port=port,
             workdir=self.workdir,
         )
-        self.process = ControllerProcess(
+        process = ControllerProcess(
             command=command,
             env=aws_env(self.moto.endpoint, with_endpoint_url=self.name == "ours"),
             port=port,
@@ -608,7 +606,7 @@ class Side(PhaseRunner):
         )
         if self.starts == 1:
             log(f"[{self.name}] {' '.join(command)}")
-        return self.launch(self.process)
+        return self.launch(process)
 
     def close(self) -> None:
         super().close()
